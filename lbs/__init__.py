@@ -1,0 +1,1 @@
+"""lbs: find local merchants and time-limited deals near where you stand."""

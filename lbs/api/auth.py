@@ -1,0 +1,43 @@
+"""Who is calling: the operator's bearer token or a merchant's API key."""
+
+from __future__ import annotations
+
+from flask import request
+
+from lbs.api.context import db_session, runtime
+from lbs.errors import Forbidden, Unauthorized
+from lbs.services.api_keys import KEY_PREFIX, merchant_id_for_key, token_matches
+
+SECURITY = [{"bearer": []}]
+SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer"}}
+
+
+def _bearer() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send 'Authorization: Bearer <token>'")
+    return token.strip()
+
+
+def is_operator(token: str) -> bool:
+    return token_matches(token, runtime().settings.operator_token_sha256)
+
+
+def require_operator() -> None:
+    token = _bearer()
+    if not is_operator(token):
+        if token.startswith(KEY_PREFIX):
+            raise Forbidden("this needs the operator token, not a merchant API key")
+        raise Unauthorized("invalid operator token")
+
+
+def require_merchant(merchant_id: int | None = None) -> int:
+    """The caller's merchant id; if merchant_id is given the caller must own it (or be the operator)."""
+    token = _bearer()
+    if merchant_id is not None and is_operator(token):
+        return merchant_id
+    own = merchant_id_for_key(db_session(), token)
+    if merchant_id is not None and own != merchant_id:
+        raise Forbidden(f"this API key belongs to merchant {own}, not {merchant_id}")
+    return own

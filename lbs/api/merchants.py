@@ -1,0 +1,60 @@
+"""Merchants: public reads, operator creation and keys, owners' reads and updates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, Field
+
+from lbs.api.auth import SECURITY, require_merchant, require_operator
+from lbs.api.context import db_session, utc_now
+from lbs.api.problems import register_model
+from lbs.api.schemas import ERRORS, ApiKeyOut, MerchantOut
+from lbs.services import api_keys, merchants
+
+bp = APIBlueprint("merchants", __name__, url_prefix="/v1", abp_tags=[Tag(name="merchants")])
+
+register_model(merchants.MerchantFields)
+register_model(merchants.MerchantChanges)
+
+
+@register_model
+class MerchantPath(BaseModel):
+    merchant_id: int = Field(ge=1, le=2**63 - 1)
+
+
+@bp.get("/merchants/<int:merchant_id>", responses={200: MerchantOut, **ERRORS})
+def get_merchant(path: MerchantPath) -> dict[str, Any]:
+    """Public: one merchant."""
+    return merchants.merchant_public(merchants.get_merchant(db_session(), path.merchant_id))
+
+
+@bp.post("/merchants", responses={201: MerchantOut, **ERRORS}, security=SECURITY)
+def create_merchant(body: merchants.MerchantFields) -> tuple[dict[str, Any], int]:
+    """Operator: create a merchant."""
+    require_operator()
+    merchant = merchants.create_merchant(db_session(), body, utc_now())
+    return merchants.merchant_public(merchant), 201
+
+
+@bp.post("/merchants/<int:merchant_id>/api-keys", responses={201: ApiKeyOut, **ERRORS}, security=SECURITY)
+def issue_api_key(path: MerchantPath) -> tuple[dict[str, Any], int]:
+    """Operator: issue an API key for a merchant. The key is shown only in this response."""
+    require_operator()
+    key = api_keys.issue_api_key(db_session(), path.merchant_id, utc_now())
+    return {"merchant_id": path.merchant_id, "api_key": key}, 201
+
+
+@bp.get("/merchants/me", responses={200: MerchantOut, **ERRORS}, security=SECURITY)
+def get_own_merchant() -> dict[str, Any]:
+    """Merchant: the record the API key belongs to."""
+    return merchants.merchant_public(merchants.get_merchant(db_session(), require_merchant()))
+
+
+@bp.patch("/merchants/<int:merchant_id>", responses={200: MerchantOut, **ERRORS}, security=SECURITY)
+def update_merchant(path: MerchantPath, body: merchants.MerchantChanges) -> dict[str, Any]:
+    """Merchant (own record only) or operator: change some fields."""
+    require_merchant(path.merchant_id)
+    merchant = merchants.update_merchant(db_session(), path.merchant_id, body, utc_now())
+    return merchants.merchant_public(merchant)

@@ -1,0 +1,82 @@
+"""GET /v1/nearby: merchants within a radius, nearest first, paged by cursor."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from flask import Response, json, request
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from lbs.api.context import db_session, runtime
+from lbs.api.problems import register_model
+from lbs.api.schemas import ERRORS, NearbyPageOut
+from lbs.categories import Category
+from lbs.config import MAX_LIMIT, MAX_RADIUS_M
+from lbs.services.nearby import NearbyQuery, page_to_geojson, search_nearby
+
+bp = APIBlueprint("nearby", __name__, url_prefix="/v1", abp_tags=[Tag(name="nearby")])
+GEOJSON = "application/geo+json"
+
+
+@register_model
+class NearbyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False, description="WGS84 latitude, degrees")
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False, description="WGS84 longitude, degrees")
+    radius_m: float = Field(
+        1000, gt=0, le=MAX_RADIUS_M, allow_inf_nan=False, description="great-circle radius, metres"
+    )
+    limit: int = Field(20, ge=1, le=MAX_LIMIT)
+    cursor: str | None = Field(None, max_length=512, description="next_cursor of the previous page")
+    category: str | None = Field(
+        None, max_length=400, description="comma-separated categories: " + ", ".join(c.value for c in Category)
+    )
+    sort: Literal["relevance", "distance"] = Field(
+        "relevance", description="relevance falls back to distance until the recommender lands"
+    )
+    format: Literal["json", "geojson"] = "json"
+
+    @field_validator("category")
+    @classmethod
+    def _known_categories(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        names = [v.strip() for v in value.split(",") if v.strip()]
+        unknown = [n for n in names if n not in Category.__members__]
+        if unknown or not names:
+            allowed = ", ".join(c.value for c in Category)
+            raise ValueError(f"unknown category {', '.join(unknown) or '(empty)'}; allowed: {allowed}")
+        return ",".join(sorted(set(names)))
+
+
+@bp.get("/nearby", responses={200: NearbyPageOut, **ERRORS})
+def nearby(query: NearbyParams) -> Response:
+    """Active merchants within radius_m of (lat, lon): exact, nearest first, ties by id."""
+    page = search_nearby(
+        db_session(),
+        runtime().live_index,
+        NearbyQuery(
+            lat=query.lat,
+            lon=query.lon,
+            radius_m=query.radius_m,
+            limit=query.limit,
+            cursor=query.cursor,
+            categories=tuple(query.category.split(",")) if query.category else None,
+            sort=query.sort,
+        ),
+    )
+    wants_geojson = query.format == "geojson" or (
+        query.format == "json" and "format" not in request.args
+        and request.accept_mimetypes.best_match(["application/json", GEOJSON]) == GEOJSON
+    )
+    if wants_geojson:
+        return Response(json.dumps(page_to_geojson(page)), mimetype=GEOJSON)
+    body = {
+        "total": page.total,
+        "ranking": page.ranking,
+        "items": [{"merchant": i.merchant, "distance_m": i.distance_m} for i in page.items],
+        "next_cursor": page.next_cursor,
+    }
+    return Response(json.dumps(body), mimetype="application/json")

@@ -1,0 +1,101 @@
+"""Every error as RFC 9457 application/problem+json, including validation failures."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, json
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
+
+from lbs.errors import PROBLEM_BASE, InvalidParameter, LbsError
+
+log = logging.getLogger(__name__)
+PROBLEM_JSON = "application/problem+json"
+
+# Request models by name, so that a validation error can state the allowed range.
+_MODELS: dict[str, type[BaseModel]] = {}
+
+
+def register_model(model: type[BaseModel]) -> type[BaseModel]:
+    _MODELS[model.__name__] = model
+    return model
+
+
+def problem_response(problem: dict[str, Any]) -> Response:
+    return Response(json.dumps(problem), status=problem["status"], mimetype=PROBLEM_JSON)
+
+
+def _allowed(model_name: str, field: str) -> str | None:
+    model = _MODELS.get(model_name)
+    if model is None:
+        return None
+    schema = model.model_json_schema()
+    prop = schema.get("properties", {}).get(field)
+    if prop is None:
+        return None
+    options = prop.get("anyOf", [prop])
+    parts: list[str] = []
+    for option in options:
+        if "$ref" in option:
+            option = schema.get("$defs", {}).get(option["$ref"].rsplit("/", 1)[-1], {})
+        low = option.get("minimum", option.get("exclusiveMinimum"))
+        high = option.get("maximum", option.get("exclusiveMaximum"))
+        if low is not None or high is not None:
+            left = "(" if "exclusiveMinimum" in option else "["
+            right = ")" if "exclusiveMaximum" in option else "]"
+            parts.append(f"{option.get('type', 'number')} in {left}{low}, {high}{right}")
+        elif "enum" in option:
+            parts.append("one of " + ", ".join(map(str, option["enum"])))
+        elif "maxLength" in option:
+            parts.append(f"string of at most {option['maxLength']} characters")
+        elif "const" in option:
+            parts.append(repr(option["const"]))
+    return " or ".join(parts) or None
+
+
+def validation_problem(error: ValidationError) -> Response:
+    """flask-openapi3's validation_error_callback: 400 naming each bad field."""
+    errors = []
+    for item in error.errors(include_url=False):
+        field = ".".join(str(p) for p in item["loc"]) or "body"
+        entry: dict[str, Any] = {"field": field, "message": item["msg"]}
+        allowed = _allowed(error.title, str(item["loc"][0])) if item["loc"] else None
+        if allowed:
+            entry["allowed"] = allowed
+        errors.append(entry)
+    first = errors[0]
+    detail = f"{first['field']}: {first['message']}"
+    if "allowed" in first:
+        detail += f" (allowed: {first['allowed']})"
+    problem = InvalidParameter(first["field"], detail, errors=errors).to_problem()
+    return problem_response(problem)
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(LbsError)
+    def _lbs_error(error: LbsError) -> Response:
+        return problem_response(error.to_problem())
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Response:
+        if error.response is not None and error.response.mimetype == PROBLEM_JSON:
+            return error.response
+        status = error.code or 500
+        return problem_response(
+            {
+                "type": PROBLEM_BASE + (error.name or "error").lower().replace(" ", "-"),
+                "title": error.name,
+                "status": status,
+                "detail": error.description,
+            }
+        )
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        log.exception("unhandled error")
+        return problem_response(
+            {"type": PROBLEM_BASE + "internal", "title": "Internal error", "status": 500,
+             "detail": "an unexpected error occurred; it has been logged"}
+        )

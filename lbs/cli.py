@@ -1,0 +1,139 @@
+"""The `lbs` command: database, serving, merchants, seeding, operator token."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from sqlalchemy.orm import Session
+
+from lbs import migrate
+from lbs.config import Settings
+from lbs.db import make_engine
+from lbs.errors import InvalidRows, LbsError
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@click.group()
+def main() -> None:
+    """lbs: local merchants and deals near you. Configure with LBS_* environment variables."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply the migrations (creates the SQLite file or the PostGIS extension as needed)."""
+    settings = _settings()
+    migrate.upgrade(make_engine(settings.database_url), revision)
+    click.echo(f"database at {revision}")
+
+
+@main.command()
+@click.option("--bind", default=None, help="host:port (LBS_BIND, default 127.0.0.1:8000)")
+@click.option("--workers", type=int, default=None, help="gunicorn workers (LBS_WORKERS, default 2)")
+def serve(bind: str | None, workers: int | None) -> None:
+    """Run the API under gunicorn."""
+    settings = _settings()
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lbs-metrics-")
+    argv = [
+        "gunicorn",
+        "--bind", bind or settings.bind,
+        "--workers", str(workers or settings.workers),
+        "--threads", "4",
+        "--access-logfile", "-",
+        # The access log shows the path only: query strings carry user positions.
+        "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
+        "lbs.app:create_app()",
+    ]
+    os.execvp(sys.executable, [sys.executable, "-m", *argv])
+
+
+@main.group()
+def merchants() -> None:
+    """Merchant data."""
+
+
+@merchants.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def merchants_import(path: Path) -> None:
+    """Import merchants from CSV or GeoJSON; a bad row aborts the whole file."""
+    from lbs.services.imports import import_merchant_file
+
+    engine = make_engine(_settings().database_url)
+    try:
+        with Session(engine) as session, session.begin():
+            count = import_merchant_file(session, path, _now())
+    except InvalidRows as exc:
+        for error in exc.errors:
+            where = f"line {error['line']}" if "line" in error else f"feature {error['feature']}"
+            click.echo(f"{path}:{where}: {error['field']}: {error['message']}", err=True)
+        raise SystemExit(f"{len(exc.errors)} error(s); nothing was imported") from None
+    click.echo(f"imported {count} merchants")
+
+
+@merchants.command("api-key")
+@click.argument("merchant_id", type=int)
+def merchants_api_key(merchant_id: int) -> None:
+    """Issue an API key for a merchant (printed once, stored hashed)."""
+    from lbs.services.api_keys import issue_api_key
+
+    engine = make_engine(_settings().database_url)
+    try:
+        with Session(engine) as session, session.begin():
+            key = issue_api_key(session, merchant_id, _now())
+    except LbsError as exc:
+        raise SystemExit(exc.detail) from None
+    click.echo(key)
+
+
+@main.group()
+def seed() -> None:
+    """Seed data."""
+
+
+@seed.command("synthetic")
+@click.option("--merchants", "count", type=click.IntRange(1, 10_000_000), default=5000, show_default=True)
+@click.option("--seed", "rng_seed", type=int, default=7, show_default=True)
+@click.option("--if-empty", is_flag=True, help="do nothing when merchants already exist")
+def seed_synthetic(count: int, rng_seed: int, if_empty: bool) -> None:
+    """A synthetic city (clustered around Helsinki) for demos and scale tests."""
+    from sqlalchemy import func, select
+
+    from lbs.models import Merchant
+    from seed.synthetic import seed_city
+
+    engine = make_engine(_settings().database_url)
+    with Session(engine) as session, session.begin():
+        if if_empty and session.execute(select(func.count()).select_from(Merchant)).scalar_one():
+            click.echo("merchants exist; not seeding")
+            return
+        written = seed_city(session, count, _now(), seed=rng_seed)
+    click.echo(f"seeded {written} merchants")
+
+
+@main.command("operator-token")
+def operator_token() -> None:
+    """Make an operator token; prints the token and the LBS_OPERATOR_TOKEN_SHA256 to configure."""
+    from lbs.services.api_keys import sha256_hex
+
+    token = "lbs_op_" + secrets.token_urlsafe(32)
+    click.echo(f"token: {token}")
+    click.echo(f"LBS_OPERATOR_TOKEN_SHA256={sha256_hex(token)}")

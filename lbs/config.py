@@ -1,0 +1,48 @@
+"""The one frozen Settings object, built from LBS_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+MAX_RADIUS_M = 50_000
+MAX_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the service; defaults run out of the box (SQLite in the working directory)."""
+
+    database_url: str = "sqlite:///lbs.sqlite3"
+    # H3 resolution of the in-process nearby index (8: cells of ~0.74 km², edge ~0.46 km).
+    h3_resolution: int = 8
+    # A worker polls the database for merchant writes at most this often; the documented
+    # bound on how stale another worker's view can be.
+    index_refresh_s: float = 1.0
+    # sha256 hex digest of the operator bearer token; empty disables operator endpoints.
+    operator_token_sha256: str = ""
+    log_level: str = "INFO"
+    bind: str = "127.0.0.1:8000"
+    workers: int = 2
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            raw = env.get(f"LBS_{f.name.upper()}")
+            if raw is None:
+                continue
+            default = getattr(cls, f.name)
+            values[f.name] = type(default)(raw)
+        return cls(**values)
+
+    def with_overrides(self, overrides: Mapping[str, Any] | None) -> Settings:
+        if not overrides:
+            return self
+        return replace(self, **overrides)

@@ -1,0 +1,81 @@
+"""The exception tree; every member renders as RFC 9457 application/problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROBLEM_BASE = "https://lbs.dev/problems/"
+
+
+class LbsError(Exception):
+    """Base of every error the API reports to clients."""
+
+    status = 500
+    slug = "internal"
+    title = "Internal error"
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extensions = extensions
+
+    def to_problem(self) -> dict[str, Any]:
+        return {
+            "type": PROBLEM_BASE + self.slug,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            **self.extensions,
+        }
+
+
+class InvalidParameter(LbsError):
+    """A query, path or body field is missing, malformed or out of its allowed range."""
+
+    status = 400
+    slug = "invalid-parameter"
+    title = "Invalid parameter"
+
+    def __init__(self, field: str, detail: str, **extensions: Any) -> None:
+        super().__init__(detail, field=field, **extensions)
+        self.field = field
+
+
+class InvalidRows(LbsError):
+    """An import file has bad rows; nothing of it was written."""
+
+    status = 400
+    slug = "invalid-rows"
+    title = "Invalid rows"
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        lines = "; ".join(
+            f"{'line' if 'line' in e else 'feature'} {e.get('line', e.get('feature'))}: {e['field']}: {e['message']}"
+            for e in errors[:20]
+        )
+        super().__init__(f"{len(errors)} bad row(s), nothing imported: {lines}", errors=errors)
+        self.errors = errors
+
+
+class Unauthorized(LbsError):
+    status = 401
+    slug = "unauthorized"
+    title = "Missing or invalid credentials"
+
+
+class Forbidden(LbsError):
+    status = 403
+    slug = "forbidden"
+    title = "Not allowed"
+
+
+class NotFound(LbsError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class NotReady(LbsError):
+    status = 503
+    slug = "not-ready"
+    title = "Not ready"

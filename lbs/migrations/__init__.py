@@ -1,0 +1,1 @@
+"""Alembic migrations of the lbs schema; run them with `lbs db upgrade`."""

@@ -1,0 +1,157 @@
+"""Merchants: the validated input, creation, bulk import, updates and reads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import opening_hours
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from lbs.categories import Category
+from lbs.errors import NotFound
+from lbs.geo.timezones import timezone_at
+from lbs.models import Merchant
+from lbs.services.revisions import next_revision
+
+Status = Literal["active", "inactive", "closed"]
+
+
+def _valid_opening_hours(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        opening_hours.OpeningHours(value)
+    except opening_hours.ParserError as exc:
+        first = str(exc).strip().splitlines()[-1].strip(" =")
+        raise ValueError(f"not an OSM opening_hours expression ({first})") from None
+    return value
+
+
+OpeningHours = Annotated[str, Field(max_length=1000), AfterValidator(_valid_opening_hours)]
+Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+Phone = Annotated[str, Field(max_length=40, pattern=r"^\+?[0-9][0-9 ()./-]{2,39}$")]
+
+
+class MerchantFields(BaseModel):
+    """What an operator may set on a merchant (also one row of an import file)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    category: Category
+    lat: Latitude
+    lon: Longitude
+    address: str | None = Field(None, max_length=300)
+    phone: Phone | None = None
+    website: HttpUrl | None = None
+    price_level: int | None = Field(None, ge=1, le=4, description="1 (cheap) to 4 (expensive)")
+    opening_hours: OpeningHours | None = None
+    status: Status = "active"
+
+
+class MerchantChanges(BaseModel):
+    """A partial update: only the fields given are changed."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    category: Category | None = None
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+    address: str | None = Field(None, max_length=300)
+    phone: Phone | None = None
+    website: HttpUrl | None = None
+    price_level: int | None = Field(None, ge=1, le=4)
+    opening_hours: OpeningHours | None = None
+    status: Status | None = None
+
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> MerchantChanges:
+        for name in ("name", "category", "lat", "lon", "status"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
+def _row_values(fields: MerchantFields, revision: int, now: datetime) -> dict[str, Any]:
+    values = fields.model_dump(mode="json")
+    values.update(
+        timezone=timezone_at(fields.lat, fields.lon),
+        revision=revision,
+        created_at=now,
+        updated_at=now,
+    )
+    return values
+
+
+def create_merchant(session: Session, fields: MerchantFields, now: datetime) -> Merchant:
+    merchant = Merchant(**_row_values(fields, next_revision(session), now))
+    session.add(merchant)
+    session.flush()
+    return merchant
+
+
+def import_merchants(session: Session, rows: Sequence[MerchantFields], now: datetime) -> int:
+    """Insert validated rows in one statement batch under one revision; all or nothing."""
+    if not rows:
+        return 0
+    revision = next_revision(session)
+    values = [_row_values(row, revision, now) for row in rows]
+    for start in range(0, len(values), 10_000):
+        session.execute(insert(Merchant), values[start : start + 10_000])
+    return len(values)
+
+
+def get_merchant(session: Session, merchant_id: int) -> Merchant:
+    merchant = session.get(Merchant, merchant_id)
+    if merchant is None:
+        raise NotFound(f"merchant {merchant_id} does not exist")
+    return merchant
+
+
+def get_merchants(session: Session, merchant_ids: Sequence[int]) -> dict[int, Merchant]:
+    if not merchant_ids:
+        return {}
+    rows = session.execute(select(Merchant).where(Merchant.id.in_(merchant_ids))).scalars()
+    return {m.id: m for m in rows}
+
+
+def update_merchant(
+    session: Session, merchant_id: int, changes: MerchantChanges, now: datetime
+) -> Merchant:
+    revision = next_revision(session)
+    merchant = get_merchant(session, merchant_id)
+    values = changes.model_dump(mode="json", exclude_unset=True)
+    for key, value in values.items():
+        setattr(merchant, key, value)
+    if "lat" in values or "lon" in values:
+        merchant.timezone = timezone_at(merchant.lat, merchant.lon)
+    merchant.revision = revision
+    merchant.updated_at = now
+    session.flush()
+    return merchant
+
+
+def merchant_public(merchant: Merchant) -> dict[str, Any]:
+    """The public representation: what any client may see."""
+    return {
+        "id": merchant.id,
+        "name": merchant.name,
+        "category": merchant.category,
+        "lat": merchant.lat,
+        "lon": merchant.lon,
+        "address": merchant.address,
+        "phone": merchant.phone,
+        "website": merchant.website,
+        "price_level": merchant.price_level,
+        "opening_hours": merchant.opening_hours,
+        "timezone": merchant.timezone,
+        "status": merchant.status,
+        "created_at": merchant.created_at.isoformat(),
+        "updated_at": merchant.updated_at.isoformat(),
+    }

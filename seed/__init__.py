@@ -1,0 +1,1 @@
+"""Seeding: synthetic cities for scale (real data loaders arrive with the seeding issue)."""

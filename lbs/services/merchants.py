@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import opening_hours
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, field_validator
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
@@ -70,12 +70,13 @@ class MerchantChanges(BaseModel):
     opening_hours: OpeningHours | None = None
     status: Status | None = None
 
-    @model_validator(mode="after")
-    def _required_stay_set(self) -> MerchantChanges:
-        for name in ("name", "category", "lat", "lon", "status"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
+    @field_validator("name", "category", "lat", "lon", "status")
+    @classmethod
+    def _required_stay_set(cls, value: Any) -> Any:
+        # Runs only for fields the client sent: these columns may change, never become null.
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
 
 
 def _row_values(fields: MerchantFields, revision: int, now: datetime) -> dict[str, Any]:

@@ -1,0 +1,63 @@
+# syntax=docker/dockerfile:1
+# lbs: the API under gunicorn, as a non-root user, running the same commands as
+# `bash scripts/run` (migrate, seed a demo city if empty, serve).
+#
+#   docker build -t lbs .
+#   docker run --rm -p 8000:8000 -v lbs-data:/data lbs
+#   curl -s 'http://127.0.0.1:8000/v1/nearby?lat=60.17&lon=24.94'
+#
+# Configuration is the LBS_* environment (docs/operations.md):
+#   LBS_DATABASE_URL           default here sqlite:////data/lbs.sqlite3 (the /data volume);
+#                              postgresql+psycopg://user:pass@host:5432/lbs for PostgreSQL+PostGIS
+#   LBS_WORKERS                gunicorn worker processes (default 2)
+#   LBS_OPERATOR_TOKEN_SHA256  sha256 of the operator token (`lbs operator-token`); empty: operator API off
+#   LBS_INDEX_REFRESH_S        how often a worker polls for merchant writes, seconds (default 1)
+#   LBS_H3_RESOLUTIONS         H3 resolutions of the nearby index, coarse to fine (default 7,9,11)
+#   LBS_LOG_LEVEL              default INFO
+# To serve without seeding demo data, override the command:
+#   docker run ... lbs sh -c 'lbs db upgrade && exec lbs serve --bind 0.0.0.0:8000'
+
+# ---- build: wheels for lbs and every dependency (implicit may compile from source) ----
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends build-essential \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY lbs ./lbs
+COPY recommender ./recommender
+COPY seed ./seed
+RUN pip wheel --wheel-dir /wheels .
+
+# ---- runtime ----
+FROM python:3.11-slim-bookworm
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore
+# libgomp1: OpenMP runtime of implicit's ALS kernels.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libgomp1 \
+ && rm -rf /var/lib/apt/lists/*
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    pip install --no-index --find-links=/wheels lbs
+
+RUN useradd --create-home --uid 10001 --user-group lbs \
+ && mkdir /data \
+ && chown lbs:lbs /data
+USER lbs
+WORKDIR /data
+VOLUME /data
+
+ENV LBS_DATABASE_URL=sqlite:////data/lbs.sqlite3 \
+    LBS_WORKERS=2 \
+    LBS_OPERATOR_TOKEN_SHA256= \
+    LBS_INDEX_REFRESH_S=1 \
+    LBS_LOG_LEVEL=INFO
+
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]
+CMD ["sh", "-c", "lbs db upgrade && lbs seed synthetic --if-empty && exec lbs serve --bind 0.0.0.0:8000"]

@@ -37,7 +37,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     engine = make_engine(settings.database_url)
-    live = LiveIndex(settings.h3_resolution, settings.index_refresh_s)
+    live = LiveIndex(settings.resolutions, settings.index_refresh_s)
     app.extensions["lbs"] = Runtime(settings, engine, make_session_factory(engine), live)
 
     register_error_handlers(app)

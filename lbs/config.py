@@ -16,8 +16,8 @@ class Settings:
     """Every knob of the service; defaults run out of the box (SQLite in the working directory)."""
 
     database_url: str = "sqlite:///lbs.sqlite3"
-    # H3 resolution of the in-process nearby index (8: cells of ~0.74 km², edge ~0.46 km).
-    h3_resolution: int = 8
+    # H3 resolutions of the nearby index tree, coarse to fine (7: ~5 km² cells; 11: ~2,000 m²).
+    h3_resolutions: str = "7,9,11"
     # A worker polls the database for merchant writes at most this often; the documented
     # bound on how stale another worker's view can be.
     index_refresh_s: float = 1.0
@@ -27,6 +27,10 @@ class Settings:
     bind: str = "127.0.0.1:8000"
     workers: int = 2
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def resolutions(self) -> tuple[int, ...]:
+        return tuple(int(r) for r in self.h3_resolutions.split(","))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -1,25 +1,35 @@
-"""The in-process nearby index: merchants bucketed by H3 cell, answered exactly.
+"""The in-process nearby index: merchants in a tree of H3 cells, answered exactly.
 
-Layout: the merchants of the base snapshot are sorted by (cell, id), so each non-empty
-cell owns one contiguous run. Per cell we keep its centre (unit vector), the largest
-angle from that centre to any of its merchants (``rho``, measured on the data, so the
-classification below is exact whatever H3's cell shapes do near pentagons) and its live
-merchant count per category.
+Layout. Every merchant gets its H3 cell at each of a few resolutions, coarse to fine
+(default 7, 9, 11), and the base snapshot is sorted by (cell7, cell9, cell11, id). So at
+every level a *group* — the merchants sharing a cell there and in all coarser levels —
+is one contiguous run of rows, and the groups of one level nest in those above. Per
+group we keep its cell centre (unit vector), the largest angle from that centre to any
+of its merchants (``rho``, measured on the data, so no assumption about H3's cell
+shapes or its imperfect parent/child nesting is needed) and its live merchant count
+(per category at the coarsest level).
 
-A query at angle ``r`` classifies each candidate cell with centre angle ``d``:
+A query at angle ``r`` classifies a group whose centre is at angle ``d``:
 
-* ``d + rho <= r``: every merchant is inside, counted from the cell's counts without
-  looking at any merchant;
-* ``d - rho > r``: every merchant is outside, skipped;
-* otherwise each merchant is checked.
+* ``d + rho <= r``: all of it is inside: counted from its counts, no merchant visited;
+* ``d - rho > r``: all of it is outside: skipped;
+* otherwise it crosses the circle: its child groups are classified in turn, and at the
+  finest level each merchant is checked.
 
-Candidate cells come from ``grid_disk`` around the query's cell. Its ``k`` is proven
-sufficient, not guessed: the cells meeting the circle are connected and include the
-origin, so once ring ``k`` has no cell whose polygon can reach the circle, no cell
-beyond it can either.
+So per-merchant work is confined to a band about two finest-cell radii wide.
+
+The coarsest groups come from ``grid_disk`` around the query's cell. Its ``k`` is proven
+sufficient, not guessed: coarse cells are assigned geometrically (``latlng_to_cell``),
+the cells meeting the circle are connected and include the origin, so once ring ``k``
+has no cell whose polygon can reach the circle, no cell beyond it can either.
+
+A page of the nearest ``limit`` after a cursor needs only a few groups: inside groups'
+counts and farthest distances give an upper bound on the limit-th distance; groups
+whose nearest possible point is beyond it are dropped; the rest are refined level by
+level, and only the finest survivors are read.
 
 Writes after the snapshot go to a small overlay (checked point by point) and tombstone
-their base entry; the overlay is folded into a new snapshot when it grows.
+their base row; the overlay is folded into a new snapshot when it grows.
 
 Not thread-safe: the caller serialises queries and writes (see services.nearby).
 """
@@ -46,13 +56,17 @@ from lbs.geo.distance import (
 )
 
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
-# Slack, in radians (~6 mm), that keeps rounding from turning a boundary cell into an
+DEFAULT_RESOLUTIONS = (7, 9, 11)
+# Slack, in radians (~6 mm), so that rounding never turns a crossing group into an
 # inside or outside one.
 _EPS = 1e-9
 # A cell's polygon lies within this many average edge lengths of its centre: measured
 # at most 1.10 over 20,000 random cells and every pentagon at resolutions 6-9.
 _POLYGON_RADIUS_EDGES = 1.5
+# Rows converted to Python objects at a time while building (bounds peak memory).
+_CHUNK = 65_536
 
 
 @dataclass(frozen=True)
@@ -89,77 +103,130 @@ def _ranges(starts: IntArray, ends: IntArray) -> IntArray:
     return np.repeat(starts - offsets, lengths) + np.arange(total, dtype=np.int64)
 
 
-def _after(c2: FloatArray, ids: IntArray, cursor: Cursor | None) -> npt.NDArray[np.bool_]:
+def _after(c2: FloatArray, ids: IntArray, cursor: Cursor | None) -> BoolArray:
     if cursor is None:
         return np.ones(len(c2), dtype=bool)
     return (c2 > cursor.chord2) | ((c2 == cursor.chord2) & (ids > cursor.id))
 
 
+def _kth_upper_bound(farthest: FloatArray, counts: IntArray, k: int) -> float:
+    """Smallest angle within which the groups surely hold k merchants (inf if they don't)."""
+    holding = counts > 0
+    if int(counts.sum()) < k:
+        return math.inf
+    farthest, counts = farthest[holding], counts[holding]
+    if len(farthest) > k:
+        # k non-empty groups hold at least k merchants: nothing farther can be the answer.
+        cap = np.partition(farthest, k - 1)[k - 1]
+        near = farthest <= cap
+        farthest, counts = farthest[near], counts[near]
+    order = np.argsort(farthest, kind="stable")
+    j = int(np.searchsorted(np.cumsum(counts[order]), k))
+    return float(farthest[order[j]])
+
+
+@dataclass
+class _Level:
+    """The groups of one resolution: contiguous row runs, nested in the level above."""
+
+    resolution: int
+    offsets: IntArray  # group g owns rows offsets[g]:offsets[g + 1]
+    cells: IntArray  # the H3 cell of each group at this resolution
+    centres: FloatArray
+    rho: FloatArray
+    counts: IntArray  # live merchants (level 0: per category, shape (groups, categories))
+    children: IntArray  # child groups of g: children[g]:children[g + 1] (not on the finest level)
+
+
 class NearbyIndex:
-    """Merchant positions by H3 cell; answers radius queries exactly, nearest first."""
+    """Merchant positions in an H3 tree; answers radius queries exactly, nearest first."""
 
     def __init__(
         self,
-        resolution: int,
         n_categories: int,
         ids: npt.ArrayLike = (),
         lats: npt.ArrayLike = (),
         lngs: npt.ArrayLike = (),
         categories: npt.ArrayLike = (),
+        resolutions: Sequence[int] = DEFAULT_RESOLUTIONS,
     ) -> None:
-        self.resolution = resolution
+        if list(resolutions) != sorted(set(resolutions)) or not resolutions:
+            raise ValueError("resolutions must be increasing, coarse to fine")
+        self.resolutions = tuple(resolutions)
         self.n_categories = n_categories
-        edge_m = h3.average_hexagon_edge_length(resolution, "m")
+        edge_m = h3.average_hexagon_edge_length(self.resolutions[0], "m")
         self._polygon_radius = _POLYGON_RADIUS_EDGES * edge_m / EARTH_RADIUS_M
         self._ring_spacing = math.sqrt(3.0) * edge_m / EARTH_RADIUS_M
         ids_a = np.asarray(ids, dtype=np.int64)
         lats_a = np.asarray(lats, dtype=np.float64)
         lngs_a = np.asarray(lngs, dtype=np.float64)
-        cells = self._cells_of(lats_a, lngs_a)
-        self._build(ids_a, latlng_to_xyz(lats_a, lngs_a).reshape(-1, 3), np.asarray(categories, dtype=np.int8), cells)
+        cells = np.stack([self._cells_of(lats_a, lngs_a, r) for r in self.resolutions], axis=1)
+        xyz = latlng_to_xyz(lats_a, lngs_a).reshape(-1, 3)
+        # Per coarse origin cell: the nearest centre angle of each ring (geometry only).
+        self._ring_distances: dict[int, list[float]] = {}
+        self._build(ids_a, xyz, np.asarray(categories, dtype=np.int8), cells.reshape(-1, len(self.resolutions)))
         self._clear_overlay()
 
     # -- building -----------------------------------------------------------------
 
-    def _cells_of(self, lats: FloatArray, lngs: FloatArray) -> IntArray:
-        res = self.resolution
-        return np.fromiter(
-            (h3.latlng_to_cell(a, b, res) for a, b in zip(lats.tolist(), lngs.tolist(), strict=True)),
-            dtype=np.int64,
-            count=len(lats),
-        )
+    @staticmethod
+    def _cells_of(lats: FloatArray, lngs: FloatArray, resolution: int) -> IntArray:
+        cells = np.empty(len(lats), dtype=np.int64)
+        for start in range(0, len(lats), _CHUNK):
+            end = start + _CHUNK
+            pairs = zip(lats[start:end].tolist(), lngs[start:end].tolist(), strict=True)
+            cells[start:end] = [h3.latlng_to_cell(a, b, resolution) for a, b in pairs]
+        return cells
 
     def _build(self, ids: IntArray, xyz: FloatArray, cats: npt.NDArray[np.int8], cells: IntArray) -> None:
-        order = np.lexsort((ids, cells))
+        n = len(ids)
+        order = np.lexsort((ids, *[cells[:, j] for j in reversed(range(cells.shape[1]))]))
         self._ids = ids[order]
         self._xyz = np.ascontiguousarray(xyz[order])
         self._cats = cats[order]
-        self._merchant_cells = cells[order]
-        self._alive = np.ones(len(ids), dtype=bool)
-        self._cells, starts = np.unique(self._merchant_cells, return_index=True)
-        self._offsets = np.append(starts, len(ids)).astype(np.int64)
-        n_cells = len(self._cells)
-        centres = [h3.cell_to_latlng(int(c)) for c in self._cells]
-        self._centres = latlng_to_xyz(
-            [c[0] for c in centres], [c[1] for c in centres]
-        ).reshape(-1, 3)
-        cell_of_row = np.repeat(np.arange(n_cells), np.diff(self._offsets))
-        if n_cells:
-            d2 = ((self._xyz - self._centres[cell_of_row]) ** 2).sum(axis=1)
-            self._rho = chord2_to_angle(np.maximum.reduceat(d2, starts)) + _EPS
-        else:
-            self._rho = np.empty(0, dtype=np.float64)
-        flat = cell_of_row * self.n_categories + self._cats.astype(np.int64)
-        self._counts = (
-            np.bincount(flat, minlength=n_cells * self.n_categories)
-            .astype(np.int32)
-            .reshape(n_cells, self.n_categories)
-        )
+        self._row_cells = cells[order]
+        self._alive = np.ones(n, dtype=bool)
+        self._levels: list[_Level] = []
+        new_group = np.zeros(n, dtype=bool)
+        if n:
+            new_group[0] = True
+        for depth, resolution in enumerate(self.resolutions):
+            column = self._row_cells[:, depth]
+            if n > 1:
+                new_group[1:] |= column[1:] != column[:-1]
+            starts = np.flatnonzero(new_group)
+            self._levels.append(self._make_level(resolution, column, starts, depth == 0))
+        for upper, lower in zip(self._levels, self._levels[1:], strict=False):
+            upper.children = np.searchsorted(lower.offsets[:-1], upper.offsets).astype(np.int64)
         self._id_order = np.argsort(self._ids, kind="stable")
         self._sorted_ids = self._ids[self._id_order]
+        # Per coarse origin cell: the nearest centre angle of each ring (geometry only).
+        # Per (origin, k): indexed coarse groups of that disk; positions change with each build.
+        self._disk_groups: dict[tuple[int, int], IntArray] = {}
+
+    def _make_level(self, resolution: int, column: IntArray, starts: IntArray, coarsest: bool) -> _Level:
+        n, n_groups = len(column), len(starts)
+        offsets = np.append(starts, n).astype(np.int64)
+        cells = column[starts]
+        centres = np.empty((n_groups, 3), dtype=np.float64)
+        for start in range(0, n_groups, _CHUNK):
+            latlngs = np.array([h3.cell_to_latlng(c) for c in cells[start : start + _CHUNK].tolist()])
+            centres[start : start + _CHUNK] = latlng_to_xyz(latlngs[:, 0], latlngs[:, 1])
+        group_of_row = np.repeat(np.arange(n_groups), np.diff(offsets))
+        if n_groups:
+            d2 = ((self._xyz - centres[group_of_row]) ** 2).sum(axis=1)
+            rho = chord2_to_angle(np.maximum.reduceat(d2, starts)) + _EPS
+        else:
+            rho = np.empty(0, dtype=np.float64)
+        if coarsest:
+            flat = group_of_row * self.n_categories + self._cats.astype(np.int64)
+            counts = np.bincount(flat, minlength=n_groups * self.n_categories).reshape(n_groups, self.n_categories)
+        else:
+            counts = np.diff(offsets)
+        return _Level(resolution, offsets, cells, centres, rho, counts.astype(np.int32), np.empty(0, np.int64))
 
     def _clear_overlay(self) -> None:
-        self._overlay: dict[int, tuple[float, float, float, int, int]] = {}
+        self._overlay: dict[int, tuple[float, float, float, int, tuple[int, ...]]] = {}
         self._overlay_arrays: tuple[IntArray, FloatArray, npt.NDArray[np.int8]] | None = None
 
     # -- writes -------------------------------------------------------------------
@@ -168,29 +235,33 @@ class NearbyIndex:
     def size(self) -> int:
         return int(self._alive.sum()) + len(self._overlay)
 
-    def _base_position(self, merchant_id: int) -> int | None:
+    def _base_row(self, merchant_id: int) -> int | None:
         i = int(np.searchsorted(self._sorted_ids, merchant_id))
         if i < len(self._sorted_ids) and self._sorted_ids[i] == merchant_id:
-            pos = int(self._id_order[i])
-            return pos if self._alive[pos] else None
+            row = int(self._id_order[i])
+            return row if self._alive[row] else None
         return None
 
     def remove(self, merchant_id: int) -> None:
         if self._overlay.pop(merchant_id, None) is not None:
             self._overlay_arrays = None
             return
-        pos = self._base_position(merchant_id)
-        if pos is None:
+        row = self._base_row(merchant_id)
+        if row is None:
             return
-        self._alive[pos] = False
-        cell = int(np.searchsorted(self._cells, self._merchant_cells[pos]))
-        self._counts[cell, self._cats[pos]] -= 1
+        self._alive[row] = False
+        for depth, level in enumerate(self._levels):
+            group = int(np.searchsorted(level.offsets, row, side="right")) - 1
+            if depth == 0:
+                level.counts[group, self._cats[row]] -= 1
+            else:
+                level.counts[group] -= 1
 
     def upsert(self, merchant_id: int, lat: float, lng: float, category: int) -> None:
         self.remove(merchant_id)
         x, y, z = latlng_to_xyz([lat], [lng])[0].tolist()
-        cell = h3.latlng_to_cell(lat, lng, self.resolution)
-        self._overlay[merchant_id] = (x, y, z, category, cell)
+        cells = tuple(h3.latlng_to_cell(lat, lng, r) for r in self.resolutions)
+        self._overlay[merchant_id] = (x, y, z, category, cells)
         self._overlay_arrays = None
         if len(self._overlay) > 4096 + len(self._ids) // 20:
             self.compact()
@@ -204,39 +275,69 @@ class NearbyIndex:
     def compact(self) -> None:
         """Fold the overlay and tombstones into a fresh snapshot."""
         alive = self._alive
-        ov = list(self._overlay.items())
-        ids = np.concatenate([self._ids[alive], np.array([k for k, _ in ov], dtype=np.int64)])
-        xyz = np.concatenate([self._xyz[alive], np.array([v[:3] for _, v in ov], dtype=np.float64).reshape(-1, 3)])
-        cats = np.concatenate([self._cats[alive], np.array([v[3] for _, v in ov], dtype=np.int8)])
-        cells = np.concatenate([self._merchant_cells[alive], np.array([v[4] for _, v in ov], dtype=np.int64)])
-        self._build(ids, xyz, cats, cells)
+        ov = list(self._overlay.values())
+        width = len(self.resolutions)
+        self._build(
+            np.concatenate([self._ids[alive], np.array(list(self._overlay), dtype=np.int64)]),
+            np.concatenate([self._xyz[alive], np.array([v[:3] for v in ov], dtype=np.float64).reshape(-1, 3)]),
+            np.concatenate([self._cats[alive], np.array([v[3] for v in ov], dtype=np.int8)]),
+            np.concatenate([self._row_cells[alive], np.array([v[4] for v in ov], dtype=np.int64).reshape(-1, width)]),
+        )
         self._clear_overlay()
 
     def _overlay_view(self) -> tuple[IntArray, FloatArray, npt.NDArray[np.int8]]:
         if self._overlay_arrays is None:
-            items = list(self._overlay.items())
+            values = list(self._overlay.values())
             self._overlay_arrays = (
-                np.array([k for k, _ in items], dtype=np.int64),
-                np.array([v[:3] for _, v in items], dtype=np.float64).reshape(-1, 3),
-                np.array([v[3] for _, v in items], dtype=np.int8),
+                np.array(list(self._overlay), dtype=np.int64),
+                np.array([v[:3] for v in values], dtype=np.float64).reshape(-1, 3),
+                np.array([v[3] for v in values], dtype=np.int8),
             )
         return self._overlay_arrays
 
     # -- reads --------------------------------------------------------------------
 
     def candidate_cells(self, lat: float, lng: float, angle: float) -> list[int]:
-        """Every H3 cell (indexed or not) that may meet the circle: a grid disk, proven wide enough."""
-        origin = h3.latlng_to_cell(lat, lng, self.resolution)
-        point = point_to_xyz(lat, lng)
-        k = max(1, math.ceil((angle + self._polygon_radius) / self._ring_spacing))
+        """Every coarsest-level H3 cell (indexed or not) that may meet the circle."""
+        origin = h3.latlng_to_cell(lat, lng, self.resolutions[0])
+        return list(h3.grid_disk(origin, self._disk_k(origin, angle)))
+
+    def _disk_k(self, origin: int, angle: float) -> int:
+        """Rings around origin that may meet a circle of this angle centred in origin's cell.
+
+        Ring k is clear when each of its cells' centres is farther than angle plus two
+        polygon radii from origin's centre (the query point lies within one polygon radius
+        of it). The cells meeting the circle are connected and include origin's cell, so
+        no cell beyond a clear ring can meet it: grid_disk(origin, k - 1) suffices.
+        """
+        rings = self._ring_distances.setdefault(origin, [])
+        centre = point_to_xyz(*h3.cell_to_latlng(origin))
+        k = 1
         while True:
-            ring = h3.grid_ring(origin, k)
-            centres = [h3.cell_to_latlng(c) for c in ring]
-            xyz = latlng_to_xyz([c[0] for c in centres], [c[1] for c in centres])
-            reach = chord2_to_angle(chord2_to(xyz, point)) - self._polygon_radius
-            if bool((reach > angle + _EPS).all()):
-                return list(h3.grid_disk(origin, k - 1))
+            if k > len(rings):
+                latlngs = [h3.cell_to_latlng(c) for c in h3.grid_ring(origin, k)]
+                xyz = latlng_to_xyz([p[0] for p in latlngs], [p[1] for p in latlngs])
+                rings.append(float(chord2_to_angle(chord2_to(xyz, centre)).min()))
+            if rings[k - 1] - 2 * self._polygon_radius > angle + _EPS:
+                return k - 1
             k += 1
+
+    def coarse_groups(self, lat: float, lng: float, angle: float) -> IntArray:
+        """Positions of the indexed coarsest-level groups that may meet the circle."""
+        origin = h3.latlng_to_cell(lat, lng, self.resolutions[0])
+        key = (origin, self._disk_k(origin, angle))
+        found = self._disk_groups.get(key)
+        if found is None:
+            cells = self._levels[0].cells
+            disk = np.array(h3.grid_disk(*key), dtype=np.int64)
+            pos = np.searchsorted(cells, disk)
+            valid = pos < len(cells)
+            pos, disk = pos[valid], disk[valid]
+            found = np.sort(pos[cells[pos] == disk])
+            if len(self._disk_groups) > 100_000:
+                self._disk_groups.clear()
+            self._disk_groups[key] = found
+        return found
 
     def query(
         self,
@@ -248,101 +349,156 @@ class NearbyIndex:
         categories: Sequence[int] | None = None,
     ) -> NearbyHits:
         """Merchants within radius_m of (lat, lng), nearest first (ties by id), after a cursor."""
-        point = point_to_xyz(lat, lng)
-        max_c2 = m_to_chord2(radius_m)
-        angle = radius_m / EARTH_RADIUS_M
-        cats = None if categories is None else np.asarray(sorted(set(categories)), dtype=np.int8)
-        total = 0
-        found_c2: list[FloatArray] = []
-        found_ids: list[IntArray] = []
+        return _Query(self, lat, lng, radius_m, limit, after, categories).run()
 
-        def accept(rows: IntArray | None, xyz: FloatArray, ids: IntArray, row_cats: npt.NDArray[np.int8]) -> int:
-            c2 = chord2_to(xyz, point)
-            ok = c2 <= max_c2
-            if rows is not None:
-                ok &= self._alive[rows]
-            if cats is not None:
-                ok &= np.isin(row_cats, cats)
-            c2, ids = c2[ok], ids[ok]
-            later = _after(c2, ids, after)
-            found_c2.append(c2[later])
-            found_ids.append(ids[later])
-            return int(ok.sum())
 
-        ov_ids, ov_xyz, ov_cats = self._overlay_view()
-        if len(ov_ids):
-            total += accept(None, ov_xyz, ov_ids, ov_cats)
+class _Query:
+    """One radius query over a NearbyIndex: the total, then the page."""
 
-        if len(self._cells):
-            disk = np.array(self.candidate_cells(lat, lng, angle), dtype=np.int64)
-            pos = np.searchsorted(self._cells, disk)
-            inside_range = pos < len(self._cells)
-            pos, disk = pos[inside_range], disk[inside_range]
-            cell_idx = pos[self._cells[pos] == disk]
-            centre_angle = chord2_to_angle(chord2_to(self._centres[cell_idx], point))
-            rho = self._rho[cell_idx]
-            near = centre_angle - rho <= angle + _EPS
-            cell_idx, centre_angle, rho = cell_idx[near], centre_angle[near], rho[near]
-            inside = centre_angle + rho <= angle - _EPS
-            counts = self._counts[cell_idx]
-            counts = counts.sum(axis=1) if cats is None else counts[:, cats].sum(axis=1)
-            total += int(counts[inside].sum())
-
-            edge = cell_idx[~inside]
-            rows = _ranges(self._offsets[edge], self._offsets[edge + 1])
-            total += accept(rows, self._xyz[rows], self._ids[rows], self._cats[rows])
-
-            self._page_from_inside_cells(
-                cell_idx[inside],
-                counts[inside],
-                np.maximum(centre_angle - rho, 0.0)[inside],
-                (centre_angle + rho)[inside],
-                limit,
-                after,
-                found_c2,
-                accept,
-            )
-
-        c2_all = np.concatenate(found_c2) if found_c2 else np.empty(0)
-        ids_all = np.concatenate(found_ids) if found_ids else np.empty(0, dtype=np.int64)
-        order = np.lexsort((ids_all, c2_all))[:limit]
-        hits = [Hit(int(i), float(c)) for i, c in zip(ids_all[order], c2_all[order], strict=True)]
-        return NearbyHits(total=total, hits=hits)
-
-    def _page_from_inside_cells(
+    def __init__(
         self,
-        cell_idx: IntArray,
-        counts: IntArray,
-        nearest: FloatArray,
-        farthest: FloatArray,
+        index: NearbyIndex,
+        lat: float,
+        lng: float,
+        radius_m: float,
         limit: int,
         after: Cursor | None,
-        found_c2: list[FloatArray],
-        accept: object,
+        categories: Sequence[int] | None,
     ) -> None:
-        """Read only as many inside cells as the page needs, nearest cells first."""
-        if after is not None:
-            # Cells wholly before the cursor cannot contribute.
-            keep = farthest >= float(chord2_to_angle(after.chord2)) - _EPS
-            cell_idx, counts, nearest = cell_idx[keep], counts[keep], nearest[keep]
-        order = np.argsort(nearest, kind="stable")
-        cumulative = np.cumsum(counts[order])
-        taken = 0
-        chunk_rows = limit
+        self.ix = index
+        self.lat, self.lng = lat, lng
+        self.point = point_to_xyz(lat, lng)
+        self.max_c2 = m_to_chord2(radius_m)
+        self.angle = radius_m / EARTH_RADIUS_M
+        self.limit = limit
+        self.after = after
+        self.after_angle = -math.inf if after is None else float(chord2_to_angle(after.chord2))
+        self.cats = None if categories is None else np.asarray(sorted(set(categories)), dtype=np.int8)
+        self.total = 0
+        self.found_c2: list[FloatArray] = []
+        self.found_ids: list[IntArray] = []
+        # Angles of the merchants checked one by one so far (they bound the page too).
+        self.found_angles: list[FloatArray] = []
+        # Inside groups not yet read, per level: (group ids, nearest angle, farthest angle, counts)
+        self.inside: list[list[tuple[IntArray, FloatArray, FloatArray, IntArray]]] = [
+            [] for _ in index.resolutions
+        ]
 
-        def read(cells: IntArray) -> None:
-            rows = _ranges(self._offsets[cells], self._offsets[cells + 1])
-            accept(rows, self._xyz[rows], self._ids[rows], self._cats[rows])  # type: ignore[operator]
+    # -- helpers --------------------------------------------------------------------
 
-        while taken < len(order):
-            have = sum(len(c) for c in found_c2)
-            if have >= limit:
-                kth = float(np.partition(np.concatenate(found_c2), limit - 1)[limit - 1])
-                rest = order[taken:]
-                read(cell_idx[rest[nearest[rest] <= float(chord2_to_angle(kth)) + _EPS]])
-                return
-            base = int(cumulative[taken - 1]) if taken else 0
-            upto = int(np.searchsorted(cumulative, base + chunk_rows)) + 1
-            read(cell_idx[order[taken:upto]])
-            taken = upto
-            chunk_rows *= 2
+    def _matching(self, rows: IntArray) -> BoolArray:
+        ok = self.ix._alive[rows]
+        if self.cats is not None:
+            ok &= np.isin(self.ix._cats[rows], self.cats)
+        return ok
+
+    def _collect(self, ids: IntArray, xyz: FloatArray, ok: BoolArray, *, counted: bool) -> None:
+        """Check merchants one by one; keep those after the cursor; count them unless already counted."""
+        c2 = chord2_to(xyz, self.point)
+        ok = ok & (c2 <= self.max_c2)
+        if not counted:
+            self.total += int(ok.sum())
+        c2, ids = c2[ok], ids[ok]
+        later = _after(c2, ids, self.after)
+        self.found_c2.append(c2[later])
+        self.found_ids.append(ids[later])
+        self.found_angles.append(chord2_to_angle(c2[later]))
+
+    def _collect_groups(self, level: _Level, groups: IntArray, *, counted: bool) -> None:
+        rows = _ranges(level.offsets[groups], level.offsets[groups + 1])
+        self._collect(self.ix._ids[rows], self.ix._xyz[rows], self._matching(rows), counted=counted)
+
+    def _counts(self, depth: int, groups: IntArray) -> IntArray:
+        level = self.ix._levels[depth]
+        if depth == 0:
+            counts = level.counts[groups]
+            return counts.sum(axis=1) if self.cats is None else counts[:, self.cats].sum(axis=1)
+        if self.cats is None:
+            return level.counts[groups].astype(np.int64)
+        lengths = level.offsets[groups + 1] - level.offsets[groups]
+        rows = _ranges(level.offsets[groups], level.offsets[groups + 1])
+        group_of_row = np.repeat(np.arange(len(groups)), lengths)
+        matched = self._matching(rows).astype(np.float64)
+        return np.bincount(group_of_row, weights=matched, minlength=len(groups)).astype(np.int64)
+
+    def _bounds(self, level: _Level, groups: IntArray) -> tuple[FloatArray, FloatArray]:
+        centre = chord2_to_angle(chord2_to(level.centres[groups], self.point))
+        rho = level.rho[groups]
+        return np.maximum(centre - rho, 0.0), centre + rho
+
+    # -- the total ----------------------------------------------------------------
+
+    def _classify(self, depth: int, groups: IntArray) -> None:
+        level = self.ix._levels[depth]
+        nearest, farthest = self._bounds(level, groups)
+        meets = nearest <= self.angle + _EPS
+        groups, nearest, farthest = groups[meets], nearest[meets], farthest[meets]
+        inside = farthest <= self.angle - _EPS
+        counts = self._counts(depth, groups[inside])
+        self.total += int(counts.sum())
+        self.inside[depth].append((groups[inside], nearest[inside], farthest[inside], counts))
+        crossing = groups[~inside]
+        if depth + 1 < len(self.ix._levels):
+            children = _ranges(level.children[crossing], level.children[crossing + 1])
+            self._classify(depth + 1, children)
+        else:
+            self._collect_groups(level, crossing, counted=False)
+
+    # -- the page -----------------------------------------------------------------
+
+    def _page(self) -> None:
+        """Read just the inside groups that can hold the page's merchants."""
+        levels = self.ix._levels
+        pool = []
+        for depth, parts in enumerate(self.inside):
+            if parts:
+                pool.append((depth, *(np.concatenate(p) for p in zip(*parts, strict=True))))
+        for depth in range(len(levels)):
+            bound = self._page_bound(pool)
+            next_pool = []
+            for d, groups, nearest, farthest, counts in pool:
+                keep = (nearest <= bound + _EPS) & (farthest >= self.after_angle - _EPS)
+                groups = groups[keep]
+                if d > depth or not len(groups):
+                    if len(groups):
+                        next_pool.append((d, groups, nearest[keep], farthest[keep], counts[keep]))
+                    continue
+                if d == len(levels) - 1:
+                    self._collect_groups(levels[d], groups, counted=True)
+                    continue
+                children = _ranges(levels[d].children[groups], levels[d].children[groups + 1])
+                c_near, c_far = self._bounds(levels[d + 1], children)
+                next_pool.append((d + 1, children, c_near, c_far, self._counts(d + 1, children)))
+            pool = next_pool
+
+    def _page_bound(self, pool: list[tuple[int, IntArray, FloatArray, FloatArray, IntArray]]) -> float:
+        farthest = list(self.found_angles)
+        counts: list[IntArray] = [np.ones(len(a), dtype=np.int64) for a in self.found_angles]
+        for _, _, nearest, far, cnt in pool:
+            # Only groups wholly after the cursor surely hold that many merchants of the page.
+            farthest.append(far)
+            counts.append(np.where(nearest > self.after_angle + _EPS, cnt, 0))
+        if not farthest:
+            return math.inf
+        return _kth_upper_bound(np.concatenate(farthest), np.concatenate(counts), self.limit)
+
+    def run(self) -> NearbyHits:
+        ov_ids, ov_xyz, ov_cats = self.ix._overlay_view()
+        if len(ov_ids):
+            ok = np.ones(len(ov_ids), dtype=bool)
+            if self.cats is not None:
+                ok &= np.isin(ov_cats, self.cats)
+            self._collect(ov_ids, ov_xyz, ok, counted=False)
+        if self.ix._levels and len(self.ix._levels[0].cells):
+            self._classify(0, self.ix.coarse_groups(self.lat, self.lng, self.angle))
+            self._page()
+        c2_all = np.concatenate(self.found_c2) if self.found_c2 else np.empty(0)
+        ids_all = np.concatenate(self.found_ids) if self.found_ids else np.empty(0, dtype=np.int64)
+        if len(c2_all) > self.limit:
+            # Only ties at the limit-th distance need the full (distance, id) sort.
+            kth = np.partition(c2_all, self.limit - 1)[self.limit - 1]
+            head = c2_all <= kth
+            c2_all, ids_all = c2_all[head], ids_all[head]
+        order = np.lexsort((ids_all, c2_all))[: self.limit]
+        hits = [Hit(int(i), float(c)) for i, c in zip(ids_all[order], c2_all[order], strict=True)]
+        return NearbyHits(total=self.total, hits=hits)

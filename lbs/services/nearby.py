@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -31,8 +32,10 @@ class LiveIndex:
     within ``refresh_s`` plus one poll.
     """
 
-    def __init__(self, resolution: int, refresh_s: float, clock: Callable[[], float] = time.monotonic):
-        self.resolution = resolution
+    def __init__(
+        self, resolutions: Sequence[int], refresh_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.resolutions = tuple(resolutions)
         self.refresh_s = refresh_s
         self._clock = clock
         self._lock = threading.Lock()
@@ -47,25 +50,26 @@ class LiveIndex:
 
     def load(self, session: Session) -> None:
         started = time.perf_counter()
-        ids: list[int] = []
-        lats: list[float] = []
-        lngs: list[float] = []
-        cats: list[int] = []
-        revision = 0
+        # The newest revision first: a write racing with the scan below is then picked up
+        # again by the next poll (re-applying a change is harmless).
+        revision = latest_revision(session)
+        ids, lats, lngs, cats = [], [], [], []
         rows = session.execute(
-            select(Merchant.id, Merchant.lat, Merchant.lon, Merchant.category, Merchant.revision)
+            select(Merchant.id, Merchant.lat, Merchant.lon, Merchant.category)
             .where(Merchant.status == "active")
             .execution_options(yield_per=50_000)
         )
-        for merchant_id, lat, lng, category, row_revision in rows:
-            ids.append(merchant_id)
-            lats.append(lat)
-            lngs.append(lng)
-            cats.append(CATEGORY_CODES[category])
-            revision = max(revision, row_revision)
-        # Inactive rows may carry the newest revision; count them too.
-        revision = max(revision, latest_revision(session))
-        index = NearbyIndex(self.resolution, N_CATEGORIES, ids, lats, lngs, cats)
+        for chunk in rows.partitions():
+            n = len(chunk)
+            ids.append(np.fromiter((r[0] for r in chunk), dtype=np.int64, count=n))
+            lats.append(np.fromiter((r[1] for r in chunk), dtype=np.float64, count=n))
+            lngs.append(np.fromiter((r[2] for r in chunk), dtype=np.float64, count=n))
+            cats.append(np.fromiter((CATEGORY_CODES[r[3]] for r in chunk), dtype=np.int8, count=n))
+        index = NearbyIndex(
+            N_CATEGORIES,
+            *(np.concatenate(parts) if parts else () for parts in (ids, lats, lngs, cats)),
+            resolutions=self.resolutions,
+        )
         with self._lock:
             self.index, self.revision = index, revision
             self._polled_at = self._clock()

@@ -17,7 +17,7 @@
 # To serve without seeding demo data, override the command:
 #   docker run ... lbs sh -c 'lbs db upgrade && exec lbs serve --bind 0.0.0.0:8000'
 
-# ---- build: wheels for lbs and every dependency (implicit may compile from source) ----
+# ---- build: wheels for lbs and every dependency (a compiler for any that has no wheel for this platform) ----
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
 RUN apt-get update \
@@ -37,7 +37,7 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore
-# libgomp1: OpenMP runtime of implicit's ALS kernels.
+# libgomp1: the OpenMP runtime that implicit (ALS) links when it was compiled in the build stage.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libgomp1 \
  && rm -rf /var/lib/apt/lists/*

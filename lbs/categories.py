@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Category(str, Enum):
+class Category(StrEnum):
     """A merchant's primary category. The order is stable: the index stores the position."""
 
     cafe = "cafe"

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from lbs import migrate
 from lbs.config import Settings
 from lbs.db import make_engine
-from lbs.errors import InvalidRows, LbsError
+from lbs.errors import InvalidRows, LbsError, where
 
 
 def _settings() -> Settings:
@@ -55,12 +55,17 @@ def serve(bind: str | None, workers: int | None) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lbs-metrics-")
     argv = [
         "gunicorn",
-        "--bind", bind or settings.bind,
-        "--workers", str(workers or settings.workers),
-        "--threads", "4",
-        "--access-logfile", "-",
+        "--bind",
+        bind or settings.bind,
+        "--workers",
+        str(workers or settings.workers),
+        "--threads",
+        "4",
+        "--access-logfile",
+        "-",
         # The access log shows the path only: query strings carry user positions.
-        "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
+        "--access-logformat",
+        '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
         "lbs.app:create_app()",
     ]
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
@@ -83,8 +88,7 @@ def merchants_import(path: Path) -> None:
             count = import_merchant_file(session, path, _now())
     except InvalidRows as exc:
         for error in exc.errors:
-            where = f"line {error['line']}" if "line" in error else f"feature {error['feature']}"
-            click.echo(f"{path}:{where}: {error['field']}: {error['message']}", err=True)
+            click.echo(f"{path}:{where(error)}: {error['field']}: {error['message']}", err=True)
         raise SystemExit(f"{len(exc.errors)} error(s); nothing was imported") from None
     click.echo(f"imported {count} merchants")
 

@@ -15,9 +15,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     # prepare_threshold=None: psycopg would otherwise switch to server-side prepared
     # statements with generic plans, which hurt PostGIS distance queries.
-    return create_engine(
-        url, pool_pre_ping=True, connect_args={"prepare_threshold": None}, **kwargs
-    )
+    return create_engine(url, pool_pre_ping=True, connect_args={"prepare_threshold": None}, **kwargs)
 
 
 def _make_sqlite_transactional(engine: Engine) -> None:

@@ -41,6 +41,11 @@ class InvalidParameter(LbsError):
         self.field = field
 
 
+def where(error: dict[str, Any]) -> str:
+    """'line N' for CSV rows, 'feature N' for GeoJSON features."""
+    return f"line {error['line']}" if "line" in error else f"feature {error['feature']}"
+
+
 class InvalidRows(LbsError):
     """An import file has bad rows; nothing of it was written."""
 
@@ -49,10 +54,7 @@ class InvalidRows(LbsError):
     title = "Invalid rows"
 
     def __init__(self, errors: list[dict[str, Any]]) -> None:
-        lines = "; ".join(
-            f"{'line' if 'line' in e else 'feature'} {e.get('line', e.get('feature'))}: {e['field']}: {e['message']}"
-            for e in errors[:20]
-        )
+        lines = "; ".join(f"{where(e)}: {e['field']}: {e['message']}" for e in errors[:20])
         super().__init__(f"{len(errors)} bad row(s), nothing imported: {lines}", errors=errors)
         self.errors = errors
 

@@ -8,7 +8,6 @@ from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
-
 from sqlalchemy.orm import Session
 
 from lbs.categories import Category
@@ -16,10 +15,22 @@ from lbs.services.merchants import MerchantFields, import_merchants
 
 # Category mix of a typical European city centre (shares sum to 1).
 _CATEGORY_SHARES = {
-    Category.restaurant: 0.16, Category.cafe: 0.10, Category.fast_food: 0.07, Category.bar: 0.06,
-    Category.bakery: 0.03, Category.grocery: 0.08, Category.fashion: 0.10, Category.beauty: 0.08,
-    Category.health: 0.05, Category.fitness: 0.03, Category.entertainment: 0.03, Category.culture: 0.02,
-    Category.lodging: 0.03, Category.services: 0.07, Category.electronics: 0.03, Category.home: 0.03,
+    Category.restaurant: 0.16,
+    Category.cafe: 0.10,
+    Category.fast_food: 0.07,
+    Category.bar: 0.06,
+    Category.bakery: 0.03,
+    Category.grocery: 0.08,
+    Category.fashion: 0.10,
+    Category.beauty: 0.08,
+    Category.health: 0.05,
+    Category.fitness: 0.03,
+    Category.entertainment: 0.03,
+    Category.culture: 0.02,
+    Category.lodging: 0.03,
+    Category.services: 0.07,
+    Category.electronics: 0.03,
+    Category.home: 0.03,
     Category.other: 0.03,
 }
 

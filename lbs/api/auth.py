@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import request
 
 from lbs.api.context import db_session, runtime
 from lbs.errors import Forbidden, Unauthorized
 from lbs.services.api_keys import KEY_PREFIX, merchant_id_for_key, token_matches
 
-SECURITY = [{"bearer": []}]
-SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer"}}
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
+SECURITY_SCHEMES: dict[str, Any] = {"bearer": {"type": "http", "scheme": "bearer"}}
 
 
 def _bearer() -> str:

@@ -31,7 +31,9 @@ class NearbyParams(BaseModel):
     limit: int = Field(20, ge=1, le=MAX_LIMIT)
     cursor: str | None = Field(None, max_length=512, description="next_cursor of the previous page")
     category: str | None = Field(
-        None, max_length=400, description="comma-separated categories: " + ", ".join(c.value for c in Category)
+        None,
+        max_length=400,
+        description="comma-separated categories: " + ", ".join(c.value for c in Category),
     )
     sort: Literal["relevance", "distance"] = Field(
         "relevance", description="relevance falls back to distance until the recommender lands"
@@ -68,7 +70,8 @@ def nearby(query: NearbyParams) -> Response:
         ),
     )
     wants_geojson = query.format == "geojson" or (
-        query.format == "json" and "format" not in request.args
+        query.format == "json"
+        and "format" not in request.args
         and request.accept_mimetypes.best_match(["application/json", GEOJSON]) == GEOJSON
     )
     if wants_geojson:

@@ -30,7 +30,9 @@ def readyz() -> Any:
         db_session().execute(text("SELECT 1"))
         live.refresh_if_due(db_session())
     except Exception as exc:  # any failure here means "not ready", reported, not raised
-        return problem_response(NotReady(f"database unreachable or not migrated: {type(exc).__name__}").to_problem())
+        return problem_response(
+            NotReady(f"database unreachable or not migrated: {type(exc).__name__}").to_problem()
+        )
     return {"status": "ready", "index_merchants": live.size, "index_revision": live.revision}
 
 

@@ -81,7 +81,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:
         if error.response is not None and error.response.mimetype == PROBLEM_JSON:
-            return error.response
+            return error.response  # type: ignore[return-value]  # ours, built by problem_response
         status = error.code or 500
         return problem_response(
             {
@@ -96,6 +96,10 @@ def register_error_handlers(app: Flask) -> None:
     def _unexpected(error: Exception) -> Response:
         log.exception("unhandled error")
         return problem_response(
-            {"type": PROBLEM_BASE + "internal", "title": "Internal error", "status": 500,
-             "detail": "an unexpected error occurred; it has been logged"}
+            {
+                "type": PROBLEM_BASE + "internal",
+                "title": "Internal error",
+                "status": 500,
+                "detail": "an unexpected error occurred; it has been logged",
+            }
         )

@@ -50,4 +50,4 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
-ERRORS: dict[int, type[BaseModel]] = {400: Problem, 401: Problem, 403: Problem, 404: Problem}
+ERRORS: dict[str | int, Any] = {400: Problem, 401: Problem, 403: Problem, 404: Problem}

@@ -125,6 +125,10 @@ def _kth_upper_bound(farthest: FloatArray, counts: IntArray, k: int) -> float:
     return float(farthest[order[j]])
 
 
+# Inside groups awaiting the page: (level, groups, nearest angle, farthest angle, counts).
+_PoolEntry = tuple[int, IntArray, FloatArray, FloatArray, IntArray]
+
+
 @dataclass
 class _Level:
     """The groups of one resolution: contiguous row runs, nested in the level above."""
@@ -164,7 +168,9 @@ class NearbyIndex:
         xyz = latlng_to_xyz(lats_a, lngs_a).reshape(-1, 3)
         # Per coarse origin cell: the nearest centre angle of each ring (geometry only).
         self._ring_distances: dict[int, list[float]] = {}
-        self._build(ids_a, xyz, np.asarray(categories, dtype=np.int8), cells.reshape(-1, len(self.resolutions)))
+        self._build(
+            ids_a, xyz, np.asarray(categories, dtype=np.int8), cells.reshape(-1, len(self.resolutions))
+        )
         self._clear_overlay()
 
     # -- building -----------------------------------------------------------------
@@ -220,10 +226,14 @@ class NearbyIndex:
             rho = np.empty(0, dtype=np.float64)
         if coarsest:
             flat = group_of_row * self.n_categories + self._cats.astype(np.int64)
-            counts = np.bincount(flat, minlength=n_groups * self.n_categories).reshape(n_groups, self.n_categories)
+            counts = np.bincount(flat, minlength=n_groups * self.n_categories).reshape(
+                n_groups, self.n_categories
+            )
         else:
             counts = np.diff(offsets)
-        return _Level(resolution, offsets, cells, centres, rho, counts.astype(np.int32), np.empty(0, np.int64))
+        return _Level(
+            resolution, offsets, cells, centres, rho, counts.astype(np.int32), np.empty(0, np.int64)
+        )
 
     def _clear_overlay(self) -> None:
         self._overlay: dict[int, tuple[float, float, float, int, tuple[int, ...]]] = {}
@@ -279,9 +289,13 @@ class NearbyIndex:
         width = len(self.resolutions)
         self._build(
             np.concatenate([self._ids[alive], np.array(list(self._overlay), dtype=np.int64)]),
-            np.concatenate([self._xyz[alive], np.array([v[:3] for v in ov], dtype=np.float64).reshape(-1, 3)]),
+            np.concatenate(
+                [self._xyz[alive], np.array([v[:3] for v in ov], dtype=np.float64).reshape(-1, 3)]
+            ),
             np.concatenate([self._cats[alive], np.array([v[3] for v in ov], dtype=np.int8)]),
-            np.concatenate([self._row_cells[alive], np.array([v[4] for v in ov], dtype=np.int64).reshape(-1, width)]),
+            np.concatenate(
+                [self._row_cells[alive], np.array([v[4] for v in ov], dtype=np.int64).reshape(-1, width)]
+            ),
         )
         self._clear_overlay()
 
@@ -449,13 +463,14 @@ class _Query:
     def _page(self) -> None:
         """Read just the inside groups that can hold the page's merchants."""
         levels = self.ix._levels
-        pool = []
+        pool: list[_PoolEntry] = []
         for depth, parts in enumerate(self.inside):
             if parts:
-                pool.append((depth, *(np.concatenate(p) for p in zip(*parts, strict=True))))
+                groups, nearest, farthest, counts = (np.concatenate(p) for p in zip(*parts, strict=True))
+                pool.append((depth, groups, nearest, farthest, counts))
         for depth in range(len(levels)):
             bound = self._page_bound(pool)
-            next_pool = []
+            next_pool: list[_PoolEntry] = []
             for d, groups, nearest, farthest, counts in pool:
                 keep = (nearest <= bound + _EPS) & (farthest >= self.after_angle - _EPS)
                 groups = groups[keep]
@@ -471,7 +486,7 @@ class _Query:
                 next_pool.append((d + 1, children, c_near, c_far, self._counts(d + 1, children)))
             pool = next_pool
 
-    def _page_bound(self, pool: list[tuple[int, IntArray, FloatArray, FloatArray, IntArray]]) -> float:
+    def _page_bound(self, pool: list[_PoolEntry]) -> float:
         farthest = list(self.found_angles)
         counts: list[IntArray] = [np.ones(len(a), dtype=np.int64) for a in self.found_angles]
         for _, _, nearest, far, cnt in pool:

@@ -30,7 +30,9 @@ def _parse_csv(path: Path) -> tuple[list[MerchantFields], list[dict[str, Any]]]:
         for record in reader:
             values = {k: (v if v != "" else None) for k, v in record.items() if k is not None}
             if None in record:
-                errors.append({"line": reader.line_num, "field": "row", "message": "more cells than header columns"})
+                errors.append(
+                    {"line": reader.line_num, "field": "row", "message": "more cells than header columns"}
+                )
                 continue
             try:
                 rows.append(MerchantFields.model_validate({k: v for k, v in values.items() if v is not None}))

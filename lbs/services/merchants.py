@@ -25,7 +25,7 @@ def _valid_opening_hours(value: str | None) -> str | None:
         return None
     try:
         opening_hours.OpeningHours(value)
-    except opening_hours.ParserError as exc:
+    except opening_hours.ParserError as exc:  # type: ignore[attr-defined]  # missing from its stubs
         first = str(exc).strip().splitlines()[-1].strip(" =")
         raise ValueError(f"not an OSM opening_hours expression ({first})") from None
     return value
@@ -122,9 +122,7 @@ def get_merchants(session: Session, merchant_ids: Sequence[int]) -> dict[int, Me
     return {m.id: m for m in rows}
 
 
-def update_merchant(
-    session: Session, merchant_id: int, changes: MerchantChanges, now: datetime
-) -> Merchant:
+def update_merchant(session: Session, merchant_id: int, changes: MerchantChanges, now: datetime) -> Merchant:
     revision = next_revision(session)
     merchant = get_merchant(session, merchant_id)
     values = changes.model_dump(mode="json", exclude_unset=True)

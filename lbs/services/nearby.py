@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -53,7 +54,10 @@ class LiveIndex:
         # The newest revision first: a write racing with the scan below is then picked up
         # again by the next poll (re-applying a change is harmless).
         revision = latest_revision(session)
-        ids, lats, lngs, cats = [], [], [], []
+        ids: list[npt.NDArray[Any]] = []
+        lats: list[npt.NDArray[Any]] = []
+        lngs: list[npt.NDArray[Any]] = []
+        cats: list[npt.NDArray[Any]] = []
         rows = session.execute(
             select(Merchant.id, Merchant.lat, Merchant.lon, Merchant.category)
             .where(Merchant.status == "active")
@@ -65,9 +69,16 @@ class LiveIndex:
             lats.append(np.fromiter((r[1] for r in chunk), dtype=np.float64, count=n))
             lngs.append(np.fromiter((r[2] for r in chunk), dtype=np.float64, count=n))
             cats.append(np.fromiter((CATEGORY_CODES[r[3]] for r in chunk), dtype=np.int8, count=n))
+
+        def joined(parts: list[npt.NDArray[Any]], dtype: type) -> npt.NDArray[Any]:
+            return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
         index = NearbyIndex(
             N_CATEGORIES,
-            *(np.concatenate(parts) if parts else () for parts in (ids, lats, lngs, cats)),
+            joined(ids, np.int64),
+            joined(lats, np.float64),
+            joined(lngs, np.float64),
+            joined(cats, np.int8),
             resolutions=self.resolutions,
         )
         with self._lock:
@@ -89,7 +100,14 @@ class LiveIndex:
                 return
             self._polled_at = self._clock()
             changes = session.execute(
-                select(Merchant.id, Merchant.lat, Merchant.lon, Merchant.category, Merchant.status, Merchant.revision)
+                select(
+                    Merchant.id,
+                    Merchant.lat,
+                    Merchant.lon,
+                    Merchant.category,
+                    Merchant.status,
+                    Merchant.revision,
+                )
                 .where(Merchant.revision > self.revision)
                 .order_by(Merchant.revision)
             ).all()
@@ -152,7 +170,9 @@ def decode_cursor(query: NearbyQuery, token: str) -> Cursor:
         cursor = Cursor(chord2=float.fromhex(raw["d"]), id=int(raw["i"]))
         fingerprint = raw["q"]
     except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
-        raise InvalidParameter("cursor", "cursor is malformed; pass next_cursor from a previous page") from None
+        raise InvalidParameter(
+            "cursor", "cursor is malformed; pass next_cursor from a previous page"
+        ) from None
     if fingerprint != _fingerprint(query):
         raise InvalidParameter(
             "cursor", "cursor belongs to another query; keep lat, lon, radius_m, category and sort unchanged"

@@ -62,7 +62,7 @@ def database_url(db_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -
 def empty_database_url(db_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database of its own with no schema at all (SQLite: a path not yet created)."""
     if db_kind == "sqlite":
-        yield SqliteTemplate.url_for(tmp_path / "fresh" / "lbs.sqlite3")
+        yield SqliteTemplate.url_for(tmp_path / "fresh.sqlite3")
         return
     server: PostgresServer = request.getfixturevalue("pg_server")
     name = server.create_database(from_template=False)

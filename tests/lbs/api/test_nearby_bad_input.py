@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -69,7 +70,7 @@ OTHER = {
 
 def _bad(
     client: FlaskClient, query: dict[str, str], field: str, headers: dict[str, str] | None = None
-) -> dict:
+) -> dict[str, Any]:
     response = client.get("/v1/nearby?" + urlencode(query), headers=headers)
     return assert_problem(response, 400, field=field)
 

@@ -83,6 +83,17 @@ def test_a_cursor_reused_with_another_query_is_rejected(
     assert "cursor" in body["detail"]
 
 
+def test_a_cursor_survives_reordering_the_category_list(engine: Engine, client: FlaskClient) -> None:
+    seeded = seed(engine, scatter(random.Random(8), 0.0, 0.0, 200, 900.0))
+    first = client.get("/v1/nearby?lat=0&lon=0&limit=3&category=cafe,bar").get_json()
+
+    rest = client.get(f"/v1/nearby?lat=0&lon=0&limit=100&category=bar,cafe&cursor={first['next_cursor']}")
+
+    assert rest.status_code == 200, rest.get_data(as_text=True)
+    ids = [i["merchant"]["id"] for i in first["items"] + rest.get_json()["items"]]
+    assert ids == expected_order(points_of(seeded, ["cafe", "bar"]), 0.0, 0.0, 1000.0)
+
+
 def test_writes_during_a_walk_neither_repeat_nor_skip_earlier_results(
     engine: Engine, client: FlaskClient
 ) -> None:

@@ -16,16 +16,16 @@ RESOLUTIONS = [(7, 9, 11), (8,), (6, 9), (7, 8, 9, 10, 11)]
 # A handful of categories, so that filters keep some points and drop others.
 N_USED_CATEGORIES = 4
 
-lats = st.floats(-90.0, 90.0)
-lons = st.floats(-180.0, 180.0)
+any_lat = st.floats(-90.0, 90.0)
+any_lon = st.floats(-180.0, 180.0)
 near_antimeridian = st.floats(179.0, 180.0) | st.floats(-180.0, -179.0)
 near_poles = st.floats(88.0, 90.0) | st.floats(-90.0, -88.0)
 
 centres = st.one_of(
-    st.tuples(lats, lons),
+    st.tuples(any_lat, any_lon),
     st.tuples(st.floats(-89.0, 89.0), near_antimeridian),
-    st.tuples(near_poles, lons),
-    st.tuples(st.sampled_from([-90.0, -89.0, 89.0, 90.0]), lons | st.sampled_from([-180.0, 180.0])),
+    st.tuples(near_poles, any_lon),
+    st.tuples(st.sampled_from([-90.0, -89.0, 89.0, 90.0]), any_lon | st.sampled_from([-180.0, 180.0])),
     st.tuples(near_poles, near_antimeridian),
 )
 category_filters = st.none() | st.sets(st.integers(0, N_USED_CATEGORIES - 1), min_size=1).map(sorted)
@@ -76,7 +76,7 @@ def scenarios(draw: st.DrawFn, max_points: int = 80) -> Scenario:
     )
     positions = [destination(lat, lon, bearing, share * radius_m) for bearing, share, _ in near]
     cats = [c for _, _, c in near]
-    for far_lat, far_lon, c in draw(st.lists(st.tuples(lats, lons, st.integers(0, 3)), max_size=5)):
+    for far_lat, far_lon, c in draw(st.lists(st.tuples(any_lat, any_lon, st.integers(0, 3)), max_size=5)):
         positions.append((far_lat, far_lon))
         cats.append(c)
     if positions:

@@ -43,6 +43,7 @@ def test_metres_to_chord_and_back(distance_m: float) -> None:
         ((90.0, 10.0), (90.0, -170.0), 0.0),
         ((0.0, 0.0), (0.0, 90.0), EARTH_RADIUS_M * math.pi / 2),
     ],
+    ids=["one-degree", "across-the-antimeridian", "pole-to-pole", "north-pole-twice", "quarter-equator"],
 )
 def test_known_lengths(a: tuple[float, float], b: tuple[float, float], expected_m: float) -> None:
     assert great_circle_m(*a, *b) == pytest.approx(expected_m, abs=1e-3)

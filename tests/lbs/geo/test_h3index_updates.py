@@ -158,3 +158,17 @@ def test_overlay_larger_than_the_compaction_threshold_stays_exact() -> None:
     got_ids, distances = ids_and_distances(found.hits)
     assert_nearby_exact(points, 60.0, 25.0, 2000.0, got_ids, found.total, distances)
     assert index.size == len(model)
+
+
+def test_one_position_is_one_distance_in_snapshot_and_overlay_alike() -> None:
+    rng = random.Random(9)
+    for _ in range(200):
+        lat, lon = rng.uniform(-90, 90), rng.uniform(-180, 180)
+        index = build_index([1, 2, 3], [lat, lat, 0.0], [lon, lon, 0.0], [0, 0, 0])
+        index.compact()
+        index.upsert(3, lat, lon, 0)  # onto the other two, through the overlay
+
+        found = index.query(lat, lon, 1.0, limit=10)
+
+        assert [h.id for h in found.hits] == [1, 2, 3], (lat, lon, found.hits)
+        assert len({h.chord2 for h in found.hits}) == 1, (lat, lon, found.hits)

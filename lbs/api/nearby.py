@@ -6,11 +6,11 @@ from typing import Literal
 
 from flask import Response, json, request
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from lbs.api.context import db_session, runtime
 from lbs.api.problems import register_model
-from lbs.api.schemas import ERRORS, NearbyPageOut
+from lbs.api.schemas import ERRORS, NearbyPageOut, QueryModel
 from lbs.categories import Category
 from lbs.config import MAX_LIMIT, MAX_RADIUS_M
 from lbs.services.nearby import NearbyQuery, page_to_geojson, search_nearby
@@ -20,7 +20,7 @@ GEOJSON = "application/geo+json"
 
 
 @register_model
-class NearbyParams(BaseModel):
+class NearbyParams(QueryModel):
     model_config = ConfigDict(extra="forbid")
 
     lat: float = Field(ge=-90, le=90, allow_inf_nan=False, description="WGS84 latitude, degrees")

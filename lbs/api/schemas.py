@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
+
+
+class QueryModel(BaseModel):
+    """Base of query-string models.
+
+    flask-openapi3 asks a query model for its JSON schema on every request (to find list
+    parameters); the schema never changes, so it is built once per class.
+    """
+
+    @classmethod
+    @cache
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        return super().model_json_schema(*args, **kwargs)
 
 
 class MerchantOut(BaseModel):

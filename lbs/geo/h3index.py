@@ -4,12 +4,14 @@ Layout. Every merchant gets its H3 cell at each of a few resolutions, coarse to 
 (default 7, 9, 11), and the base snapshot is sorted by (cell7, cell9, cell11, id). So at
 every level a *group* — the merchants sharing a cell there and in all coarser levels —
 is one contiguous run of rows, and the groups of one level nest in those above. Per
-group we keep its cell centre (unit vector), the largest angle from that centre to any
+group we keep its cell centre (unit vector), the longest chord from that centre to any
 of its merchants (``rho``, measured on the data, so no assumption about H3's cell
 shapes or its imperfect parent/child nesting is needed) and its live merchant count
 (per category at the coarsest level).
 
-A query at angle ``r`` classifies a group whose centre is at angle ``d``:
+Distances between bounds are chord lengths through the unit sphere: a true metric, so
+the triangle inequality holds and no trigonometry is needed per group. A query of
+radius chord ``r`` classifies a group whose centre lies at chord ``d``:
 
 * ``d + rho <= r``: all of it is inside: counted from its counts, no merchant visited;
 * ``d - rho > r``: all of it is outside: skipped;
@@ -39,6 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import h3.api.basic_int as h3
 import numpy as np
@@ -69,8 +72,7 @@ _POLYGON_RADIUS_EDGES = 1.5
 _CHUNK = 65_536
 
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(NamedTuple):
     id: int
     chord2: float
 
@@ -110,7 +112,7 @@ def _after(c2: FloatArray, ids: IntArray, cursor: Cursor | None) -> BoolArray:
 
 
 def _kth_upper_bound(farthest: FloatArray, counts: IntArray, k: int) -> float:
-    """Smallest angle within which the groups surely hold k merchants (inf if they don't)."""
+    """Smallest distance within which the groups surely hold k merchants (inf if they don't)."""
     holding = counts > 0
     if int(counts.sum()) < k:
         return math.inf
@@ -125,7 +127,7 @@ def _kth_upper_bound(farthest: FloatArray, counts: IntArray, k: int) -> float:
     return float(farthest[order[j]])
 
 
-# Inside groups awaiting the page: (level, groups, nearest angle, farthest angle, counts).
+# Inside groups awaiting the page: (level, groups, nearest chord, farthest chord, counts).
 _PoolEntry = tuple[int, IntArray, FloatArray, FloatArray, IntArray]
 
 
@@ -161,43 +163,45 @@ class NearbyIndex:
         edge_m = h3.average_hexagon_edge_length(self.resolutions[0], "m")
         self._polygon_radius = _POLYGON_RADIUS_EDGES * edge_m / EARTH_RADIUS_M
         self._ring_spacing = math.sqrt(3.0) * edge_m / EARTH_RADIUS_M
-        ids_a = np.asarray(ids, dtype=np.int64)
-        lats_a = np.asarray(lats, dtype=np.float64)
-        lngs_a = np.asarray(lngs, dtype=np.float64)
-        cells = np.stack([self._cells_of(lats_a, lngs_a, r) for r in self.resolutions], axis=1)
-        xyz = latlng_to_xyz(lats_a, lngs_a).reshape(-1, 3)
         # Per coarse origin cell: the nearest centre angle of each ring (geometry only).
         self._ring_distances: dict[int, list[float]] = {}
+        lats_a = np.asarray(lats, dtype=np.float64)
+        lngs_a = np.asarray(lngs, dtype=np.float64)
+        xyz = np.empty((len(lats_a), 3), dtype=np.float64)
+        for start in range(0, len(lats_a), _CHUNK):
+            xyz[start : start + _CHUNK] = latlng_to_xyz(
+                lats_a[start : start + _CHUNK], lngs_a[start : start + _CHUNK]
+            )
         self._build(
-            ids_a, xyz, np.asarray(categories, dtype=np.int8), cells.reshape(-1, len(self.resolutions))
+            np.asarray(ids, dtype=np.int64), xyz, np.asarray(categories, dtype=np.int8), lats_a, lngs_a
         )
         self._clear_overlay()
 
     # -- building -----------------------------------------------------------------
 
-    @staticmethod
-    def _cells_of(lats: FloatArray, lngs: FloatArray, resolution: int) -> IntArray:
-        cells = np.empty(len(lats), dtype=np.int64)
-        for start in range(0, len(lats), _CHUNK):
-            end = start + _CHUNK
-            pairs = zip(lats[start:end].tolist(), lngs[start:end].tolist(), strict=True)
-            cells[start:end] = [h3.latlng_to_cell(a, b, resolution) for a, b in pairs]
-        return cells
-
-    def _build(self, ids: IntArray, xyz: FloatArray, cats: npt.NDArray[np.int8], cells: IntArray) -> None:
+    def _build(
+        self, ids: IntArray, xyz: FloatArray, cats: npt.NDArray[np.int8], lats: FloatArray, lngs: FloatArray
+    ) -> None:
+        """Sort rows into the tree. xyz is kept bit for bit (it decides ties); lat/lng only place cells."""
         n = len(ids)
+        cells = np.empty((n, len(self.resolutions)), dtype=np.int64)
+        for start in range(0, n, _CHUNK):
+            end = start + _CHUNK
+            pairs = list(zip(lats[start:end].tolist(), lngs[start:end].tolist(), strict=True))
+            for depth, resolution in enumerate(self.resolutions):
+                cells[start:end, depth] = [h3.latlng_to_cell(a, b, resolution) for a, b in pairs]
         order = np.lexsort((ids, *[cells[:, j] for j in reversed(range(cells.shape[1]))]))
         self._ids = ids[order]
-        self._xyz = np.ascontiguousarray(xyz[order])
+        self._xyz = xyz[order]
         self._cats = cats[order]
-        self._row_cells = cells[order]
+        cells = cells[order]
         self._alive = np.ones(n, dtype=bool)
         self._levels: list[_Level] = []
         new_group = np.zeros(n, dtype=bool)
         if n:
             new_group[0] = True
         for depth, resolution in enumerate(self.resolutions):
-            column = self._row_cells[:, depth]
+            column = cells[:, depth]
             if n > 1:
                 new_group[1:] |= column[1:] != column[:-1]
             starts = np.flatnonzero(new_group)
@@ -206,7 +210,6 @@ class NearbyIndex:
             upper.children = np.searchsorted(lower.offsets[:-1], upper.offsets).astype(np.int64)
         self._id_order = np.argsort(self._ids, kind="stable")
         self._sorted_ids = self._ids[self._id_order]
-        # Per coarse origin cell: the nearest centre angle of each ring (geometry only).
         # Per (origin, k): indexed coarse groups of that disk; positions change with each build.
         self._disk_groups: dict[tuple[int, int], IntArray] = {}
 
@@ -219,16 +222,18 @@ class NearbyIndex:
             latlngs = np.array([h3.cell_to_latlng(c) for c in cells[start : start + _CHUNK].tolist()])
             centres[start : start + _CHUNK] = latlng_to_xyz(latlngs[:, 0], latlngs[:, 1])
         group_of_row = np.repeat(np.arange(n_groups), np.diff(offsets))
-        if n_groups:
-            d2 = ((self._xyz - centres[group_of_row]) ** 2).sum(axis=1)
-            rho = chord2_to_angle(np.maximum.reduceat(d2, starts)) + _EPS
-        else:
-            rho = np.empty(0, dtype=np.float64)
+        # rho: the longest chord from the cell centre to a merchant of the group.
+        rho2 = np.zeros(n_groups, dtype=np.float64)
+        for start in range(0, n, _CHUNK):
+            rows = slice(start, start + _CHUNK)
+            groups = group_of_row[rows]
+            d = self._xyz[rows] - centres[groups]
+            np.maximum.at(rho2, groups, (d * d).sum(axis=1))
+        rho = np.sqrt(rho2) + _EPS
         if coarsest:
             flat = group_of_row * self.n_categories + self._cats.astype(np.int64)
-            counts = np.bincount(flat, minlength=n_groups * self.n_categories).reshape(
-                n_groups, self.n_categories
-            )
+            counts = np.bincount(flat, minlength=n_groups * self.n_categories)
+            counts = counts.reshape(n_groups, self.n_categories)
         else:
             counts = np.diff(offsets)
         return _Level(
@@ -236,7 +241,7 @@ class NearbyIndex:
         )
 
     def _clear_overlay(self) -> None:
-        self._overlay: dict[int, tuple[float, float, float, int, tuple[int, ...]]] = {}
+        self._overlay: dict[int, tuple[float, float, float, int]] = {}
         self._overlay_arrays: tuple[IntArray, FloatArray, npt.NDArray[np.int8]] | None = None
 
     # -- writes -------------------------------------------------------------------
@@ -270,8 +275,7 @@ class NearbyIndex:
     def upsert(self, merchant_id: int, lat: float, lng: float, category: int) -> None:
         self.remove(merchant_id)
         x, y, z = latlng_to_xyz([lat], [lng])[0].tolist()
-        cells = tuple(h3.latlng_to_cell(lat, lng, r) for r in self.resolutions)
-        self._overlay[merchant_id] = (x, y, z, category, cells)
+        self._overlay[merchant_id] = (x, y, z, category)
         self._overlay_arrays = None
         if len(self._overlay) > 4096 + len(self._ids) // 20:
             self.compact()
@@ -285,17 +289,14 @@ class NearbyIndex:
     def compact(self) -> None:
         """Fold the overlay and tombstones into a fresh snapshot."""
         alive = self._alive
-        ov = list(self._overlay.values())
-        width = len(self.resolutions)
+        overlay = list(self._overlay.values())
+        xyz = np.concatenate([self._xyz[alive], np.array([v[:3] for v in overlay]).reshape(-1, 3)])
         self._build(
             np.concatenate([self._ids[alive], np.array(list(self._overlay), dtype=np.int64)]),
-            np.concatenate(
-                [self._xyz[alive], np.array([v[:3] for v in ov], dtype=np.float64).reshape(-1, 3)]
-            ),
-            np.concatenate([self._cats[alive], np.array([v[3] for v in ov], dtype=np.int8)]),
-            np.concatenate(
-                [self._row_cells[alive], np.array([v[4] for v in ov], dtype=np.int64).reshape(-1, width)]
-            ),
+            xyz,
+            np.concatenate([self._cats[alive], np.array([v[3] for v in overlay], dtype=np.int8)]),
+            np.degrees(np.arcsin(np.clip(xyz[:, 2], -1.0, 1.0))),
+            np.degrees(np.arctan2(xyz[:, 1], xyz[:, 0])),
         )
         self._clear_overlay()
 
@@ -383,17 +384,18 @@ class _Query:
         self.lat, self.lng = lat, lng
         self.point = point_to_xyz(lat, lng)
         self.max_c2 = m_to_chord2(radius_m)
+        # Bounds are compared as chord lengths: a true distance, so the triangle inequality
+        # holds, and no trigonometry is needed per group.
+        self.radius = math.sqrt(self.max_c2)
         self.angle = radius_m / EARTH_RADIUS_M
         self.limit = limit
         self.after = after
-        self.after_angle = -math.inf if after is None else float(chord2_to_angle(after.chord2))
+        self.after_chord = -math.inf if after is None else math.sqrt(after.chord2)
         self.cats = None if categories is None else np.asarray(sorted(set(categories)), dtype=np.int8)
         self.total = 0
         self.found_c2: list[FloatArray] = []
         self.found_ids: list[IntArray] = []
-        # Angles of the merchants checked one by one so far (they bound the page too).
-        self.found_angles: list[FloatArray] = []
-        # Inside groups not yet read, per level: (group ids, nearest angle, farthest angle, counts)
+        # Inside groups not yet read, per level: (group ids, nearest chord, farthest chord, counts)
         self.inside: list[list[tuple[IntArray, FloatArray, FloatArray, IntArray]]] = [
             [] for _ in index.resolutions
         ]
@@ -416,7 +418,6 @@ class _Query:
         later = _after(c2, ids, self.after)
         self.found_c2.append(c2[later])
         self.found_ids.append(ids[later])
-        self.found_angles.append(chord2_to_angle(c2[later]))
 
     def _collect_groups(self, level: _Level, groups: IntArray, *, counted: bool) -> None:
         rows = _ranges(level.offsets[groups], level.offsets[groups + 1])
@@ -436,7 +437,7 @@ class _Query:
         return np.bincount(group_of_row, weights=matched, minlength=len(groups)).astype(np.int64)
 
     def _bounds(self, level: _Level, groups: IntArray) -> tuple[FloatArray, FloatArray]:
-        centre = chord2_to_angle(chord2_to(level.centres[groups], self.point))
+        centre = np.sqrt(chord2_to(level.centres[groups], self.point))
         rho = level.rho[groups]
         return np.maximum(centre - rho, 0.0), centre + rho
 
@@ -445,9 +446,9 @@ class _Query:
     def _classify(self, depth: int, groups: IntArray) -> None:
         level = self.ix._levels[depth]
         nearest, farthest = self._bounds(level, groups)
-        meets = nearest <= self.angle + _EPS
+        meets = nearest <= self.radius + _EPS
         groups, nearest, farthest = groups[meets], nearest[meets], farthest[meets]
-        inside = farthest <= self.angle - _EPS
+        inside = farthest <= self.radius - _EPS
         counts = self._counts(depth, groups[inside])
         self.total += int(counts.sum())
         self.inside[depth].append((groups[inside], nearest[inside], farthest[inside], counts))
@@ -472,7 +473,7 @@ class _Query:
             bound = self._page_bound(pool)
             next_pool: list[_PoolEntry] = []
             for d, groups, nearest, farthest, counts in pool:
-                keep = (nearest <= bound + _EPS) & (farthest >= self.after_angle - _EPS)
+                keep = (nearest <= bound + _EPS) & (farthest >= self.after_chord - _EPS)
                 groups = groups[keep]
                 if d > depth or not len(groups):
                     if len(groups):
@@ -487,15 +488,22 @@ class _Query:
             pool = next_pool
 
     def _page_bound(self, pool: list[_PoolEntry]) -> float:
-        farthest = list(self.found_angles)
-        counts: list[IntArray] = [np.ones(len(a), dtype=np.int64) for a in self.found_angles]
-        for _, _, nearest, far, cnt in pool:
-            # Only groups wholly after the cursor surely hold that many merchants of the page.
-            farthest.append(far)
-            counts.append(np.where(nearest > self.after_angle + _EPS, cnt, 0))
-        if not farthest:
-            return math.inf
-        return _kth_upper_bound(np.concatenate(farthest), np.concatenate(counts), self.limit)
+        """A chord within which at least `limit` merchants of the page surely lie."""
+        # Only groups wholly after the cursor surely hold that many merchants of the page.
+        farthest = [far for _, _, _, far, _ in pool]
+        counts = [np.where(near > self.after_chord + _EPS, cnt, 0) for _, _, near, _, cnt in pool]
+        bound = (
+            _kth_upper_bound(np.concatenate(farthest), np.concatenate(counts), self.limit)
+            if pool
+            else math.inf
+        )
+        if bound == math.inf and self.found_c2:
+            # Few merchants inside whole groups: the ones checked one by one bound it too.
+            found = np.concatenate(self.found_c2)
+            farthest.append(np.sqrt(found))
+            counts.append(np.ones(len(found), dtype=np.int64))
+            bound = _kth_upper_bound(np.concatenate(farthest), np.concatenate(counts), self.limit)
+        return bound
 
     def run(self) -> NearbyHits:
         ov_ids, ov_xyz, ov_cats = self.ix._overlay_view()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -115,11 +115,12 @@ def get_merchant(session: Session, merchant_id: int) -> Merchant:
     return merchant
 
 
-def get_merchants(session: Session, merchant_ids: Sequence[int]) -> dict[int, Merchant]:
+def public_merchants(session: Session, merchant_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Public representations by id, read as plain rows (a page of results: no ORM objects)."""
     if not merchant_ids:
         return {}
-    rows = session.execute(select(Merchant).where(Merchant.id.in_(merchant_ids))).scalars()
-    return {m.id: m for m in rows}
+    rows = session.execute(select(*_PUBLIC_COLUMNS).where(Merchant.id.in_(merchant_ids))).mappings()
+    return {row["id"]: _public(row) for row in rows}
 
 
 def update_merchant(session: Session, merchant_id: int, changes: MerchantChanges, now: datetime) -> Merchant:
@@ -136,21 +137,31 @@ def update_merchant(session: Session, merchant_id: int, changes: MerchantChanges
     return merchant
 
 
+_PUBLIC_COLUMNS = (
+    Merchant.id,
+    Merchant.name,
+    Merchant.category,
+    Merchant.lat,
+    Merchant.lon,
+    Merchant.address,
+    Merchant.phone,
+    Merchant.website,
+    Merchant.price_level,
+    Merchant.opening_hours,
+    Merchant.timezone,
+    Merchant.status,
+    Merchant.created_at,
+    Merchant.updated_at,
+)
+
+
+def _public(values: Mapping[Any, Any]) -> dict[str, Any]:
+    public = dict(values)
+    public["created_at"] = public["created_at"].isoformat()
+    public["updated_at"] = public["updated_at"].isoformat()
+    return public
+
+
 def merchant_public(merchant: Merchant) -> dict[str, Any]:
     """The public representation: what any client may see."""
-    return {
-        "id": merchant.id,
-        "name": merchant.name,
-        "category": merchant.category,
-        "lat": merchant.lat,
-        "lon": merchant.lon,
-        "address": merchant.address,
-        "phone": merchant.phone,
-        "website": merchant.website,
-        "price_level": merchant.price_level,
-        "opening_hours": merchant.opening_hours,
-        "timezone": merchant.timezone,
-        "status": merchant.status,
-        "created_at": merchant.created_at.isoformat(),
-        "updated_at": merchant.updated_at.isoformat(),
-    }
+    return _public({column.key: getattr(merchant, column.key) for column in _PUBLIC_COLUMNS})

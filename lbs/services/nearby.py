@@ -21,7 +21,7 @@ from lbs.categories import CATEGORY_CODES, N_CATEGORIES
 from lbs.errors import InvalidParameter, NotReady
 from lbs.geo.h3index import Cursor, NearbyIndex
 from lbs.models import Merchant
-from lbs.services.merchants import get_merchants, merchant_public
+from lbs.services.merchants import public_merchants
 from lbs.services.revisions import latest_revision
 
 
@@ -190,12 +190,8 @@ def search_nearby(session: Session, live: LiveIndex, query: NearbyQuery) -> Near
     # One extra hit tells whether another page exists.
     found = live.query(query.lat, query.lon, query.radius_m, query.limit + 1, after=after, categories=codes)
     hits = found.hits[: query.limit]
-    merchants = get_merchants(session, [h.id for h in hits])
-    items = [
-        NearbyItem(merchant_public(merchants[h.id]), round(h.distance_m, 2))
-        for h in hits
-        if h.id in merchants
-    ]
+    merchants = public_merchants(session, [h.id for h in hits])
+    items = [NearbyItem(merchants[h.id], round(h.distance_m, 2)) for h in hits if h.id in merchants]
     next_cursor = None
     if len(found.hits) > query.limit:
         last = hits[-1]

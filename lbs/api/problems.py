@@ -7,9 +7,10 @@ from typing import Any
 
 from flask import Flask, Response, json
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from lbs.errors import PROBLEM_BASE, InvalidParameter, LbsError
+from lbs.errors import PROBLEM_BASE, InvalidParameter, LbsError, NotReady
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -90,6 +91,14 @@ def register_error_handlers(app: Flask) -> None:
                 "status": status,
                 "detail": error.description,
             }
+        )
+
+    @app.errorhandler(OperationalError)
+    def _database_unavailable(error: OperationalError) -> Response:
+        # Unreachable, locked or not migrated: the operator's to fix, the client's to retry.
+        log.error("database unavailable: %s", type(error.orig).__name__)
+        return problem_response(
+            NotReady("the database is unavailable or not migrated; retry later").to_problem()
         )
 
     @app.errorhandler(Exception)

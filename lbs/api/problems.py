@@ -7,13 +7,15 @@ from typing import Any
 
 from flask import Flask, Response, json
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from lbs.errors import PROBLEM_BASE, InvalidParameter, LbsError, NotReady
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
+# PostgreSQL's undefined_table and undefined_column: the schema is behind the code.
+_SCHEMA_MISSING = {"42P01", "42703"}
 
 # Request models by name, so that a validation error can state the allowed range.
 _MODELS: dict[str, type[BaseModel]] = {}
@@ -93,22 +95,29 @@ def register_error_handlers(app: Flask) -> None:
             }
         )
 
-    @app.errorhandler(OperationalError)
-    def _database_unavailable(error: OperationalError) -> Response:
+    @app.errorhandler(DBAPIError)
+    def _database_error(error: DBAPIError) -> Response:
         # Unreachable, locked or not migrated: the operator's to fix, the client's to retry.
+        not_migrated = getattr(error.orig, "sqlstate", None) in _SCHEMA_MISSING
+        if not isinstance(error, OperationalError) and not not_migrated:
+            return _unexpected(error)
         log.error("database unavailable: %s", type(error.orig).__name__)
         return problem_response(
             NotReady("the database is unavailable or not migrated; retry later").to_problem()
         )
 
     @app.errorhandler(Exception)
-    def _unexpected(error: Exception) -> Response:
-        log.exception("unhandled error")
-        return problem_response(
-            {
-                "type": PROBLEM_BASE + "internal",
-                "title": "Internal error",
-                "status": 500,
-                "detail": "an unexpected error occurred; it has been logged",
-            }
-        )
+    def _unexpected_error(error: Exception) -> Response:
+        return _unexpected(error)
+
+
+def _unexpected(error: Exception) -> Response:
+    log.error("unhandled error", exc_info=error)
+    return problem_response(
+        {
+            "type": PROBLEM_BASE + "internal",
+            "title": "Internal error",
+            "status": 500,
+            "detail": "an unexpected error occurred; it has been logged",
+        }
+    )

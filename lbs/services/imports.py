@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from datetime import datetime
 from pathlib import Path
@@ -22,46 +23,70 @@ def _errors_of(exc: ValidationError, where: dict[str, int]) -> list[dict[str, An
     ]
 
 
+def _decode(path: Path) -> tuple[str | None, list[dict[str, Any]]]:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig"), []
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return None, [{"line": line, "field": "file", "message": "not UTF-8 text; save the file as UTF-8"}]
+
+
 def _parse_csv(path: Path) -> tuple[list[MerchantFields], list[dict[str, Any]]]:
+    text, errors = _decode(path)
+    if text is None:
+        return [], errors
     rows: list[MerchantFields] = []
-    errors: list[dict[str, Any]] = []
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        for record in reader:
-            values = {k: (v if v != "" else None) for k, v in record.items() if k is not None}
-            if None in record:
-                errors.append(
-                    {"line": reader.line_num, "field": "row", "message": "more cells than header columns"}
-                )
-                continue
-            try:
-                rows.append(MerchantFields.model_validate({k: v for k, v in values.items() if v is not None}))
-            except ValidationError as exc:
-                errors.extend(_errors_of(exc, {"line": reader.line_num}))
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    for record in reader:
+        if None in record:
+            errors.append(
+                {"line": reader.line_num, "field": "row", "message": "more cells than header columns"}
+            )
+            continue
+        values = {k: v for k, v in record.items() if v not in ("", None)}
+        try:
+            rows.append(MerchantFields.model_validate(values))
+        except ValidationError as exc:
+            errors.extend(_errors_of(exc, {"line": reader.line_num}))
     return rows, errors
 
 
 def _parse_geojson(path: Path) -> tuple[list[MerchantFields], list[dict[str, Any]]]:
-    rows: list[MerchantFields] = []
-    errors: list[dict[str, Any]] = []
+    text, errors = _decode(path)
+    if text is None:
+        return [], errors
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(text)
     except json.JSONDecodeError as exc:
         return [], [{"line": exc.lineno, "field": "file", "message": f"not JSON: {exc.msg}"}]
     features = document.get("features") if isinstance(document, dict) else None
-    if document.get("type") != "FeatureCollection" or not isinstance(features, list):
+    if (
+        not isinstance(document, dict)
+        or document.get("type") != "FeatureCollection"
+        or not isinstance(features, list)
+    ):
         return [], [{"line": 1, "field": "type", "message": "expected a GeoJSON FeatureCollection"}]
+    rows: list[MerchantFields] = []
     for number, feature in enumerate(features, start=1):
         where = {"feature": number}
-        geometry = (feature or {}).get("geometry") or {}
-        coords = geometry.get("coordinates")
-        if geometry.get("type") != "Point" or not isinstance(coords, list) or len(coords) < 2:
+        if not isinstance(feature, dict):
+            errors.append({**where, "field": "feature", "message": "expected a GeoJSON Feature object"})
+            continue
+        geometry = feature.get("geometry")
+        coords = geometry.get("coordinates") if isinstance(geometry, dict) else None
+        if not isinstance(geometry, dict) or geometry.get("type") != "Point" or not isinstance(coords, list):
             errors.append({**where, "field": "geometry", "message": "expected a Point [lon, lat]"})
             continue
-        props = dict(feature.get("properties") or {})
-        props.update(lon=coords[0], lat=coords[1])
+        if len(coords) not in (2, 3):
+            errors.append({**where, "field": "geometry", "message": "a Point has 2 (or 3) coordinates"})
+            continue
+        props = feature.get("properties") or {}
+        if not isinstance(props, dict):
+            errors.append({**where, "field": "properties", "message": "expected an object"})
+            continue
         try:
-            rows.append(MerchantFields.model_validate(props))
+            rows.append(MerchantFields.model_validate({**props, "lon": coords[0], "lat": coords[1]}))
         except ValidationError as exc:
             errors.extend(_errors_of(exc, where))
     return rows, errors

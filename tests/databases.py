@@ -4,7 +4,7 @@ SQLite: the template is a migrated file; each test gets a copy of it.
 PostgreSQL: the template is a migrated database (so PostGIS is created once); each test
 gets ``CREATE DATABASE ... TEMPLATE``. Dropping a PostgreSQL database forces a
 checkpoint, which costs about a second on a disk that really syncs, so drops happen on a
-background thread while later tests run, and the session waits for them at the end.
+few background threads while later tests run, and the session waits for them at the end.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import queue
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -25,6 +26,7 @@ from lbs.db import make_engine
 DEFAULT_PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PG_ADMIN_URL_ENV = "LBS_TEST_PG_URL"
 _DROP_WAIT_S = 600.0
+_DROPPERS = 3
 
 
 def migrate_url(url: str) -> None:
@@ -64,8 +66,13 @@ class PostgresServer:
         self.template = f"{self._prefix}_template"
         self._drops: queue.Queue[str | None] = queue.Queue()
         self.drop_errors: list[str] = []
-        self._dropper = threading.Thread(target=self._drop_worker, name="pg-dropper", daemon=True)
-        self._dropper.start()
+        # Concurrent drops share the checkpoints they force.
+        self._droppers = [
+            threading.Thread(target=self._drop_worker, name=f"pg-dropper-{n}", daemon=True)
+            for n in range(_DROPPERS)
+        ]
+        for thread in self._droppers:
+            thread.start()
         self._execute(f'DROP DATABASE IF EXISTS "{self.template}"')
         self._execute(f'CREATE DATABASE "{self.template}"')
         migrate_url(self.url_of(self.template))
@@ -107,21 +114,27 @@ class PostgresServer:
     def drop_later(self, name: str) -> None:
         self._drops.put(name)
 
+    def _drop(self, name: str) -> None:
+        try:
+            # FORCE ends connections a test may have leaked (a killed server, a CLI engine).
+            self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except sa.exc.DBAPIError as exc:
+            self.drop_errors.append(f"{name}: {exc.orig}")
+
     def _drop_worker(self) -> None:
         while (name := self._drops.get()) is not None:
-            try:
-                # FORCE ends connections a test may have leaked (a killed server, a CLI engine).
-                self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            except sa.exc.DBAPIError as exc:
-                self.drop_errors.append(f"{name}: {exc.orig}")
+            self._drop(name)
 
     def close(self) -> None:
-        """Drop what is left, the template last; raise if a drop failed."""
-        self._drops.put(self.template)
-        self._drops.put(None)
-        self._dropper.join(timeout=_DROP_WAIT_S)
+        """Drop what is left, then the template; raise if a drop failed."""
+        for _ in self._droppers:
+            self._drops.put(None)
+        deadline = time.monotonic() + _DROP_WAIT_S
+        for thread in self._droppers:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._drop(self.template)
         self._admin.dispose()
-        if self._dropper.is_alive() or self.drop_errors:
+        if any(t.is_alive() for t in self._droppers) or self.drop_errors:
             raise RuntimeError(f"test databases left behind: {self.drop_errors or 'drops still running'}")
 
 

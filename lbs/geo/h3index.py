@@ -192,9 +192,13 @@ class NearbyIndex:
                 cells[start:end, depth] = [h3.latlng_to_cell(a, b, resolution) for a, b in pairs]
         order = np.lexsort((ids, *[cells[:, j] for j in reversed(range(cells.shape[1]))]))
         self._ids = ids[order]
-        self._xyz = xyz[order]
         self._cats = cats[order]
-        cells = cells[order]
+        # Permute the wide arrays a column at a time: a second full copy would set peak memory.
+        for array in (xyz, cells):
+            for j in range(array.shape[1]):
+                array[:, j] = array[order, j]
+        self._xyz = xyz
+        del order
         self._alive = np.ones(n, dtype=bool)
         self._levels: list[_Level] = []
         new_group = np.zeros(n, dtype=bool)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lbs.categories import CATEGORY_CODES, N_CATEGORIES
@@ -54,33 +54,29 @@ class LiveIndex:
         # The newest revision first: a write racing with the scan below is then picked up
         # again by the next poll (re-applying a change is harmless).
         revision = latest_revision(session)
-        ids: list[npt.NDArray[Any]] = []
-        lats: list[npt.NDArray[Any]] = []
-        lngs: list[npt.NDArray[Any]] = []
-        cats: list[npt.NDArray[Any]] = []
+        # Room for every active row, filled a batch at a time without Python lists of all rows.
+        capacity = session.execute(
+            select(func.count()).select_from(Merchant).where(Merchant.status == "active")
+        ).scalar_one()
+        ids: npt.NDArray[Any] = np.empty(capacity, dtype=np.int64)
+        lats: npt.NDArray[Any] = np.empty(capacity, dtype=np.float64)
+        lngs: npt.NDArray[Any] = np.empty(capacity, dtype=np.float64)
+        cats: npt.NDArray[Any] = np.empty(capacity, dtype=np.int8)
+        n = 0
         rows = session.execute(
             select(Merchant.id, Merchant.lat, Merchant.lon, Merchant.category)
             .where(Merchant.status == "active")
-            .execution_options(yield_per=50_000)
+            .execution_options(yield_per=10_000)
         )
-        for chunk in rows.partitions():
-            n = len(chunk)
-            ids.append(np.fromiter((r[0] for r in chunk), dtype=np.int64, count=n))
-            lats.append(np.fromiter((r[1] for r in chunk), dtype=np.float64, count=n))
-            lngs.append(np.fromiter((r[2] for r in chunk), dtype=np.float64, count=n))
-            cats.append(np.fromiter((CATEGORY_CODES[r[3]] for r in chunk), dtype=np.int8, count=n))
-
-        def joined(parts: list[npt.NDArray[Any]], dtype: type) -> npt.NDArray[Any]:
-            return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
-
-        index = NearbyIndex(
-            N_CATEGORIES,
-            joined(ids, np.int64),
-            joined(lats, np.float64),
-            joined(lngs, np.float64),
-            joined(cats, np.int8),
-            resolutions=self.resolutions,
-        )
+        for batch in rows.partitions():
+            if n + len(batch) > capacity:  # rows activated since the count
+                capacity = 2 * (n + len(batch))
+                ids, lats, lngs, cats = (np.resize(a, capacity) for a in (ids, lats, lngs, cats))
+            end = n + len(batch)
+            ids[n:end], lats[n:end], lngs[n:end] = zip(*((r[0], r[1], r[2]) for r in batch), strict=True)
+            cats[n:end] = [CATEGORY_CODES[r[3]] for r in batch]
+            n = end
+        index = NearbyIndex(N_CATEGORIES, ids[:n], lats[:n], lngs[:n], cats[:n], resolutions=self.resolutions)
         with self._lock:
             self.index, self.revision = index, revision
             self._polled_at = self._clock()

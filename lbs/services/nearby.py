@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from lbs.categories import CATEGORY_CODES, N_CATEGORIES
 from lbs.errors import InvalidParameter, NotReady
+from lbs.geo.distance import chord2_to_m
 from lbs.geo.h3index import Cursor, NearbyIndex
 from lbs.models import Merchant
 from lbs.services.merchants import public_merchants
@@ -187,7 +188,12 @@ def search_nearby(session: Session, live: LiveIndex, query: NearbyQuery) -> Near
     found = live.query(query.lat, query.lon, query.radius_m, query.limit + 1, after=after, categories=codes)
     hits = found.hits[: query.limit]
     merchants = public_merchants(session, [h.id for h in hits])
-    items = [NearbyItem(merchants[h.id], round(h.distance_m, 2)) for h in hits if h.id in merchants]
+    distances_m = chord2_to_m([h.chord2 for h in hits]).round(2).tolist()
+    items = [
+        NearbyItem(merchants[h.id], distance_m)
+        for h, distance_m in zip(hits, distances_m, strict=True)
+        if h.id in merchants
+    ]
     next_cursor = None
     if len(found.hits) > query.limit:
         last = hits[-1]

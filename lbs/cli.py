@@ -19,7 +19,10 @@ from lbs.errors import InvalidRows, LbsError, where
 
 
 def _settings() -> Settings:
-    return Settings.from_env()
+    try:
+        return Settings.from_env()
+    except ValueError as exc:
+        raise SystemExit(f"configuration: {exc}") from None
 
 
 def _now() -> datetime:

@@ -42,8 +42,11 @@ class Settings:
             raw = env.get(f"LBS_{f.name.upper()}")
             if raw is None:
                 continue
-            default = getattr(cls, f.name)
-            values[f.name] = type(default)(raw)
+            kind = type(getattr(cls, f.name))
+            try:
+                values[f.name] = kind(raw)
+            except ValueError:
+                raise ValueError(f"LBS_{f.name.upper()}={raw!r} is not a valid {kind.__name__}") from None
         return cls(**values)
 
     def with_overrides(self, overrides: Mapping[str, Any] | None) -> Settings:

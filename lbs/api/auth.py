@@ -26,6 +26,13 @@ def is_operator(token: str) -> bool:
     return token_matches(token, runtime().settings.operator_token_sha256)
 
 
+def authenticate() -> None:
+    """The caller is the operator or holds a valid merchant API key (401 otherwise)."""
+    token = _bearer()
+    if not is_operator(token):
+        merchant_id_for_key(db_session(), token)
+
+
 def require_operator() -> None:
     token = _bearer()
     if not is_operator(token):

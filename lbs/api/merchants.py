@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
-from lbs.api.auth import SECURITY, require_merchant, require_operator
+from lbs.api.auth import SECURITY, authenticate, require_merchant, require_operator
 from lbs.api.context import db_session, utc_now
 from lbs.api.problems import register_model
 from lbs.api.schemas import ERRORS, ApiKeyOut, MerchantOut
@@ -17,6 +18,14 @@ bp = APIBlueprint("merchants", __name__, url_prefix="/v1", abp_tags=[Tag(name="m
 
 register_model(merchants.MerchantFields)
 register_model(merchants.MerchantChanges)
+
+
+@bp.before_request
+def _credentials_first() -> None:
+    # Writes: missing or unknown credentials are a 401 before any body is looked at;
+    # who may touch which merchant is decided in the view.
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        authenticate()
 
 
 @register_model

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from flask import Response, json, request
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import BeforeValidator, ConfigDict, Field
 
 from lbs.api.context import db_session, runtime
 from lbs.api.problems import register_model
@@ -17,6 +17,16 @@ from lbs.services.nearby import NearbyQuery, page_to_geojson, search_nearby
 
 bp = APIBlueprint("nearby", __name__, url_prefix="/v1", abp_tags=[Tag(name="nearby")])
 GEOJSON = "application/geo+json"
+
+
+def _split_commas(value: object) -> object:
+    values = value if isinstance(value, list) else [value]
+    if value is None:
+        return None
+    names = [name.strip() for v in values for name in str(v).split(",")]
+    if not any(names):
+        raise ValueError("empty category")
+    return [name for name in names if name]
 
 
 @register_model
@@ -30,27 +40,13 @@ class NearbyParams(QueryModel):
     )
     limit: int = Field(20, ge=1, le=MAX_LIMIT)
     cursor: str | None = Field(None, max_length=512, description="next_cursor of the previous page")
-    category: str | None = Field(
-        None,
-        max_length=400,
-        description="comma-separated categories: " + ", ".join(c.value for c in Category),
+    category: Annotated[list[Category] | None, BeforeValidator(_split_commas)] = Field(
+        None, description="categories to keep: comma-separated or repeated (category=cafe,bakery)"
     )
     sort: Literal["relevance", "distance"] = Field(
         "relevance", description="relevance falls back to distance until the recommender lands"
     )
     format: Literal["json", "geojson"] = "json"
-
-    @field_validator("category")
-    @classmethod
-    def _known_categories(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        names = [v.strip() for v in value.split(",") if v.strip()]
-        unknown = [n for n in names if n not in Category.__members__]
-        if unknown or not names:
-            allowed = ", ".join(c.value for c in Category)
-            raise ValueError(f"unknown category {', '.join(unknown) or '(empty)'}; allowed: {allowed}")
-        return ",".join(sorted(set(names)))
 
 
 @bp.get("/nearby", responses={200: NearbyPageOut, **ERRORS})
@@ -65,7 +61,7 @@ def nearby(query: NearbyParams) -> Response:
             radius_m=query.radius_m,
             limit=query.limit,
             cursor=query.cursor,
-            categories=tuple(query.category.split(",")) if query.category else None,
+            categories=tuple(sorted({c.value for c in query.category})) if query.category else None,
             sort=query.sort,
         ),
     )

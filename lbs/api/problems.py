@@ -40,9 +40,12 @@ def _allowed(model_name: str, field: str) -> str | None:
         return None
     options = prop.get("anyOf", [prop])
     parts: list[str] = []
+    defs = schema.get("$defs", {})
     for option in options:
+        if option.get("type") == "array":
+            option = option.get("items", {})
         if "$ref" in option:
-            option = schema.get("$defs", {}).get(option["$ref"].rsplit("/", 1)[-1], {})
+            option = defs.get(option["$ref"].rsplit("/", 1)[-1], {})
         low = option.get("minimum", option.get("exclusiveMinimum"))
         high = option.get("maximum", option.get("exclusiveMaximum"))
         if low is not None or high is not None:
@@ -62,8 +65,11 @@ def validation_problem(error: ValidationError) -> Response:
     """flask-openapi3's validation_error_callback: 400 naming each bad field."""
     errors = []
     for item in error.errors(include_url=False):
-        field = ".".join(str(p) for p in item["loc"]) or "body"
+        # The field the client sent; the full path too when the error is inside it.
+        field = (str(item["loc"][0]) or "(a parameter with no name)") if item["loc"] else "body"
         entry: dict[str, Any] = {"field": field, "message": item["msg"]}
+        if len(item["loc"]) > 1:
+            entry["path"] = ".".join(str(p) for p in item["loc"])
         allowed = _allowed(error.title, str(item["loc"][0])) if item["loc"] else None
         if allowed:
             entry["allowed"] = allowed

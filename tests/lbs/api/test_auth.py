@@ -166,3 +166,15 @@ def test_reads_are_public(shops: tuple[Seeded, Seeded], client: FlaskClient) -> 
 
     assert client.get(f"/v1/merchants/{a.id}").status_code == 200
     assert client.get("/v1/nearby?lat=60&lon=25").status_code == 200
+
+
+@pytest.mark.parametrize("headers", [{}, bearer("lbs_mk_not-a-key"), bearer("wrong-operator-token")])
+def test_credentials_are_checked_before_the_body_of_a_write(
+    headers: dict[str, str], engine: Engine, client: FlaskClient
+) -> None:
+    created = client.post("/v1/merchants", json={"name": ""}, headers=headers)
+    patched = client.patch("/v1/merchants/1", json={"lat": "north"}, headers=headers)
+
+    assert_problem(created, 401)
+    assert_problem(patched, 401)
+    assert count_merchants(engine) == 0

@@ -88,6 +88,25 @@ def test_category_filter_takes_a_comma_separated_list(
     assert walk.ids, "the data holds cafes and bars in the radius"
 
 
+def test_category_may_be_repeated_and_mixed_with_commas(engine: Engine, client: FlaskClient) -> None:
+    seed(
+        engine,
+        [
+            merchant("Cafe", 60.0, 25.0, "cafe"),
+            merchant("Bar", 60.0001, 25.0, "bar"),
+            merchant("Bakery", 60.0002, 25.0, "bakery"),
+            merchant("Gym", 60.0003, 25.0, "fitness"),
+        ],
+    )
+
+    response = client.get("/v1/nearby?lat=60&lon=25&category=cafe,bar&category=bakery")
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert sorted(i["merchant"]["name"] for i in body["items"]) == ["Bakery", "Bar", "Cafe"]
+    assert body["total"] == 3
+
+
 def test_inactive_and_closed_merchants_are_never_returned(engine: Engine, client: FlaskClient) -> None:
     seeded = seed(
         engine,

@@ -154,3 +154,10 @@ def test_random_query_strings_never_cause_a_500(
     if response.status_code >= 400:
         assert response.mimetype == PROBLEM_JSON
         assert response.get_json(force=True).get("field"), query
+
+
+def test_an_unknown_category_is_answered_with_the_taxonomy(client: FlaskClient) -> None:
+    body = _bad(client, {**GOOD, "category": "cafe,pub"}, "category")
+
+    for name in ("cafe", "restaurant", "bakery", "other"):
+        assert name in body["detail"], body["detail"]

@@ -527,5 +527,5 @@ class _Query:
             head = c2_all <= kth
             c2_all, ids_all = c2_all[head], ids_all[head]
         order = np.lexsort((ids_all, c2_all))[: self.limit]
-        hits = [Hit(int(i), float(c)) for i, c in zip(ids_all[order], c2_all[order], strict=True)]
+        hits = list(map(Hit._make, zip(ids_all[order].tolist(), c2_all[order].tolist(), strict=True)))
         return NearbyHits(total=self.total, hits=hits)

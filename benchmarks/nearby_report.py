@@ -113,7 +113,7 @@ def _targets_table(facts: dict[str, Any], results: dict[float, dict[str, Any]]) 
         + " |"
     )
     w = facts["worker"]
-    for what, mb in (("RSS after start", w["rss"] / MB), ("peak RSS (`ru_maxrss`)", w["peak"] / MB)):
+    for what, mb in (("RSS after start", w["rss"] / MB), ("peak RSS (`VmHWM`)", w["peak"] / MB)):
         spare = TARGET_RSS_MB - mb
         rows.append(
             f"| ≤ {TARGET_RSS_MB:.0f} MB per process: {what} | {mb:.0f} MB | "
@@ -171,7 +171,7 @@ def _notes(facts: dict[str, Any], results: dict[float, dict[str, Any]]) -> list[
         f"Memory: a fresh process that only runs `create_app()` with `LBS_DATABASE_URL` set, as a gunicorn "
         f"worker does at start: {w['interpreter'] / MB:.0f} MB for the interpreter, "
         f"{w['imported'] / MB:.0f} MB after importing the app, {w['rss'] / MB:.0f} MB with the index of "
-        f"{w['size']:,} merchants loaded (psutil RSS), peak {w['peak'] / MB:.0f} MB (`ru_maxrss`). Its own "
+        f"{w['size']:,} merchants loaded (psutil RSS), peak {w['peak'] / MB:.0f} MB (`VmHWM`). Its own "
         f"build took {w['build_s']:.1f} s.",
         "Load average (1/5/15 min) at start {:.2f}/{:.2f}/{:.2f}, at end {:.2f}/{:.2f}/{:.2f}: the machine "
         "is shared, so other work may add noise, mostly to p99.".format(

@@ -200,6 +200,7 @@ class NearbyIndex:
         self._xyz = xyz
         del order
         self._alive = np.ones(n, dtype=bool)
+        self._all_alive = True  # until a removal: lets queries skip the alive lookup
         self._levels: list[_Level] = []
         new_group = np.zeros(n, dtype=bool)
         if n:
@@ -269,6 +270,7 @@ class NearbyIndex:
         if row is None:
             return
         self._alive[row] = False
+        self._all_alive = False
         for depth, level in enumerate(self._levels):
             group = int(np.searchsorted(level.offsets, row, side="right")) - 1
             if depth == 0:
@@ -406,22 +408,28 @@ class _Query:
 
     # -- helpers --------------------------------------------------------------------
 
-    def _matching(self, rows: IntArray) -> BoolArray:
-        ok = self.ix._alive[rows]
+    def _matching(self, rows: IntArray) -> BoolArray | None:
+        """Rows that are live and of a wanted category; None when that is every row."""
+        ok = None if self.ix._all_alive else self.ix._alive[rows]
         if self.cats is not None:
-            ok &= np.isin(self.ix._cats[rows], self.cats)
+            wanted = np.isin(self.ix._cats[rows], self.cats)
+            ok = wanted if ok is None else ok & wanted
         return ok
 
-    def _collect(self, ids: IntArray, xyz: FloatArray, ok: BoolArray, *, counted: bool) -> None:
+    def _collect(self, ids: IntArray, xyz: FloatArray, ok: BoolArray | None, *, counted: bool) -> None:
         """Check merchants one by one; keep those after the cursor; count them unless already counted."""
         c2 = chord2_to(xyz, self.point)
-        ok = ok & (c2 <= self.max_c2)
+        inside = c2 <= self.max_c2
+        if ok is not None:
+            inside &= ok
+        c2, ids = c2[inside], ids[inside]
         if not counted:
-            self.total += int(ok.sum())
-        c2, ids = c2[ok], ids[ok]
-        later = _after(c2, ids, self.after)
-        self.found_c2.append(c2[later])
-        self.found_ids.append(ids[later])
+            self.total += len(c2)
+        if self.after is not None:
+            later = _after(c2, ids, self.after)
+            c2, ids = c2[later], ids[later]
+        self.found_c2.append(c2)
+        self.found_ids.append(ids)
 
     def _collect_groups(self, level: _Level, groups: IntArray, *, counted: bool) -> None:
         rows = _ranges(level.offsets[groups], level.offsets[groups + 1])
@@ -437,13 +445,15 @@ class _Query:
         lengths = level.offsets[groups + 1] - level.offsets[groups]
         rows = _ranges(level.offsets[groups], level.offsets[groups + 1])
         group_of_row = np.repeat(np.arange(len(groups)), lengths)
-        matched = self._matching(rows).astype(np.float64)
+        wanted = self._matching(rows)  # a category filter is set here, so never None
+        matched = np.ones(len(rows)) if wanted is None else wanted.astype(np.float64)
         return np.bincount(group_of_row, weights=matched, minlength=len(groups)).astype(np.int64)
 
     def _bounds(self, level: _Level, groups: IntArray) -> tuple[FloatArray, FloatArray]:
         centre = np.sqrt(chord2_to(level.centres[groups], self.point))
         rho = level.rho[groups]
-        return np.maximum(centre - rho, 0.0), centre + rho
+        # nearest may come out negative (the point is inside the group): still a lower bound
+        return centre - rho, centre + rho
 
     # -- the total ----------------------------------------------------------------
 
@@ -495,7 +505,10 @@ class _Query:
         """A chord within which at least `limit` merchants of the page surely lie."""
         # Only groups wholly after the cursor surely hold that many merchants of the page.
         farthest = [far for _, _, _, far, _ in pool]
-        counts = [np.where(near > self.after_chord + _EPS, cnt, 0) for _, _, near, _, cnt in pool]
+        if self.after is None:
+            counts = [cnt for _, _, _, _, cnt in pool]
+        else:
+            counts = [np.where(near > self.after_chord + _EPS, cnt, 0) for _, _, near, _, cnt in pool]
         bound = (
             _kth_upper_bound(np.concatenate(farthest), np.concatenate(counts), self.limit)
             if pool
@@ -512,10 +525,8 @@ class _Query:
     def run(self) -> NearbyHits:
         ov_ids, ov_xyz, ov_cats = self.ix._overlay_view()
         if len(ov_ids):
-            ok = np.ones(len(ov_ids), dtype=bool)
-            if self.cats is not None:
-                ok &= np.isin(ov_cats, self.cats)
-            self._collect(ov_ids, ov_xyz, ok, counted=False)
+            wanted = None if self.cats is None else np.isin(ov_cats, self.cats)
+            self._collect(ov_ids, ov_xyz, wanted, counted=False)
         if self.ix._levels and len(self.ix._levels[0].cells):
             self._classify(0, self.ix.coarse_groups(self.lat, self.lng, self.angle))
             self._page()

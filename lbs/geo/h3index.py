@@ -39,7 +39,7 @@ Not thread-safe: the caller serialises queries and writes (see services.nearby).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -286,12 +286,6 @@ class NearbyIndex:
         if len(self._overlay) > 4096 + len(self._ids) // 20:
             self.compact()
 
-    def apply(self, upserts: Iterable[tuple[int, float, float, int]], removals: Iterable[int]) -> None:
-        for merchant_id in removals:
-            self.remove(merchant_id)
-        for merchant_id, lat, lng, category in upserts:
-            self.upsert(merchant_id, lat, lng, category)
-
     def compact(self) -> None:
         """Fold the overlay and tombstones into a fresh snapshot."""
         alive = self._alive
@@ -317,11 +311,6 @@ class NearbyIndex:
         return self._overlay_arrays
 
     # -- reads --------------------------------------------------------------------
-
-    def candidate_cells(self, lat: float, lng: float, angle: float) -> list[int]:
-        """Every coarsest-level H3 cell (indexed or not) that may meet the circle."""
-        origin = h3.latlng_to_cell(lat, lng, self.resolutions[0])
-        return list(h3.grid_disk(origin, self._disk_k(origin, angle)))
 
     def _disk_k(self, origin: int, angle: float) -> int:
         """Rings around origin that may meet a circle of this angle centred in origin's cell.

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from lbs.categories import CATEGORY_CODES, N_CATEGORIES
 from lbs.errors import InvalidParameter, NotReady
 from lbs.geo.distance import chord2_to_m
-from lbs.geo.h3index import Cursor, NearbyIndex
+from lbs.geo.h3index import Cursor, NearbyHits, NearbyIndex
 from lbs.models import Merchant
 from lbs.services.merchants import public_merchants
 from lbs.services.revisions import latest_revision
@@ -45,10 +45,6 @@ class LiveIndex:
         self.revision = 0
         self._polled_at = float("-inf")
         self.build_seconds = 0.0
-
-    @property
-    def loaded(self) -> bool:
-        return self.index is not None
 
     def load(self, session: Session) -> None:
         started = time.perf_counter()
@@ -115,11 +111,19 @@ class LiveIndex:
                     self.index.remove(merchant_id)
                 self.revision = max(self.revision, revision)
 
-    def query(self, *args: Any, **kwargs: Any) -> Any:
+    def query(
+        self,
+        lat: float,
+        lng: float,
+        radius_m: float,
+        limit: int,
+        after: Cursor | None = None,
+        categories: Sequence[int] | None = None,
+    ) -> NearbyHits:
         if self.index is None:
             raise NotReady("the nearby index is not loaded yet")
         with self._lock:
-            return self.index.query(*args, **kwargs)
+            return self.index.query(lat, lng, radius_m, limit, after=after, categories=categories)
 
     @property
     def size(self) -> int:

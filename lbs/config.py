@@ -28,6 +28,21 @@ class Settings:
     workers: int = 2
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        try:
+            resolutions = [int(r) for r in self.h3_resolutions.split(",")]
+        except ValueError:
+            resolutions = []
+        if (
+            not resolutions
+            or resolutions != sorted(set(resolutions))
+            or not 0 <= resolutions[0] <= resolutions[-1] <= 15
+        ):
+            raise ValueError(
+                f"LBS_H3_RESOLUTIONS={self.h3_resolutions!r}: expected increasing H3 resolutions "
+                "in 0..15, comma-separated, coarse to fine (e.g. 7,9,11)"
+            )
+
     @property
     def resolutions(self) -> tuple[int, ...]:
         return tuple(int(r) for r in self.h3_resolutions.split(","))

@@ -20,3 +20,9 @@ def test_environment_overrides_defaults_with_their_types() -> None:
 def test_a_malformed_value_names_the_variable(name: str, value: str) -> None:
     with pytest.raises(ValueError, match=name):
         Settings.from_env({name: value})
+
+
+@pytest.mark.parametrize("value", ["abc", "9,7", "7,7,9", "7,16", "", "-1,3"])
+def test_h3_resolutions_must_increase_within_h3s_range(value: str) -> None:
+    with pytest.raises(ValueError, match="LBS_H3_RESOLUTIONS"):
+        Settings.from_env({"LBS_H3_RESOLUTIONS": value})

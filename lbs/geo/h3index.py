@@ -9,26 +9,13 @@ of its merchants (``rho``, measured on the data, so no assumption about H3's cel
 shapes or its imperfect parent/child nesting is needed) and its live merchant count
 (per category at the coarsest level).
 
-Distances between bounds are chord lengths through the unit sphere: a true metric, so
-the triangle inequality holds and no trigonometry is needed per group. A query of
-radius chord ``r`` classifies a group whose centre lies at chord ``d``:
-
-* ``d + rho <= r``: all of it is inside: counted from its counts, no merchant visited;
-* ``d - rho > r``: all of it is outside: skipped;
-* otherwise it crosses the circle: its child groups are classified in turn, and at the
-  finest level each merchant is checked.
-
-So per-merchant work is confined to a band about two finest-cell radii wide.
-
 The coarsest groups come from ``grid_disk`` around the query's cell. Its ``k`` is proven
 sufficient, not guessed: coarse cells are assigned geometrically (``latlng_to_cell``),
 the cells meeting the circle are connected and include the origin, so once ring ``k``
 has no cell whose polygon can reach the circle, no cell beyond it can either.
 
-A page of the nearest ``limit`` after a cursor needs only a few groups: inside groups'
-counts and farthest distances give an upper bound on the limit-th distance; groups
-whose nearest possible point is beyond it are dropped; the rest are refined level by
-level, and only the finest survivors are read.
+How a query classifies groups and finds its page: lbs.geo.h3search, which reads this
+index's arrays directly (the two modules are one unit, split for length).
 
 Writes after the snapshot go to a small overlay (checked point by point) and tombstone
 their base row; the overlay is folded into a new snapshot when it grows.
@@ -40,8 +27,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import NamedTuple
 
 import h3.api.basic_int as h3
 import numpy as np
@@ -52,96 +37,20 @@ from lbs.geo.distance import (
     FloatArray,
     chord2_to,
     chord2_to_angle,
-    chord2_to_m,
     latlng_to_xyz,
-    m_to_chord2,
     point_to_xyz,
 )
+from lbs.geo.h3levels import EPS, IntArray, Level
+from lbs.geo.h3search import Cursor, Hit, NearbyHits, RadiusQuery
 
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
+__all__ = ["DEFAULT_RESOLUTIONS", "Cursor", "Hit", "NearbyHits", "NearbyIndex"]
 
 DEFAULT_RESOLUTIONS = (7, 9, 11)
-# Slack, in radians (~6 mm), so that rounding never turns a crossing group into an
-# inside or outside one.
-_EPS = 1e-9
 # A cell's polygon lies within this many average edge lengths of its centre: measured
 # at most 1.10 over 20,000 random cells and every pentagon at resolutions 6-9.
 _POLYGON_RADIUS_EDGES = 1.5
 # Rows converted to Python objects at a time while building (bounds peak memory).
 _CHUNK = 65_536
-
-
-class Hit(NamedTuple):
-    id: int
-    chord2: float
-
-    @property
-    def distance_m(self) -> float:
-        return float(chord2_to_m(self.chord2))
-
-
-@dataclass(frozen=True)
-class NearbyHits:
-    total: int
-    hits: list[Hit]
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """Position after the last hit of a page: results continue strictly after (chord2, id)."""
-
-    chord2: float
-    id: int
-
-
-def _ranges(starts: IntArray, ends: IntArray) -> IntArray:
-    """Concatenation of arange(s, e) for each pair, without a Python loop."""
-    lengths = ends - starts
-    total = int(lengths.sum())
-    if total == 0:
-        return np.empty(0, dtype=np.int64)
-    offsets = np.cumsum(lengths) - lengths
-    return np.repeat(starts - offsets, lengths) + np.arange(total, dtype=np.int64)
-
-
-def _after(c2: FloatArray, ids: IntArray, cursor: Cursor | None) -> BoolArray:
-    if cursor is None:
-        return np.ones(len(c2), dtype=bool)
-    return (c2 > cursor.chord2) | ((c2 == cursor.chord2) & (ids > cursor.id))
-
-
-def _kth_upper_bound(farthest: FloatArray, counts: IntArray, k: int) -> float:
-    """Smallest distance within which the groups surely hold k merchants (inf if they don't)."""
-    holding = counts > 0
-    if int(counts.sum()) < k:
-        return math.inf
-    farthest, counts = farthest[holding], counts[holding]
-    if len(farthest) > k:
-        # k non-empty groups hold at least k merchants: nothing farther can be the answer.
-        cap = np.partition(farthest, k - 1)[k - 1]
-        near = farthest <= cap
-        farthest, counts = farthest[near], counts[near]
-    order = np.argsort(farthest, kind="stable")
-    j = int(np.searchsorted(np.cumsum(counts[order]), k))
-    return float(farthest[order[j]])
-
-
-# Inside groups awaiting the page: (level, groups, nearest chord, farthest chord, counts).
-_PoolEntry = tuple[int, IntArray, FloatArray, FloatArray, IntArray]
-
-
-@dataclass
-class _Level:
-    """The groups of one resolution: contiguous row runs, nested in the level above."""
-
-    resolution: int
-    offsets: IntArray  # group g owns rows offsets[g]:offsets[g + 1]
-    cells: IntArray  # the H3 cell of each group at this resolution
-    centres: FloatArray
-    rho: FloatArray
-    counts: IntArray  # live merchants (level 0: per category, shape (groups, categories))
-    children: IntArray  # child groups of g: children[g]:children[g + 1] (not on the finest level)
 
 
 class NearbyIndex:
@@ -201,7 +110,7 @@ class NearbyIndex:
         del order
         self._alive = np.ones(n, dtype=bool)
         self._all_alive = True  # until a removal: lets queries skip the alive lookup
-        self._levels: list[_Level] = []
+        self._levels: list[Level] = []
         new_group = np.zeros(n, dtype=bool)
         if n:
             new_group[0] = True
@@ -218,7 +127,7 @@ class NearbyIndex:
         # Per (origin, k): indexed coarse groups of that disk; positions change with each build.
         self._disk_groups: dict[tuple[int, int], IntArray] = {}
 
-    def _make_level(self, resolution: int, column: IntArray, starts: IntArray, coarsest: bool) -> _Level:
+    def _make_level(self, resolution: int, column: IntArray, starts: IntArray, coarsest: bool) -> Level:
         n, n_groups = len(column), len(starts)
         offsets = np.append(starts, n).astype(np.int64)
         cells = column[starts]
@@ -234,16 +143,14 @@ class NearbyIndex:
             groups = group_of_row[rows]
             d = self._xyz[rows] - centres[groups]
             np.maximum.at(rho2, groups, (d * d).sum(axis=1))
-        rho = np.sqrt(rho2) + _EPS
+        rho = np.sqrt(rho2) + EPS
         if coarsest:
             flat = group_of_row * self.n_categories + self._cats.astype(np.int64)
             counts = np.bincount(flat, minlength=n_groups * self.n_categories)
             counts = counts.reshape(n_groups, self.n_categories)
         else:
             counts = np.diff(offsets)
-        return _Level(
-            resolution, offsets, cells, centres, rho, counts.astype(np.int32), np.empty(0, np.int64)
-        )
+        return Level(resolution, offsets, cells, centres, rho, counts.astype(np.int32), np.empty(0, np.int64))
 
     def _clear_overlay(self) -> None:
         self._overlay: dict[int, tuple[float, float, float, int]] = {}
@@ -328,7 +235,7 @@ class NearbyIndex:
                 latlngs = [h3.cell_to_latlng(c) for c in h3.grid_ring(origin, k)]
                 xyz = latlng_to_xyz([p[0] for p in latlngs], [p[1] for p in latlngs])
                 rings.append(float(chord2_to_angle(chord2_to(xyz, centre)).min()))
-            if rings[k - 1] - 2 * self._polygon_radius > angle + _EPS:
+            if rings[k - 1] - 2 * self._polygon_radius > angle + EPS:
                 return k - 1
             k += 1
 
@@ -359,173 +266,4 @@ class NearbyIndex:
         categories: Sequence[int] | None = None,
     ) -> NearbyHits:
         """Merchants within radius_m of (lat, lng), nearest first (ties by id), after a cursor."""
-        return _Query(self, lat, lng, radius_m, limit, after, categories).run()
-
-
-class _Query:
-    """One radius query over a NearbyIndex: the total, then the page."""
-
-    def __init__(
-        self,
-        index: NearbyIndex,
-        lat: float,
-        lng: float,
-        radius_m: float,
-        limit: int,
-        after: Cursor | None,
-        categories: Sequence[int] | None,
-    ) -> None:
-        self.ix = index
-        self.lat, self.lng = lat, lng
-        self.point = point_to_xyz(lat, lng)
-        self.max_c2 = m_to_chord2(radius_m)
-        # Bounds are compared as chord lengths: a true distance, so the triangle inequality
-        # holds, and no trigonometry is needed per group.
-        self.radius = math.sqrt(self.max_c2)
-        self.angle = radius_m / EARTH_RADIUS_M
-        self.limit = limit
-        self.after = after
-        self.after_chord = -math.inf if after is None else math.sqrt(after.chord2)
-        self.cats = None if categories is None else np.asarray(sorted(set(categories)), dtype=np.int8)
-        self.total = 0
-        self.found_c2: list[FloatArray] = []
-        self.found_ids: list[IntArray] = []
-        # Inside groups not yet read, per level: (group ids, nearest chord, farthest chord, counts)
-        self.inside: list[list[tuple[IntArray, FloatArray, FloatArray, IntArray]]] = [
-            [] for _ in index.resolutions
-        ]
-
-    # -- helpers --------------------------------------------------------------------
-
-    def _matching(self, rows: IntArray) -> BoolArray | None:
-        """Rows that are live and of a wanted category; None when that is every row."""
-        ok = None if self.ix._all_alive else self.ix._alive[rows]
-        if self.cats is not None:
-            wanted = np.isin(self.ix._cats[rows], self.cats)
-            ok = wanted if ok is None else ok & wanted
-        return ok
-
-    def _collect(self, ids: IntArray, xyz: FloatArray, ok: BoolArray | None, *, counted: bool) -> None:
-        """Check merchants one by one; keep those after the cursor; count them unless already counted."""
-        c2 = chord2_to(xyz, self.point)
-        inside = c2 <= self.max_c2
-        if ok is not None:
-            inside &= ok
-        c2, ids = c2[inside], ids[inside]
-        if not counted:
-            self.total += len(c2)
-        if self.after is not None:
-            later = _after(c2, ids, self.after)
-            c2, ids = c2[later], ids[later]
-        self.found_c2.append(c2)
-        self.found_ids.append(ids)
-
-    def _collect_groups(self, level: _Level, groups: IntArray, *, counted: bool) -> None:
-        rows = _ranges(level.offsets[groups], level.offsets[groups + 1])
-        self._collect(self.ix._ids[rows], self.ix._xyz[rows], self._matching(rows), counted=counted)
-
-    def _counts(self, depth: int, groups: IntArray) -> IntArray:
-        level = self.ix._levels[depth]
-        if depth == 0:
-            counts = level.counts[groups]
-            return counts.sum(axis=1) if self.cats is None else counts[:, self.cats].sum(axis=1)
-        if self.cats is None:
-            return level.counts[groups].astype(np.int64)
-        lengths = level.offsets[groups + 1] - level.offsets[groups]
-        rows = _ranges(level.offsets[groups], level.offsets[groups + 1])
-        group_of_row = np.repeat(np.arange(len(groups)), lengths)
-        wanted = self._matching(rows)  # a category filter is set here, so never None
-        matched = np.ones(len(rows)) if wanted is None else wanted.astype(np.float64)
-        return np.bincount(group_of_row, weights=matched, minlength=len(groups)).astype(np.int64)
-
-    def _bounds(self, level: _Level, groups: IntArray) -> tuple[FloatArray, FloatArray]:
-        centre = np.sqrt(chord2_to(level.centres[groups], self.point))
-        rho = level.rho[groups]
-        # nearest may come out negative (the point is inside the group): still a lower bound
-        return centre - rho, centre + rho
-
-    # -- the total ----------------------------------------------------------------
-
-    def _classify(self, depth: int, groups: IntArray) -> None:
-        level = self.ix._levels[depth]
-        nearest, farthest = self._bounds(level, groups)
-        meets = nearest <= self.radius + _EPS
-        groups, nearest, farthest = groups[meets], nearest[meets], farthest[meets]
-        inside = farthest <= self.radius - _EPS
-        counts = self._counts(depth, groups[inside])
-        self.total += int(counts.sum())
-        self.inside[depth].append((groups[inside], nearest[inside], farthest[inside], counts))
-        crossing = groups[~inside]
-        if depth + 1 < len(self.ix._levels):
-            children = _ranges(level.children[crossing], level.children[crossing + 1])
-            self._classify(depth + 1, children)
-        else:
-            self._collect_groups(level, crossing, counted=False)
-
-    # -- the page -----------------------------------------------------------------
-
-    def _page(self) -> None:
-        """Read just the inside groups that can hold the page's merchants."""
-        levels = self.ix._levels
-        pool: list[_PoolEntry] = []
-        for depth, parts in enumerate(self.inside):
-            if parts:
-                groups, nearest, farthest, counts = (np.concatenate(p) for p in zip(*parts, strict=True))
-                pool.append((depth, groups, nearest, farthest, counts))
-        for depth in range(len(levels)):
-            bound = self._page_bound(pool)
-            next_pool: list[_PoolEntry] = []
-            for d, groups, nearest, farthest, counts in pool:
-                keep = (nearest <= bound + _EPS) & (farthest >= self.after_chord - _EPS)
-                groups = groups[keep]
-                if d > depth or not len(groups):
-                    if len(groups):
-                        next_pool.append((d, groups, nearest[keep], farthest[keep], counts[keep]))
-                    continue
-                if d == len(levels) - 1:
-                    self._collect_groups(levels[d], groups, counted=True)
-                    continue
-                children = _ranges(levels[d].children[groups], levels[d].children[groups + 1])
-                c_near, c_far = self._bounds(levels[d + 1], children)
-                next_pool.append((d + 1, children, c_near, c_far, self._counts(d + 1, children)))
-            pool = next_pool
-
-    def _page_bound(self, pool: list[_PoolEntry]) -> float:
-        """A chord within which at least `limit` merchants of the page surely lie."""
-        # Only groups wholly after the cursor surely hold that many merchants of the page.
-        farthest = [far for _, _, _, far, _ in pool]
-        if self.after is None:
-            counts = [cnt for _, _, _, _, cnt in pool]
-        else:
-            counts = [np.where(near > self.after_chord + _EPS, cnt, 0) for _, _, near, _, cnt in pool]
-        bound = (
-            _kth_upper_bound(np.concatenate(farthest), np.concatenate(counts), self.limit)
-            if pool
-            else math.inf
-        )
-        if bound == math.inf and self.found_c2:
-            # Few merchants inside whole groups: the ones checked one by one bound it too.
-            found = np.concatenate(self.found_c2)
-            farthest.append(np.sqrt(found))
-            counts.append(np.ones(len(found), dtype=np.int64))
-            bound = _kth_upper_bound(np.concatenate(farthest), np.concatenate(counts), self.limit)
-        return bound
-
-    def run(self) -> NearbyHits:
-        ov_ids, ov_xyz, ov_cats = self.ix._overlay_view()
-        if len(ov_ids):
-            wanted = None if self.cats is None else np.isin(ov_cats, self.cats)
-            self._collect(ov_ids, ov_xyz, wanted, counted=False)
-        if self.ix._levels and len(self.ix._levels[0].cells):
-            self._classify(0, self.ix.coarse_groups(self.lat, self.lng, self.angle))
-            self._page()
-        c2_all = np.concatenate(self.found_c2) if self.found_c2 else np.empty(0)
-        ids_all = np.concatenate(self.found_ids) if self.found_ids else np.empty(0, dtype=np.int64)
-        if len(c2_all) > self.limit:
-            # Only ties at the limit-th distance need the full (distance, id) sort.
-            kth = np.partition(c2_all, self.limit - 1)[self.limit - 1]
-            head = c2_all <= kth
-            c2_all, ids_all = c2_all[head], ids_all[head]
-        order = np.lexsort((ids_all, c2_all))[: self.limit]
-        hits = list(map(Hit._make, zip(ids_all[order].tolist(), c2_all[order].tolist(), strict=True)))
-        return NearbyHits(total=self.total, hits=hits)
+        return RadiusQuery(self, lat, lng, radius_m, limit, after, categories).run()

@@ -76,6 +76,7 @@ merchant_geography = table(
     "merchants",
     column("id", BigInteger),
     column("status", String),
+    column("category", String),
     column("geog", Geography("POINT", srid=4326, spatial_index=False)),
 )
 

@@ -14,8 +14,10 @@ import random
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, bindparam, text
+from geoalchemy2 import Geography
+from sqlalchemy import Boolean, Engine, bindparam, cast, func, or_, select
 
+from lbs.models import merchant_geography
 from tests.factories import CATEGORIES, points_of, scatter, seed
 from tests.lbs.api.pages import walk_nearby
 from tests.oracle import destination, haversine_m
@@ -26,15 +28,16 @@ CLUSTERS = [(60.17, 24.94), (-17.0, 180.0), (89.97, 0.0), (-89.99, 45.0), (0.0, 
 
 pytestmark = pytest.mark.postgis
 
-POSTGIS_NEARBY = text(
-    """
-    SELECT id, ST_Distance(geog, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, false) AS d
-    FROM merchants
-    WHERE status = 'active'
-      AND (:any_category OR category IN :categories)
-      AND ST_DWithin(geog, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :r, false)
-    """
-).bindparams(bindparam("categories", expanding=True))
+_G = merchant_geography
+_POINT = cast(
+    func.ST_SetSRID(func.ST_MakePoint(bindparam("lon"), bindparam("lat")), 4326),
+    Geography("POINT", srid=4326),
+)
+POSTGIS_NEARBY = select(_G.c.id, func.ST_Distance(_G.c.geog, _POINT, False).label("d")).where(
+    _G.c.status == "active",
+    or_(bindparam("any_category", type_=Boolean), _G.c.category.in_(bindparam("categories", expanding=True))),
+    func.ST_DWithin(_G.c.geog, _POINT, bindparam("r"), False),
+)
 
 
 @pytest.mark.parametrize("db_kind", ["postgresql"])

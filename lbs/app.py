@@ -10,14 +10,19 @@ from typing import Any
 from flask import Response, g, request
 from flask_cors import CORS
 from flask_openapi3 import Info, OpenAPI
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from lbs import metrics
-from lbs.api import merchants, nearby, ops
+from lbs.api import deals, merchants, nearby, ops, users, vouchers
 from lbs.api.auth import SECURITY_SCHEMES
 from lbs.api.context import Runtime
 from lbs.api.problems import register_error_handlers, validation_problem
+from lbs.api.ratelimits import RateLimits
 from lbs.config import Settings
 from lbs.db import make_engine, make_session_factory
+from lbs.secret_key import load_secret_key
+from lbs.services.events import record_events
 from lbs.services.nearby import LiveIndex
 from lbs.services.revisions import CHANGED_FLAG
 
@@ -38,15 +43,32 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     engine = make_engine(settings.database_url)
     live = LiveIndex(settings.resolutions, settings.index_refresh_s)
-    app.extensions["lbs"] = Runtime(settings, engine, make_session_factory(engine), live)
+    app.extensions["lbs"] = Runtime(
+        settings,
+        engine,
+        make_session_factory(engine),
+        live,
+        load_secret_key(settings),
+        RateLimits.from_settings(settings),
+    )
 
     register_error_handlers(app)
     _register_unit_of_work(app)
     _register_metrics(app)
-    for blueprint in (ops.bp, nearby.bp, merchants.bp):
+    blueprints = (ops.bp, nearby.bp, merchants.bp, deals.desk, deals.public, users.bp)
+    for blueprint in (*blueprints, vouchers.holder, vouchers.counter):
         app.register_api(blueprint)
     # Read endpoints that a map widget embeds may be called from any origin.
-    CORS(app, resources={r"/v1/nearby": {}, r"/v1/merchants/\d+": {"methods": ["GET"]}})
+    reads = {"methods": ["GET"]}
+    CORS(
+        app,
+        resources={
+            r"/v1/nearby": reads,
+            r"/v1/merchants/\d+": reads,
+            r"/v1/merchants/\d+/deals": reads,
+            r"/v1/deals/\d+": reads,
+        },
+    )
 
     with app.app_context():
         session = app.extensions["lbs"].sessions()
@@ -64,6 +86,7 @@ def _register_unit_of_work(app: OpenAPI) -> None:
     @app.after_request
     def _commit(response: Response) -> Response:
         session = g.pop("db_session", None)
+        events = g.pop("pending_events", None)
         if session is None:
             return response
         try:
@@ -72,6 +95,8 @@ def _register_unit_of_work(app: OpenAPI) -> None:
                 session.commit()
                 if changed:
                     app.extensions["lbs"].live_index.mark_stale()
+                if events:
+                    _write_events_after_read(session, events)
             else:
                 session.rollback()
         finally:
@@ -84,6 +109,17 @@ def _register_unit_of_work(app: OpenAPI) -> None:
         if session is not None:
             session.rollback()
             session.close()
+
+
+def _write_events_after_read(session: Session, events: list[dict[str, Any]]) -> None:
+    """Impressions and clicks of a read: their own short transaction; a failure loses them, not the read."""
+    try:
+        record_events(session, events)
+        session.commit()
+    except DBAPIError as exc:
+        session.rollback()
+        metrics.EVENTS_DROPPED.inc(len(events))
+        log.warning("dropped %d events: %s", len(events), type(exc.orig).__name__)
 
 
 def _register_metrics(app: OpenAPI) -> None:

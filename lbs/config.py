@@ -23,6 +23,15 @@ class Settings:
     index_refresh_s: float = 1.0
     # sha256 hex digest of the operator bearer token; empty disables operator endpoints.
     operator_token_sha256: str = ""
+    # Signs voucher QR codes and derives voucher codes; keep it stable and secret. Empty:
+    # read from secret_key_file, which the first process creates (mode 0600).
+    secret_key: str = ""
+    secret_key_file: str = "lbs-secret.key"
+    # flask-limiter limits, per merchant API key (redeem) and per user token (claim).
+    rate_limit_redeem: str = "30/minute"
+    rate_limit_claim: str = "30/minute"
+    # memory:// counts per worker process; redis://host:6379 shares one count everywhere.
+    rate_limit_storage: str = "memory://"
     log_level: str = "INFO"
     bind: str = "127.0.0.1:8000"
     workers: int = 2

@@ -18,6 +18,7 @@ class LbsError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extensions = extensions
+        self.headers: dict[str, str] = {}
 
     def to_problem(self) -> dict[str, Any]:
         return {
@@ -81,3 +82,57 @@ class NotReady(LbsError):
     status = 503
     slug = "not-ready"
     title = "Not ready"
+
+
+class Conflict(LbsError):
+    """The request is valid but the resource's current state does not allow it."""
+
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class DealNotClaimable(Conflict):
+    slug = "deal-not-claimable"
+    title = "Deal not claimable"
+
+
+class ClaimLimitReached(Conflict):
+    slug = "claim-limit-reached"
+    title = "Claim limit reached"
+
+
+class InvalidTransition(Conflict):
+    slug = "invalid-transition"
+    title = "Not allowed in this status"
+
+
+class FieldFrozen(Conflict):
+    slug = "field-frozen"
+    title = "Field frozen once claimed"
+
+
+class VoucherAlreadyRedeemed(Conflict):
+    slug = "voucher-already-redeemed"
+    title = "Voucher already redeemed"
+
+
+class VoucherExpired(Conflict):
+    slug = "voucher-expired"
+    title = "Voucher expired"
+
+
+class IdempotencyKeyReused(LbsError):
+    status = 422
+    slug = "idempotency-key-reused"
+    title = "Idempotency-Key reused for another request"
+
+
+class TooManyRequests(LbsError):
+    status = 429
+    slug = "too-many-requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s)
+        self.headers["Retry-After"] = str(retry_after_s)

@@ -25,6 +25,10 @@ LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+EVENTS_DROPPED = Counter(
+    "lbs_events_dropped_total", "Impressions and clicks not logged because their write failed"
+)
+CLAIMS = Counter("lbs_claims_total", "Deal claims by outcome", ["outcome"])
 INDEX_MERCHANTS = Gauge(
     "lbs_index_merchants", "Active merchants in the nearby index", multiprocess_mode="max"
 )

@@ -8,7 +8,8 @@ from flask import request
 
 from lbs.api.context import db_session, runtime
 from lbs.errors import Forbidden, Unauthorized
-from lbs.services.api_keys import KEY_PREFIX, merchant_id_for_key, token_matches
+from lbs.services.api_keys import KEY_PREFIX, merchant_id_for_key, sha256_hex, token_matches
+from lbs.services.users import user_id_for_token
 
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 SECURITY_SCHEMES: dict[str, Any] = {"bearer": {"type": "http", "scheme": "bearer"}}
@@ -50,3 +51,20 @@ def require_merchant(merchant_id: int | None = None) -> int:
     if merchant_id is not None and own != merchant_id:
         raise Forbidden(f"this API key belongs to merchant {own}, not {merchant_id}")
     return own
+
+
+def require_user() -> int:
+    """The calling user's id, from the token POST /v1/users issued (401 otherwise)."""
+    return user_id_for_token(db_session(), _bearer())
+
+
+def optional_user() -> int | None:
+    """The user if the request names one; a wrong token is still a 401, never silently anonymous."""
+    if "Authorization" not in request.headers:
+        return None
+    return require_user()
+
+
+def caller_digest() -> str:
+    """Who is calling, for rate limits: the SHA-256 of the bearer secret, never the secret."""
+    return sha256_hex(_bearer())

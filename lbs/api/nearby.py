@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from flask import Response, json, request
+from flask import Response, g, json, request
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import BeforeValidator, ConfigDict, Field
+from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field
 
-from lbs.api.context import db_session, runtime
+from lbs.api.auth import optional_user
+from lbs.api.context import db_session, runtime, utc_now
 from lbs.api.problems import register_model
 from lbs.api.schemas import ERRORS, NearbyPageOut, QueryModel
 from lbs.categories import Category
 from lbs.config import MAX_LIMIT, MAX_RADIUS_M
-from lbs.services.nearby import NearbyQuery, page_to_geojson, search_nearby
+from lbs.services.events import coarse_cell, server_event
+from lbs.services.nearby import NearbyPage, NearbyQuery, page_to_geojson, search_nearby
 
 bp = APIBlueprint("nearby", __name__, url_prefix="/v1", abp_tags=[Tag(name="nearby")])
 GEOJSON = "application/geo+json"
@@ -43,15 +45,22 @@ class NearbyParams(QueryModel):
     category: Annotated[list[Category] | None, BeforeValidator(_split_commas)] = Field(
         None, description="categories to keep: comma-separated or repeated (category=cafe,bakery)"
     )
-    sort: Literal["relevance", "distance"] = Field(
-        "relevance", description="relevance falls back to distance until the recommender lands"
+    sort: Literal["relevance", "distance", "deal_ending"] = Field(
+        "relevance",
+        description="relevance falls back to distance until the recommender lands; "
+        "deal_ending: soonest-ending claimable deal first (implies has_deal)",
+    )
+    has_deal: bool = Field(False, description="only merchants with a deal claimable at `at`")
+    at: AwareDatetime | None = Field(
+        None, description="ISO 8601 with offset: deals as of this time (default now)"
     )
     format: Literal["json", "geojson"] = "json"
 
 
 @bp.get("/nearby", responses={200: NearbyPageOut, **ERRORS})
 def nearby(query: NearbyParams) -> Response:
-    """Active merchants within radius_m of (lat, lon): exact, nearest first, ties by id."""
+    """Active merchants within radius_m of (lat, lon): exact, nearest first, ties by id, with deals."""
+    user_id = optional_user()
     page = search_nearby(
         db_session(),
         runtime().live_index,
@@ -63,8 +72,12 @@ def nearby(query: NearbyParams) -> Response:
             cursor=query.cursor,
             categories=tuple(sorted({c.value for c in query.category})) if query.category else None,
             sort=query.sort,
+            has_deal=query.has_deal,
+            at=query.at or utc_now(),
         ),
     )
+    if user_id is not None:
+        _log_impressions(page, user_id, coarse_cell(query.lat, query.lon))
     wants_geojson = query.format == "geojson" or (
         query.format == "json"
         and "format" not in request.args
@@ -75,7 +88,27 @@ def nearby(query: NearbyParams) -> Response:
     body = {
         "total": page.total,
         "ranking": page.ranking,
-        "items": [{"merchant": i.merchant, "distance_m": i.distance_m} for i in page.items],
+        "at": page.at.isoformat(),
+        "items": [
+            {"merchant": i.merchant, "distance_m": i.distance_m, "deal": i.deal, "next_deal": i.next_deal}
+            for i in page.items
+        ],
         "next_cursor": page.next_cursor,
     }
     return Response(json.dumps(body), mimetype="application/json")
+
+
+def _log_impressions(page: NearbyPage, user_id: int, cell: int) -> None:
+    """Written after the response, in its own transaction (see app._register_unit_of_work)."""
+    now = utc_now()
+    g.pending_events = [
+        server_event(
+            "impression",
+            now,
+            user_id=user_id,
+            merchant_id=item.merchant["id"],
+            deal_id=None if item.deal is None else item.deal["id"],
+            h3_cell=cell,
+        )
+        for item in page.items
+    ]

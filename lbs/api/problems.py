@@ -26,8 +26,8 @@ def register_model(model: type[BaseModel]) -> type[BaseModel]:
     return model
 
 
-def problem_response(problem: dict[str, Any]) -> Response:
-    return Response(json.dumps(problem), status=problem["status"], mimetype=PROBLEM_JSON)
+def problem_response(problem: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(problem), status=problem["status"], mimetype=PROBLEM_JSON, headers=headers)
 
 
 def _allowed(model_name: str, field: str) -> str | None:
@@ -85,7 +85,7 @@ def validation_problem(error: ValidationError) -> Response:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(LbsError)
     def _lbs_error(error: LbsError) -> Response:
-        return problem_response(error.to_problem())
+        return problem_response(error.to_problem(), error.headers)
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:

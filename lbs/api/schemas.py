@@ -41,11 +41,14 @@ class MerchantOut(BaseModel):
 class NearbyItemOut(BaseModel):
     merchant: MerchantOut
     distance_m: float
+    deal: DealSummaryOut | None
+    next_deal: DealSummaryOut | None
 
 
 class NearbyPageOut(BaseModel):
     total: int
     ranking: str
+    at: str
     items: list[NearbyItemOut]
     next_cursor: str | None
 
@@ -65,3 +68,87 @@ class Problem(BaseModel):
 
 
 ERRORS: dict[str | int, Any] = {400: Problem, 401: Problem, 403: Problem, 404: Problem}
+CONFLICTS: dict[str | int, Any] = {409: Problem, 422: Problem, 429: Problem}
+
+
+class WindowOut(BaseModel):
+    state: str
+    starts_at: str
+    ends_at: str
+
+
+class DealSummaryOut(BaseModel):
+    id: int
+    title: str
+    kind: str
+    currency: str
+    list_price_minor: int
+    deal_price_minor: int
+    discount_pct: int
+    ends_at: str | None
+    stock_left: int | None
+    window: WindowOut | None
+
+
+class DealOut(DealSummaryOut):
+    merchant_id: int
+    description: str | None
+    quantity_total: int | None
+    quantity_claimed: int
+    per_user_limit: int
+    valid_from: str
+    valid_until: str
+    windows: list[dict[str, Any]]
+    redeem_within_minutes: int | None
+    status: str
+    state: str
+    ended_at: str | None
+    created_at: str
+    updated_at: str
+
+
+class DealListOut(BaseModel):
+    items: list[DealOut]
+
+
+class VoucherOut(BaseModel):
+    id: int
+    deal_id: int
+    deal_title: str
+    merchant_id: int
+    merchant_name: str
+    status: str
+    price_minor: int
+    currency: str
+    claimed_at: str
+    expires_at: str
+    redeemed_at: str | None
+    code: str | None = None
+    qr_payload: str | None = None
+    qr_svg_url: str | None = None
+    qr_png_url: str | None = None
+
+
+class VoucherListOut(BaseModel):
+    items: list[VoucherOut]
+    next_before: int | None
+
+
+class UserOut(BaseModel):
+    user_id: int
+    token: str
+
+
+class VoucherKeyOut(BaseModel):
+    merchant_id: int
+    voucher_key: str
+    algorithm: str
+
+
+class EventsOut(BaseModel):
+    accepted: int
+    duplicates: int
+
+
+NearbyItemOut.model_rebuild()
+NearbyPageOut.model_rebuild()

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -22,8 +23,11 @@ from lbs.errors import InvalidParameter, NotReady
 from lbs.geo.distance import chord2_to_m
 from lbs.geo.h3index import Cursor, NearbyHits, NearbyIndex
 from lbs.models import Merchant
+from lbs.services.deal_offers import MerchantOffer, NearOffer, best_offers, deal_summary, offers_near
 from lbs.services.merchants import public_merchants
 from lbs.services.revisions import latest_revision
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class LiveIndex:
@@ -139,12 +143,16 @@ class NearbyQuery:
     cursor: str | None = None
     categories: tuple[str, ...] | None = None
     sort: str = "distance"
+    has_deal: bool = False
+    at: datetime | None = None  # deals are shown as of this instant (None: now)
 
 
 @dataclass(frozen=True)
 class NearbyItem:
     merchant: dict[str, Any]
     distance_m: float
+    deal: dict[str, Any] | None = None
+    next_deal: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -153,48 +161,76 @@ class NearbyPage:
     items: list[NearbyItem]
     next_cursor: str | None
     ranking: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class PageCursor:
+    """After the last item of a page; deal_ending pages also pin the instant they rank at."""
+
+    chord2: float
+    id: int
+    ends_us: int | None = None
+    at_us: int | None = None
 
 
 def _fingerprint(query: NearbyQuery) -> str:
-    key = json.dumps([query.lat, query.lon, query.radius_m, query.categories, query.sort])
+    key = json.dumps([query.lat, query.lon, query.radius_m, query.categories, query.sort, query.has_deal])
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def encode_cursor(query: NearbyQuery, chord2: float, merchant_id: int) -> str:
-    raw = json.dumps({"q": _fingerprint(query), "d": chord2.hex(), "i": merchant_id}, separators=(",", ":"))
+def encode_cursor(
+    query: NearbyQuery, chord2: float, merchant_id: int, ends_us: int | None = None, at_us: int | None = None
+) -> str:
+    fields: dict[str, Any] = {"q": _fingerprint(query), "d": chord2.hex(), "i": merchant_id}
+    if ends_us is not None:
+        fields.update(e=ends_us, t=at_us)
+    raw = json.dumps(fields, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(query: NearbyQuery, token: str) -> Cursor:
+def decode_cursor(query: NearbyQuery, token: str) -> PageCursor:
     try:
         raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        cursor = Cursor(chord2=float.fromhex(raw["d"]), id=int(raw["i"]))
+        cursor = PageCursor(float.fromhex(raw["d"]), int(raw["i"]))
+        if "e" in raw:
+            cursor = PageCursor(cursor.chord2, cursor.id, int(raw["e"]), int(raw["t"]))
         fingerprint = raw["q"]
     except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
         raise InvalidParameter(
             "cursor", "cursor is malformed; pass next_cursor from a previous page"
         ) from None
-    if fingerprint != _fingerprint(query):
+    if fingerprint != _fingerprint(query) or (query.sort == "deal_ending") != (cursor.ends_us is not None):
         raise InvalidParameter(
-            "cursor", "cursor belongs to another query; keep lat, lon, radius_m, category and sort unchanged"
+            "cursor",
+            "cursor belongs to another query; keep lat, lon, radius_m, category, has_deal and sort unchanged",
         )
     return cursor
 
 
+def _micros(instant: datetime) -> int:
+    return (instant - EPOCH) // timedelta(microseconds=1)
+
+
 def search_nearby(session: Session, live: LiveIndex, query: NearbyQuery) -> NearbyPage:
-    """One page of active merchants within the radius, nearest first, ties by id."""
+    """One page of active merchants within the radius, nearest first, ties by id, with their deals."""
     after = decode_cursor(query, query.cursor) if query.cursor else None
+    at = query.at if query.at is not None else datetime.now(UTC)
+    if query.has_deal or query.sort == "deal_ending":
+        return _search_offers(session, query, after, at)
     live.refresh_if_due(session)
     codes: Sequence[int] | None = None
     if query.categories is not None:
         codes = [CATEGORY_CODES[c] for c in query.categories]
     # One extra hit tells whether another page exists.
-    found = live.query(query.lat, query.lon, query.radius_m, query.limit + 1, after=after, categories=codes)
+    start = None if after is None else Cursor(after.chord2, after.id)
+    found = live.query(query.lat, query.lon, query.radius_m, query.limit + 1, after=start, categories=codes)
     hits = found.hits[: query.limit]
     merchants = public_merchants(session, [h.id for h in hits])
+    offers = best_offers(session, [h.id for h in hits if h.id in merchants], at)
     distances_m = chord2_to_m([h.chord2 for h in hits]).round(2).tolist()
     items = [
-        NearbyItem(merchants[h.id], distance_m)
+        _item(merchants[h.id], distance_m, offers.get(h.id))
         for h, distance_m in zip(hits, distances_m, strict=True)
         if h.id in merchants
     ]
@@ -203,7 +239,55 @@ def search_nearby(session: Session, live: LiveIndex, query: NearbyQuery) -> Near
         last = hits[-1]
         next_cursor = encode_cursor(query, last.chord2, last.id)
     # Relevance ranking arrives with the recommender; until then it is distance.
-    return NearbyPage(total=found.total, items=items, next_cursor=next_cursor, ranking="distance")
+    return NearbyPage(total=found.total, items=items, next_cursor=next_cursor, ranking="distance", at=at)
+
+
+def _item(merchant: dict[str, Any], distance_m: float, offer: MerchantOffer | None) -> NearbyItem:
+    if offer is None:
+        return NearbyItem(merchant, distance_m)
+    return NearbyItem(
+        merchant,
+        distance_m,
+        None if offer.now is None else deal_summary(offer.now),
+        None if offer.next is None else deal_summary(offer.next),
+    )
+
+
+def _search_offers(
+    session: Session, query: NearbyQuery, after: PageCursor | None, at: datetime
+) -> NearbyPage:
+    """Merchants with a deal claimable at ``at``: found from the deals, which are few, not the index."""
+    ending = query.sort == "deal_ending"
+    if ending and after is not None and after.at_us is not None:
+        at = EPOCH + timedelta(microseconds=after.at_us)  # every page ranks at the first page's instant
+    near = offers_near(session, query.lat, query.lon, query.radius_m, at, query.categories)
+
+    def key(n: NearOffer) -> tuple[Any, ...]:
+        ends = _micros(n.offer.ends_at or n.offer.deal.valid_until)
+        return (ends, n.chord2, n.merchant_id) if ending else (n.chord2, n.merchant_id)
+
+    near.sort(key=key)
+    total = len(near)
+    if after is not None:
+        start = (after.ends_us, after.chord2, after.id) if ending else (after.chord2, after.id)
+        near = [n for n in near if key(n) > start]
+    page = near[: query.limit]
+    merchants = public_merchants(session, [n.merchant_id for n in page])
+    distances_m = chord2_to_m([n.chord2 for n in page]).round(2).tolist()
+    items = [
+        NearbyItem(merchants[n.merchant_id], distance_m, deal_summary(n.offer))
+        for n, distance_m in zip(page, distances_m, strict=True)
+        if n.merchant_id in merchants
+    ]
+    next_cursor = None
+    if len(near) > query.limit:
+        last = page[-1]
+        ends = key(last)[0] if ending else None
+        next_cursor = encode_cursor(
+            query, last.chord2, last.merchant_id, ends, _micros(at) if ending else None
+        )
+    ranking = "deal_ending" if ending else "distance"
+    return NearbyPage(total=total, items=items, next_cursor=next_cursor, ranking=ranking, at=at)
 
 
 def page_to_geojson(page: NearbyPage) -> dict[str, Any]:
@@ -215,7 +299,12 @@ def page_to_geojson(page: NearbyPage) -> dict[str, Any]:
                 "type": "Feature",
                 "id": item.merchant["id"],
                 "geometry": {"type": "Point", "coordinates": [item.merchant["lon"], item.merchant["lat"]]},
-                "properties": {**item.merchant, "distance_m": item.distance_m},
+                "properties": {
+                    **item.merchant,
+                    "distance_m": item.distance_m,
+                    "deal": item.deal,
+                    "next_deal": item.next_deal,
+                },
             }
             for item in page.items
         ],

@@ -1,0 +1,160 @@
+"""Vouchers: users claim deals and hold vouchers; merchants list and redeem them at the counter."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Literal
+
+from flask import Response, g
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, ConfigDict, Field
+
+from lbs.api.auth import SECURITY, caller_digest, require_merchant, require_user
+from lbs.api.context import db_session, runtime, utc_now
+from lbs.api.problems import register_model
+from lbs.api.schemas import CONFLICTS, ERRORS, QueryModel, VoucherKeyOut, VoucherListOut, VoucherOut
+from lbs.services import voucher_codes, vouchers
+
+holder = APIBlueprint("vouchers", __name__, url_prefix="/v1", abp_tags=[Tag(name="vouchers")])
+counter = APIBlueprint("counter", __name__, url_prefix="/v1/merchant", abp_tags=[Tag(name="merchant")])
+
+
+@holder.before_request
+def _user_first() -> None:
+    g.user_id = require_user()
+
+
+@counter.before_request
+def _merchant_first() -> None:
+    g.merchant_id = require_merchant()
+
+
+@register_model
+class DealPath(BaseModel):
+    deal_id: int = Field(ge=1, le=2**63 - 1)
+
+
+@register_model
+class VoucherPath(BaseModel):
+    voucher_id: int = Field(ge=1, le=2**63 - 1)
+
+
+@register_model
+class ClaimHeaders(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    idempotency_key: str = Field(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="any unique string per claim (a UUID); a retry with the same key gets the same voucher",
+    )
+
+
+@holder.post(
+    "/deals/<int:deal_id>/claim", responses={201: VoucherOut, 200: VoucherOut, **ERRORS, **CONFLICTS},
+    security=SECURITY,
+)  # fmt: skip
+def claim(path: DealPath, header: ClaimHeaders) -> tuple[dict[str, Any], int]:
+    """User: claim a deal; 201 with a new voucher, 200 with the same one for a repeated key."""
+    rt = runtime()
+    rt.rate_limits.enforce(rt.rate_limits.claim, caller_digest(), "claim")
+    now = utc_now()
+    session = db_session()
+    voucher, created = vouchers.claim_deal(
+        session, rt.secret_key, g.user_id, path.deal_id, header.idempotency_key, now
+    )
+    view = vouchers.voucher_view(vouchers.user_voucher(session, g.user_id, voucher.id), rt.secret_key, now,
+                                 for_holder=True)  # fmt: skip
+    return view, 201 if created else 200
+
+
+@register_model
+class VoucherListQuery(QueryModel):
+    status: Literal["issued", "redeemed", "expired"] | None = None
+    limit: int = Field(50, ge=1, le=100)
+    before: int | None = Field(None, ge=1, le=2**63 - 1, description="next_before of the previous page")
+
+
+def _page(rows: list[vouchers.VoucherRow], limit: int, for_holder: bool) -> dict[str, Any]:
+    now = utc_now()
+    key = runtime().secret_key
+    return {
+        "items": [vouchers.voucher_view(r, key, now, for_holder=for_holder) for r in rows],
+        "next_before": rows[-1].voucher.id if len(rows) == limit else None,
+    }
+
+
+@holder.get("/me/vouchers", responses={200: VoucherListOut, **ERRORS}, security=SECURITY)
+def my_vouchers(query: VoucherListQuery) -> dict[str, Any]:
+    """User: its vouchers, newest first, with status, code and QR payload."""
+    rows = vouchers.user_vouchers(db_session(), g.user_id, utc_now(), query.status, query.limit, query.before)
+    return _page(rows, query.limit, for_holder=True)
+
+
+@holder.get("/me/vouchers/<int:voucher_id>", responses={200: VoucherOut, **ERRORS}, security=SECURITY)
+def my_voucher(path: VoucherPath) -> dict[str, Any]:
+    """User: one of its vouchers."""
+    row = vouchers.user_voucher(db_session(), g.user_id, path.voucher_id)
+    return vouchers.voucher_view(row, runtime().secret_key, utc_now(), for_holder=True)
+
+
+@register_model
+class QrPath(VoucherPath):
+    kind: Literal["svg", "png"]
+
+
+@holder.get("/me/vouchers/<int:voucher_id>/qr.<kind>", responses=ERRORS, security=SECURITY)
+def my_voucher_qr(path: QrPath) -> Response:
+    """User: the voucher's QR code (its signed payload) as SVG or PNG."""
+    row = vouchers.user_voucher(db_session(), g.user_id, path.voucher_id)
+    payload = vouchers.voucher_view(row, runtime().secret_key, utc_now(), for_holder=True)["qr_payload"]
+    mimetype = "image/svg+xml" if path.kind == "svg" else "image/png"
+    response = Response(voucher_codes.qr_image(payload, path.kind), mimetype=mimetype)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@register_model
+class MerchantVoucherQuery(VoucherListQuery):
+    deal_id: int | None = Field(None, ge=1, le=2**63 - 1)
+
+
+@counter.get("/vouchers", responses={200: VoucherListOut, **ERRORS}, security=SECURITY)
+def merchant_vouchers(query: MerchantVoucherQuery) -> dict[str, Any]:
+    """Merchant: vouchers of its deals, newest first (codes are not shown)."""
+    rows = vouchers.merchant_vouchers(
+        db_session(), g.merchant_id, utc_now(), query.deal_id, query.status, query.limit, query.before
+    )
+    return _page(rows, query.limit, for_holder=False)
+
+
+@register_model
+class RedeemBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=64, description=voucher_codes.CODE_FORMAT)
+
+
+@counter.post("/vouchers/redeem", responses={200: VoucherOut, **ERRORS, **CONFLICTS}, security=SECURITY)
+def redeem(body: RedeemBody) -> dict[str, Any]:
+    """Merchant: redeem a voucher's code at the counter, once."""
+    rt = runtime()
+    rt.rate_limits.enforce(rt.rate_limits.redeem, caller_digest(), "redeem")
+    now = utc_now()
+    session = db_session()
+    voucher = vouchers.redeem_voucher(session, g.merchant_id, body.code, now)
+    rows = vouchers.merchant_vouchers(session, g.merchant_id, now, voucher.deal_id, None, 1, voucher.id + 1)
+    return vouchers.voucher_view(rows[0], rt.secret_key, now, for_holder=False)
+
+
+@counter.get("/voucher-key", responses={200: VoucherKeyOut, **ERRORS}, security=SECURITY)
+def voucher_key() -> dict[str, Any]:
+    """Merchant: the key its counter devices use to check voucher QR codes offline."""
+    key = voucher_codes.merchant_voucher_key(runtime().secret_key, g.merchant_id)
+    return {
+        "merchant_id": g.merchant_id,
+        "voucher_key": base64.b64encode(key).decode(),
+        "algorithm": "HMAC-SHA256 of the payload before its last '.', first 16 bytes, base32 unpadded",
+    }

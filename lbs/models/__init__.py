@@ -1,0 +1,22 @@
+"""SQLAlchemy 2 typed mappings, one module per concept: the rows and nothing beyond them."""
+
+from lbs.models.base import Base, BigId, UTCDateTime
+from lbs.models.deals import Deal, UserDealClaims, Voucher
+from lbs.models.events import Event
+from lbs.models.merchants import Merchant, MerchantApiKey, RevisionCounter, merchant_geography
+from lbs.models.users import User
+
+__all__ = [
+    "Base",
+    "BigId",
+    "Deal",
+    "Event",
+    "Merchant",
+    "MerchantApiKey",
+    "RevisionCounter",
+    "UTCDateTime",
+    "User",
+    "UserDealClaims",
+    "Voucher",
+    "merchant_geography",
+]

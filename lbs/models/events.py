@@ -1,0 +1,35 @@
+"""The append-only event log: impressions, clicks, claims, redemptions, visits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lbs.models.base import Base, BigId, UTCDateTime
+
+EVENT_KINDS = ("impression", "click", "claim", "redemption", "visit")
+
+
+class Event(Base):
+    __tablename__ = "events"
+    __table_args__ = (
+        # NULLs are distinct on both databases, so server events (no client id) never collide.
+        UniqueConstraint("user_id", "client_event_id", name="events_client_id"),
+        Index("ix_events_user_time", "user_id", "occurred_at"),
+        Index("ix_events_merchant_kind_time", "merchant_id", "kind", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(8))  # "server" or "client"
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    merchant_id: Mapped[int | None] = mapped_column(BigInteger)
+    deal_id: Mapped[int | None] = mapped_column(BigInteger)
+    voucher_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Where it happened, never more precisely than an H3 cell (resolution 9).
+    h3_cell: Mapped[int | None] = mapped_column(BigInteger)
+    client_event_id: Mapped[str | None] = mapped_column(String(64))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)

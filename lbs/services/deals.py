@@ -1,0 +1,248 @@
+"""Deals, as their merchant manages them: validated fields, creation, safe edits, transitions."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from iso4217 import Currency
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lbs.errors import FieldFrozen, InvalidParameter, InvalidTransition, NotFound
+from lbs.models import Deal
+from lbs.services.deal_schedule import DAYS, MINUTES_PER_DAY, parse_hhmm
+
+Kind = Literal["percent_off", "fixed_price", "cash_voucher"]
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+MAX_VALIDITY = timedelta(days=366)
+MAX_PRICE_MINOR = 10**10
+# Once a deal has claims these would change what its holders were promised.
+FROZEN_ONCE_CLAIMED = ("kind", "currency", "list_price_minor", "deal_price_minor", "valid_from",
+                       "redeem_within_minutes")  # fmt: skip
+
+
+def _iso_4217(code: str) -> str:
+    try:
+        Currency(code)
+    except ValueError:
+        raise ValueError("not an ISO 4217 currency code (e.g. EUR, USD, JPY)") from None
+    return code
+
+
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$"), AfterValidator(_iso_4217)]
+HHMM = Annotated[str, Field(pattern=r"^\d\d:\d\d$", description="HH:MM, local time")]
+
+
+class DealWindow(BaseModel):
+    """Listed days (the day a window starts) from start to end, local; an earlier end is the next day."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    days: list[Day] = Field(min_length=1, max_length=7)
+    start: HHMM
+    end: HHMM
+
+    @field_validator("days")
+    @classmethod
+    def _no_repeats(cls, days: list[str]) -> list[str]:
+        if len(set(days)) != len(days):
+            raise ValueError("a day is listed twice")
+        return sorted(days, key=DAYS.index)
+
+    @field_validator("start")
+    @classmethod
+    def _start_in_day(cls, start: str) -> str:
+        if parse_hhmm(start) >= MINUTES_PER_DAY:
+            raise ValueError("start must be 00:00 to 23:59")
+        return start
+
+    @field_validator("end")
+    @classmethod
+    def _end_differs(cls, end: str, info: ValidationInfo) -> str:
+        minutes = parse_hhmm(end)
+        if minutes == 0:
+            raise ValueError("end must be 00:01 to 24:00 (24:00 is midnight at the end of the day)")
+        if "start" in info.data and minutes == parse_hhmm(info.data["start"]):
+            raise ValueError("end equals start; for all day use 00:00 to 24:00")
+        return end
+
+
+Windows = Annotated[list[DealWindow], Field(max_length=14)]
+
+
+class DealFields(BaseModel):
+    """A new deal. Prices are integer minor units (cents) of an ISO 4217 currency."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    title: str = Field(min_length=1, max_length=120)
+    description: str | None = Field(None, max_length=2000)
+    kind: Kind
+    currency: CurrencyCode
+    list_price_minor: int = Field(ge=1, le=MAX_PRICE_MINOR)
+    deal_price_minor: int = Field(ge=0, le=MAX_PRICE_MINOR, description="less than list_price_minor")
+    quantity_total: int | None = Field(None, ge=1, le=1_000_000, description="null: unlimited")
+    per_user_limit: int = Field(1, ge=1, le=100)
+    valid_from: AwareDatetime
+    valid_until: AwareDatetime = Field(description="after valid_from, at most 366 days later")
+    windows: Windows = Field(default_factory=list, description="empty: all day")
+    redeem_within_minutes: int | None = Field(None, ge=1, le=525_600)
+    publish: bool = False
+
+    @field_validator("deal_price_minor")
+    @classmethod
+    def _a_discount(cls, price: int, info: ValidationInfo) -> int:
+        listed = info.data.get("list_price_minor")
+        if listed is not None and price >= listed:
+            raise ValueError(f"must be less than list_price_minor ({listed})")
+        return price
+
+    @field_validator("valid_until")
+    @classmethod
+    def _after_start(cls, until: datetime, info: ValidationInfo) -> datetime:
+        start = info.data.get("valid_from")
+        if start is not None:
+            _check_validity(start, until)
+        return until
+
+
+class DealChanges(BaseModel):
+    """A partial update; cross-field rules are checked against the deal as it would become."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    title: str | None = Field(None, min_length=1, max_length=120)
+    description: str | None = Field(None, max_length=2000)
+    kind: Kind | None = None
+    currency: CurrencyCode | None = None
+    list_price_minor: int | None = Field(None, ge=1, le=MAX_PRICE_MINOR)
+    deal_price_minor: int | None = Field(None, ge=0, le=MAX_PRICE_MINOR)
+    quantity_total: int | None = Field(None, ge=1, le=1_000_000)
+    per_user_limit: int | None = Field(None, ge=1, le=100)
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = None
+    windows: Windows | None = None
+    redeem_within_minutes: int | None = Field(None, ge=1, le=525_600)
+
+    @field_validator(
+        "title", "kind", "currency", "list_price_minor", "deal_price_minor", "per_user_limit",
+        "valid_from", "valid_until", "windows",
+    )  # fmt: skip
+    @classmethod
+    def _required_stay_set(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
+
+
+def _check_validity(start: datetime, until: datetime) -> None:
+    if until <= start:
+        raise ValueError("must be after valid_from")
+    if until - start > MAX_VALIDITY:
+        raise ValueError("must be at most 366 days after valid_from")
+
+
+def create_deal(session: Session, merchant_id: int, fields: DealFields, now: datetime) -> Deal:
+    deal = Deal(
+        merchant_id=merchant_id,
+        **fields.model_dump(exclude={"publish"}),
+        quantity_claimed=0,
+        status="published" if fields.publish else "draft",
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(deal)
+    session.flush()
+    return deal
+
+
+def own_deal(session: Session, merchant_id: int, deal_id: int, *, lock: bool = False) -> Deal:
+    """The merchant's deal; another merchant's is a 404 as if it did not exist."""
+    query = select(Deal).where(Deal.id == deal_id, Deal.merchant_id == merchant_id)
+    deal = session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+    if deal is None:
+        raise NotFound(f"you have no deal {deal_id}")
+    return deal
+
+
+def own_deals(session: Session, merchant_id: int) -> list[Deal]:
+    return list(session.scalars(select(Deal).where(Deal.merchant_id == merchant_id).order_by(Deal.id)))
+
+
+def update_deal(
+    session: Session, merchant_id: int, deal_id: int, changes: DealChanges, now: datetime
+) -> Deal:
+    deal = own_deal(session, merchant_id, deal_id, lock=True)
+    given = changes.model_dump(exclude_unset=True)
+    if deal.quantity_claimed > 0:
+        for name in FROZEN_ONCE_CLAIMED:
+            if name in given and given[name] != getattr(deal, name):
+                raise FieldFrozen(
+                    f"{name} cannot change once the deal has claims ({deal.quantity_claimed})", field=name
+                )
+        if given.get("per_user_limit", deal.per_user_limit) < deal.per_user_limit:
+            raise FieldFrozen(
+                "per_user_limit can only go up once the deal has claims", field="per_user_limit"
+            )
+        if "valid_until" in given and given["valid_until"] < now:
+            raise InvalidParameter("valid_until", "valid_until cannot move into the past once claimed")
+    merged = {
+        name: given.get(name, getattr(deal, name)) for name in DealFields.model_fields if name != "publish"
+    }
+    if merged["deal_price_minor"] >= merged["list_price_minor"]:
+        raise InvalidParameter(
+            "deal_price_minor",
+            f"deal_price_minor must be less than list_price_minor ({merged['list_price_minor']})",
+        )
+    try:
+        _check_validity(merged["valid_from"], merged["valid_until"])
+    except ValueError as exc:
+        raise InvalidParameter("valid_until", f"valid_until {exc}") from None
+    if merged["quantity_total"] is not None and merged["quantity_total"] < deal.quantity_claimed:
+        raise InvalidParameter(
+            "quantity_total", f"quantity_total cannot go below the {deal.quantity_claimed} already claimed"
+        )
+    for name, value in given.items():
+        setattr(deal, name, value)
+    deal.updated_at = now
+    session.flush()
+    return deal
+
+
+Action = Literal["publish", "pause", "resume", "end"]
+# action -> (stored statuses it applies to, the status it leads to)
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "publish": (("draft",), "published"),
+    "pause": (("published",), "paused"),
+    "resume": (("paused",), "published"),
+    "end": (("published", "paused"), "ended"),
+}
+
+
+def change_status(session: Session, merchant_id: int, deal_id: int, action: Action, now: datetime) -> Deal:
+    deal = own_deal(session, merchant_id, deal_id, lock=True)
+    allowed, target = TRANSITIONS[action]
+    expired = now >= deal.valid_until or deal.status == "ended"
+    if deal.status not in allowed or (expired and action != "publish"):
+        state = "expired" if expired and deal.status != "draft" else deal.status
+        raise InvalidTransition(
+            f"cannot {action} a deal that is {state}; {action} applies to: {', '.join(allowed)}"
+            + ("" if action == "publish" else " (and not expired)"),
+            status_now=state,
+        )
+    deal.status = target
+    if action == "end":
+        deal.ended_at = now
+    deal.updated_at = now
+    session.flush()
+    return deal

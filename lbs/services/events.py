@@ -1,0 +1,143 @@
+"""The append-only event log: server-side rows, client batches (deduplicated), coarse positions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import h3
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from lbs.errors import InvalidParameter
+from lbs.models import Deal, Event, Merchant
+from lbs.services.merchants import Latitude, Longitude
+
+# Resolution 9 cells average 0.105 km² (edge ~200 m): a neighbourhood, not a doorway.
+EVENT_CELL_RESOLUTION = 9
+MAX_AGE = timedelta(days=30)
+MAX_AHEAD = timedelta(minutes=5)
+
+
+def coarse_cell(lat: float, lon: float) -> int:
+    """The only form in which a position reaches the event log."""
+    return int(h3.str_to_int(h3.latlng_to_cell(lat, lon, EVENT_CELL_RESOLUTION)))
+
+
+def server_event(
+    kind: str,
+    occurred_at: datetime,
+    *,
+    user_id: int | None,
+    merchant_id: int | None,
+    deal_id: int | None = None,
+    voucher_id: int | None = None,
+    h3_cell: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "source": "server",
+        "user_id": user_id,
+        "merchant_id": merchant_id,
+        "deal_id": deal_id,
+        "voucher_id": voucher_id,
+        "h3_cell": h3_cell,
+        "client_event_id": None,
+        "occurred_at": occurred_at,
+        "received_at": occurred_at,
+    }
+
+
+def record_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(Event), list(rows))
+
+
+class ClientEvent(BaseModel):
+    """One event a client saw happen; its id makes resending it harmless."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=64, description="the client's id for this event")
+    kind: Literal["impression", "click", "visit"]
+    merchant_id: int = Field(ge=1, le=2**63 - 1)
+    deal_id: int | None = Field(None, ge=1, le=2**63 - 1)
+    occurred_at: AwareDatetime
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+
+
+class ClientEvents(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[ClientEvent] = Field(min_length=1, max_length=100)
+
+
+def _check(session: Session, events: Sequence[ClientEvent], now: datetime) -> None:
+    merchant_ids = {e.merchant_id for e in events}
+    known_merchants = set(session.scalars(select(Merchant.id).where(Merchant.id.in_(merchant_ids))))
+    deal_ids = {e.deal_id for e in events if e.deal_id is not None}
+    deal_merchant = dict(
+        session.execute(
+            select(Deal.id, Deal.merchant_id).where(Deal.id.in_(deal_ids), Deal.status != "draft")
+        )
+        .tuples()
+        .all()
+    )
+    for i, event in enumerate(events):
+        where = f"events[{i}]"
+        if event.merchant_id not in known_merchants:
+            raise InvalidParameter(
+                f"{where}.merchant_id", f"{where}.merchant_id: no merchant {event.merchant_id}"
+            )
+        if event.deal_id is not None and deal_merchant.get(event.deal_id) != event.merchant_id:
+            raise InvalidParameter(
+                f"{where}.deal_id",
+                f"{where}.deal_id: merchant {event.merchant_id} has no deal {event.deal_id}",
+            )
+        if not now - MAX_AGE <= event.occurred_at <= now + MAX_AHEAD:
+            raise InvalidParameter(
+                f"{where}.occurred_at",
+                f"{where}.occurred_at must be within the last 30 days and at most 5 minutes ahead",
+            )
+        if (event.lat is None) != (event.lon is None):
+            raise InvalidParameter(f"{where}.lat", f"{where}: give both lat and lon, or neither")
+
+
+def ingest_client_events(
+    session: Session, user_id: int, events: Sequence[ClientEvent], now: datetime
+) -> tuple[int, int]:
+    """Store a client's batch; returns (accepted, duplicates). Nothing is stored if any event is bad."""
+    _check(session, events, now)
+    fresh: dict[str, ClientEvent] = {}
+    for event in events:
+        fresh.setdefault(event.id, event)
+    seen = set(
+        session.scalars(
+            select(Event.client_event_id).where(Event.user_id == user_id, Event.client_event_id.in_(fresh))
+        )
+    )
+    rows = [
+        {
+            "kind": e.kind,
+            "source": "client",
+            "user_id": user_id,
+            "merchant_id": e.merchant_id,
+            "deal_id": e.deal_id,
+            "voucher_id": None,
+            "h3_cell": None if e.lat is None or e.lon is None else coarse_cell(e.lat, e.lon),
+            "client_event_id": e.id,
+            "occurred_at": e.occurred_at,
+            "received_at": now,
+        }
+        for e in fresh.values()
+        if e.id not in seen
+    ]
+    if rows:
+        # A concurrent resend of the same batch is absorbed by the unique (user, client id).
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        session.execute(dialect.insert(Event).on_conflict_do_nothing(), rows)
+    return len(rows), len(events) - len(rows)

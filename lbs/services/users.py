@@ -1,0 +1,33 @@
+"""Anonymous users: issued with a bearer token, identified by its SHA-256."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lbs.errors import Unauthorized
+from lbs.models import User
+from lbs.services.api_keys import sha256_hex
+
+TOKEN_PREFIX = "lbs_ut_"
+
+
+def create_user(session: Session, now: datetime) -> tuple[int, str]:
+    """A new user and its token; the caller shows the token once, we keep only its hash."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    user = User(token_sha256=sha256_hex(token), created_at=now)
+    session.add(user)
+    session.flush()
+    return user.id, token
+
+
+def user_id_for_token(session: Session, token: str) -> int:
+    user_id = session.execute(
+        select(User.id).where(User.token_sha256 == sha256_hex(token))
+    ).scalar_one_or_none()
+    if user_id is None:
+        raise Unauthorized("unknown user token; get one from POST /v1/users")
+    return int(user_id)

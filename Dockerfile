@@ -13,6 +13,10 @@
 #   LBS_OPERATOR_TOKEN_SHA256  sha256 of the operator token (`lbs operator-token`); empty: operator API off
 #   LBS_INDEX_REFRESH_S        how often a worker polls for merchant writes, seconds (default 1)
 #   LBS_H3_RESOLUTIONS         H3 resolutions of the nearby index, coarse to fine (default 7,9,11)
+#   LBS_SECRET_KEY             derives voucher codes and signs their QR codes; keep it stable and secret.
+#                              Unset: read from LBS_SECRET_KEY_FILE, created on first start (/data/lbs-secret.key)
+#   LBS_RATE_LIMIT_CLAIM, LBS_RATE_LIMIT_REDEEM   default 30/minute per user token / merchant key
+#   LBS_RATE_LIMIT_STORAGE     memory:// (per worker) or redis://host:6379 (shared)
 #   LBS_LOG_LEVEL              default INFO
 # To serve without seeding demo data, override the command:
 #   docker run ... lbs sh -c 'lbs db upgrade && exec lbs serve --bind 0.0.0.0:8000'
@@ -55,6 +59,7 @@ ENV LBS_DATABASE_URL=sqlite:////data/lbs.sqlite3 \
     LBS_WORKERS=2 \
     LBS_OPERATOR_TOKEN_SHA256= \
     LBS_INDEX_REFRESH_S=1 \
+    LBS_SECRET_KEY_FILE=/data/lbs-secret.key \
     LBS_LOG_LEVEL=INFO
 
 EXPOSE 8000

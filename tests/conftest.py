@@ -25,6 +25,8 @@ OPERATOR_TOKEN = "lbs_op_test-operator-token"
 OPERATOR_TOKEN_SHA256 = hashlib.sha256(OPERATOR_TOKEN.encode()).hexdigest()
 OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 
+TEST_SECRET_KEY = "lbs-test-secret-key-0123456789abcdef"
+
 DB_KINDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgis)]
 
 
@@ -86,6 +88,7 @@ def make_app(database_url: str) -> Iterator[Callable[..., OpenAPI]]:
         config = {
             "database_url": database_url,
             "operator_token_sha256": OPERATOR_TOKEN_SHA256,
+            "secret_key": TEST_SECRET_KEY,
             "index_refresh_s": 0.0,
             **overrides,
         }

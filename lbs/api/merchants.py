@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
+from flask import g, request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
-from lbs.api.auth import SECURITY, authenticate, require_merchant, require_operator
+from lbs.api.auth import SECURITY, authenticate, optional_user, require_merchant, require_operator
 from lbs.api.context import db_session, utc_now
 from lbs.api.problems import register_model
 from lbs.api.schemas import ERRORS, ApiKeyOut, MerchantOut
 from lbs.services import api_keys, merchants
+from lbs.services.events import server_event
 
 bp = APIBlueprint("merchants", __name__, url_prefix="/v1", abp_tags=[Tag(name="merchants")])
 
@@ -35,8 +36,12 @@ class MerchantPath(BaseModel):
 
 @bp.get("/merchants/<int:merchant_id>", responses={200: MerchantOut, **ERRORS})
 def get_merchant(path: MerchantPath) -> dict[str, Any]:
-    """Public: one merchant."""
-    return merchants.merchant_public(merchants.get_merchant(db_session(), path.merchant_id))
+    """Public: one merchant. With a user token, the view is logged as a click."""
+    user_id = optional_user()
+    merchant = merchants.merchant_public(merchants.get_merchant(db_session(), path.merchant_id))
+    if user_id is not None:
+        g.pending_events = [server_event("click", utc_now(), user_id=user_id, merchant_id=path.merchant_id)]
+    return merchant
 
 
 @bp.post("/merchants", responses={201: MerchantOut, **ERRORS}, security=SECURITY)

@@ -83,9 +83,7 @@ def _check(session: Session, events: Sequence[ClientEvent], now: datetime) -> No
     deal_merchant = dict(
         session.execute(
             select(Deal.id, Deal.merchant_id).where(Deal.id.in_(deal_ids), Deal.status != "draft")
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     for i, event in enumerate(events):
         where = f"events[{i}]"

@@ -223,17 +223,15 @@ def user_vouchers(
     query = _with_status(_listing().where(Voucher.user_id == user_id), status, now)
     if before is not None:
         query = query.where(Voucher.id < before)
-    rows = session.execute(query.order_by(Voucher.id.desc()).limit(limit)).tuples()
+    rows = session.execute(query.order_by(Voucher.id.desc()).limit(limit))
     return [VoucherRow(*row) for row in rows]
 
 
 def user_voucher(session: Session, user_id: int, voucher_id: int) -> VoucherRow:
     """The user's voucher; anyone else's is a 404 as if it did not exist."""
-    row = (
-        session.execute(_listing().where(Voucher.id == voucher_id, Voucher.user_id == user_id))
-        .tuples()
-        .one_or_none()
-    )
+    row = session.execute(
+        _listing().where(Voucher.id == voucher_id, Voucher.user_id == user_id)
+    ).one_or_none()
     if row is None:
         raise NotFound(f"you have no voucher {voucher_id}")
     return VoucherRow(*row)
@@ -253,7 +251,7 @@ def merchant_vouchers(
         query = query.where(Voucher.deal_id == deal_id)
     if before is not None:
         query = query.where(Voucher.id < before)
-    rows = session.execute(query.order_by(Voucher.id.desc()).limit(limit)).tuples()
+    rows = session.execute(query.order_by(Voucher.id.desc()).limit(limit))
     return [VoucherRow(*row) for row in rows]
 
 

@@ -55,7 +55,11 @@ def _allowed(model_name: str, field: str) -> str | None:
         elif "enum" in option:
             parts.append("one of " + ", ".join(map(str, option["enum"])))
         elif "maxLength" in option:
-            parts.append(f"string of at most {option['maxLength']} characters")
+            low_len = option.get("minLength", 0)
+            text = f"string of {low_len} to {option['maxLength']} characters"
+            if "pattern" in option:
+                text += f" matching {option['pattern']}"
+            parts.append(text)
         elif "const" in option:
             parts.append(repr(option["const"]))
     return " or ".join(parts) or None

@@ -183,6 +183,8 @@ def update_deal(
     session: Session, merchant_id: int, deal_id: int, changes: DealChanges, now: datetime
 ) -> Deal:
     deal = own_deal(session, merchant_id, deal_id, lock=True)
+    if deal.status == "ended":
+        raise InvalidTransition("an ended deal cannot change; create a new one", status_now=deal.status)
     given = changes.model_dump(exclude_unset=True)
     if deal.quantity_claimed > 0:
         for name in FROZEN_ONCE_CLAIMED:
@@ -232,13 +234,15 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
 def change_status(session: Session, merchant_id: int, deal_id: int, action: Action, now: datetime) -> Deal:
     deal = own_deal(session, merchant_id, deal_id, lock=True)
     allowed, target = TRANSITIONS[action]
-    expired = now >= deal.valid_until or deal.status == "ended"
-    if deal.status not in allowed or (expired and action != "publish"):
-        state = "expired" if expired and deal.status != "draft" else deal.status
+    if deal.status not in allowed:
         raise InvalidTransition(
-            f"cannot {action} a deal that is {state}; {action} applies to: {', '.join(allowed)}"
-            + ("" if action == "publish" else " (and not expired)"),
-            status_now=state,
+            f"cannot {action} a deal that is {deal.status}; {action} applies to: {', '.join(allowed)}",
+            status_now=deal.status,
+        )
+    if now >= deal.valid_until:
+        raise InvalidTransition(
+            f"cannot {action} a deal that expired at {deal.valid_until.isoformat()}",
+            status_now=deal.status,
         )
     deal.status = target
     if action == "end":

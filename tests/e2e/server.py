@@ -7,10 +7,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -26,16 +27,22 @@ class Server:
     access_log: Path
     error_log: Path
 
-    def get(self, path: str, tag: str, **kwargs: object) -> requests.Response:
+    def get(
+        self, path: str, tag: str, headers: Mapping[str, str] | None = None, **kwargs: object
+    ) -> requests.Response:
         """One request on a fresh connection (no keep-alive), tagged for the access log."""
-        headers = {"Connection": "close", TAG_HEADER: tag}
+        headers = {"Connection": "close", TAG_HEADER: tag, **(headers or {})}
         return requests.get(self.base_url + path, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
 
-    def send(
-        self, method: str, path: str, tag: str, headers: dict[str, str], json: object
-    ) -> requests.Response:
+    def send(self, method: str, path: str, tag: str, headers: dict[str, str], json: Any) -> requests.Response:
         headers = {"Connection": "close", TAG_HEADER: tag, **headers}
         return requests.request(method, self.base_url + path, headers=headers, json=json, timeout=30)
+
+    def post(
+        self, path: str, tag: str, headers: Mapping[str, str] | None = None, json: Any = None
+    ) -> requests.Response:
+        """One POST on a fresh connection, tagged for the access log."""
+        return self.send("POST", path, tag, dict(headers or {}), json)
 
     def worker_of(self) -> dict[str, int]:
         """Tag -> pid of the worker that answered, from the access log lines written so far."""
@@ -68,18 +75,27 @@ def free_port() -> int:
 
 @contextmanager
 def gunicorn(
-    database_url: str, directory: Path, operator_token_sha256: str, workers: int = 3, refresh_s: float = 1.0
+    database_url: str,
+    directory: Path,
+    operator_token_sha256: str,
+    workers: int = 3,
+    refresh_s: float = 1.0,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Server]:
-    """Start gunicorn on a free port, wait for /readyz, and always stop it afterwards."""
+    """Start gunicorn on a free port, wait for /readyz, and always stop it afterwards.
+
+    ``env`` adds or overrides LBS_* settings of the workers (e.g. LBS_RATE_LIMIT_CLAIM).
+    """
     port = free_port()
     server = Server(f"http://127.0.0.1:{port}", directory / "access.log", directory / "gunicorn.log")
-    env = {
+    environ = {
         **os.environ,
         "LBS_DATABASE_URL": database_url,
         "LBS_INDEX_REFRESH_S": str(refresh_s),
         "LBS_OPERATOR_TOKEN_SHA256": operator_token_sha256,
+        **(env or {}),
     }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     command = [
         sys.executable, "-m", "gunicorn",
         "--workers", str(workers),
@@ -91,7 +107,7 @@ def gunicorn(
         "lbs.app:create_app()",
     ]  # fmt: skip
     process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command, cwd=REPO, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         _wait_until_ready(server, process)

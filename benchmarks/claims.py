@@ -597,13 +597,14 @@ def render(
     mismatched = "none" if not check.mismatched else f"**{len(check.mismatched)}**: {check.mismatched[:5]}"
     consistent = "; ".join(f"{name}: {'yes' if ok else '**no**'}" for name, ok in consistency.items())
     hot_rps_span = hot.claims / facts["hot_span_s"] if facts["hot_span_s"] else 0.0
+    until = "until sold out" if hot.claims == args["quantity"] else "**not sold out** before the time limit"
     out += [
         "",
         f"- Peers: `POST /v1/users` {users_rps:,.0f}/s; `GET /healthz` {h1.requests_per_s:,.0f}/s before and "
         f"{h2.requests_per_s:,.0f}/s after the claims (the mean of those measured, {healthz_rps:,.0f}/s, "
         "is the divisor).",
         f"- A hot: {hot.claims} vouchers sold in {facts['hot_span_s']:.2f} s ({hot_rps_span:,.0f} successful "
-        f"claims/s until sold out); all {len(hot.phase.replies)} claims took {hot.phase.elapsed_s:.2f} s "
+        f"claims/s {until}); all {len(hot.phase.replies)} claims took {hot.phase.elapsed_s:.2f} s "
         f"({hot.phase.requests_per_s:,.0f} requests/s, the late ones 409 sold_out). "
         f"Statuses: {dict(sorted(hot.phase.statuses.items()))}.",
         f"- B spread: {spread.claims} vouchers over {args['deals']} deals in {spread.phase.elapsed_s:.2f} s. "

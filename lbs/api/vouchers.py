@@ -40,7 +40,7 @@ class VoucherPath(BaseModel):
 
 
 @register_model
-class ClaimHeaders(BaseModel):
+class ClaimHeaders(QueryModel):  # QueryModel: its JSON schema is built once, not on every request
     model_config = ConfigDict(populate_by_name=True)
 
     idempotency_key: str = Field(
@@ -61,13 +61,10 @@ def claim(path: DealPath, header: ClaimHeaders) -> tuple[dict[str, Any], int]:
     rt = runtime()
     rt.rate_limits.enforce(rt.rate_limits.claim, caller_digest(), "claim")
     now = utc_now()
-    session = db_session()
-    voucher, created = vouchers.claim_deal(
-        session, rt.secret_key, g.user_id, path.deal_id, header.idempotency_key, now
+    row, created = vouchers.claim_deal(
+        db_session(), rt.secret_key, g.user_id, path.deal_id, header.idempotency_key, now
     )
-    view = vouchers.voucher_view(vouchers.user_voucher(session, g.user_id, voucher.id), rt.secret_key, now,
-                                 for_holder=True)  # fmt: skip
-    return view, 201 if created else 200
+    return vouchers.voucher_view(row, rt.secret_key, now, for_holder=True), 201 if created else 200
 
 
 @register_model

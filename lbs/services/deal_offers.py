@@ -29,9 +29,10 @@ class DealAt:
     state: DealState
     window_now: Occurrence | None
     window_next: Occurrence | None
+    merchant_name: str = ""  # filled where the query had it at hand (public_deal)
 
     @classmethod
-    def of(cls, deal: Deal, tz_name: str, at: datetime) -> DealAt:
+    def of(cls, deal: Deal, tz_name: str, at: datetime, merchant_name: str = "") -> DealAt:
         state = deal_state(
             deal.status, deal.valid_from, deal.valid_until, deal.ended_at,
             deal.quantity_total, deal.quantity_claimed, at,
@@ -41,7 +42,7 @@ class DealAt:
             schedule = Schedule.of(deal.valid_from, deal.valid_until, deal.windows, tz_name)
             now = schedule.window_at(at)
             nxt = None if now is not None else schedule.next_window(at)
-        return cls(deal, ZoneInfo(tz_name), at, state, now, nxt)
+        return cls(deal, ZoneInfo(tz_name), at, state, now, nxt, merchant_name)
 
     @property
     def unclaimable_reason(self) -> str | None:
@@ -124,13 +125,13 @@ def _not_over(at: datetime) -> ColumnElement[bool]:
 def public_deal(session: Session, deal_id: int, at: datetime) -> DealAt:
     """A deal anyone may see: published at some point (drafts are invisible)."""
     row = session.execute(
-        select(Deal, Merchant.timezone)
+        select(Deal, Merchant.timezone, Merchant.name)
         .join(Merchant, Merchant.id == Deal.merchant_id)
         .where(Deal.id == deal_id, Deal.status != "draft")
     ).one_or_none()
     if row is None:
         raise NotFound(f"no deal {deal_id}")
-    return DealAt.of(row[0], row[1], at)
+    return DealAt.of(row[0], row[1], at, row[2])
 
 
 def merchant_offers(session: Session, merchant_id: int, at: datetime) -> list[DealAt]:

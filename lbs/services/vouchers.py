@@ -42,14 +42,14 @@ def _by_key(session: Session, user_id: int, idempotency_key: str) -> Voucher | N
     ).scalar_one_or_none()
 
 
-def _replay(voucher: Voucher, deal_id: int, idempotency_key: str) -> Voucher:
+def _replay_row(session: Session, voucher: Voucher, deal_id: int, idempotency_key: str) -> VoucherRow:
     if voucher.deal_id != deal_id:
         raise IdempotencyKeyReused(
             f"Idempotency-Key {idempotency_key!r} was used to claim deal {voucher.deal_id}, not {deal_id}; "
             "use a new key for a new claim",
             field="Idempotency-Key",
         )
-    return voucher
+    return user_voucher(session, voucher.user_id, voucher.id)
 
 
 def _not_claimable(offer: DealAt) -> DealNotClaimable:
@@ -64,7 +64,7 @@ def _not_claimable(offer: DealAt) -> DealNotClaimable:
 
 def claim_deal(
     session: Session, secret_key: bytes, user_id: int, deal_id: int, idempotency_key: str, now: datetime
-) -> tuple[Voucher, bool]:
+) -> tuple[VoucherRow, bool]:
     """One voucher for the user, or the one this Idempotency-Key already got (then created=False).
 
     Three writes in one transaction, any refusal rolling all back: the voucher (its unique
@@ -73,7 +73,7 @@ def claim_deal(
     """
     existing = _by_key(session, user_id, idempotency_key)
     if existing is not None:
-        return _replay(existing, deal_id, idempotency_key), False
+        return _replay_row(session, existing, deal_id, idempotency_key), False
     offer = public_deal(session, deal_id, now)
     if not offer.claimable:
         raise _not_claimable(offer)
@@ -90,15 +90,19 @@ def claim_deal(
             nonce=nonce, code_sha256=codes.code_digest(codes.code_for(secret_key, nonce)),
             price_minor=deal.deal_price_minor, currency=deal.currency, claimed_at=now, expires_at=expires_at,
         )  # fmt: skip
+        session.add(candidate)
         try:
-            with session.begin_nested():
-                session.add(candidate)
+            session.flush()
             voucher = candidate
             break
         except IntegrityError:
+            # Nothing is written yet in this transaction (the voucher comes first), so
+            # rolling all of it back loses nothing; a savepoint would cost two round trips
+            # on every claim for a race that is rare.
+            session.rollback()
             existing = _by_key(session, user_id, idempotency_key)
             if existing is not None:  # a concurrent request with this key committed first
-                return _replay(existing, deal_id, idempotency_key), False
+                return _replay_row(session, existing, deal_id, idempotency_key), False
     if voucher is None:
         raise RuntimeError("could not draw a unique voucher code")
 
@@ -141,7 +145,7 @@ def claim_deal(
         [server_event("claim", now, user_id=user_id, merchant_id=deal.merchant_id, deal_id=deal.id,
                       voucher_id=voucher.id)],
     )  # fmt: skip
-    return voucher, True
+    return VoucherRow(voucher, deal.title, offer.merchant_name), True
 
 
 def redeem_voucher(session: Session, merchant_id: int, code_text: str, now: datetime) -> Voucher:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +67,22 @@ class Server:
             if time.monotonic() > deadline:
                 raise AssertionError(f"access log lacks {[t for t in tags if t not in workers][:5]}")
             time.sleep(0.05)
+
+    def wait_for_workers(self, n: int, timeout_s: float = 60.0) -> set[int]:
+        """Send /healthz until n distinct workers have answered (each worker boots on its own)."""
+        deadline = time.monotonic() + timeout_s
+        rounds = itertools.count()
+        while True:
+            tags = [f"workers-{next(rounds)}-{i}" for i in range(4 * n)]
+            with ThreadPoolExecutor(max_workers=2 * n) as pool:
+                assert all(r.status_code == 200 for r in pool.map(lambda t: self.get("/healthz", t), tags))
+            served_by = self.wait_for_log(tags)
+            pids = {served_by[tag] for tag in tags}
+            if len(pids) >= n:
+                return pids
+            if time.monotonic() > deadline:
+                raise AssertionError(f"only {len(pids)} of {n} workers answered within {timeout_s} s")
+            time.sleep(0.2)
 
 
 def free_port() -> int:

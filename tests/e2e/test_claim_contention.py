@@ -210,6 +210,7 @@ def test_400_concurrent_claims_on_50_vouchers_sell_exactly_50_one_per_user(
 ) -> None:
     quantity, n_users, n_second = 50, 300, 100
     with gunicorn(database_url, tmp_path, OPERATOR_TOKEN_SHA256, workers=WORKERS, env=ENV) as server:
+        server.wait_for_workers(WORKERS)
         deal_id = published_deal(server, merchant_key(server), quantity)
         users = new_users(server, n_users)
         rng = random.Random(SEED)

@@ -75,7 +75,9 @@ def test_publish_find_claim_redeem(client: FlaskClient) -> None:
     voucher = claimed.get_json()
     assert nearby(client, datetime.now(UTC))["items"][0]["deal"]["stock_left"] == 9
 
-    redeemed = client.post("/v1/merchant/vouchers/redeem", headers=bearer(key), json={"code": voucher["code"]})
+    redeemed = client.post(
+        "/v1/merchant/vouchers/redeem", headers=bearer(key), json={"code": voucher["code"]}
+    )
     again = client.post("/v1/merchant/vouchers/redeem", headers=bearer(key), json={"code": voucher["code"]})
     mine = client.get("/v1/me/vouchers", headers=bearer(user["token"])).get_json()["items"]
 

@@ -15,7 +15,7 @@
 #   LBS_H3_RESOLUTIONS         H3 resolutions of the nearby index, coarse to fine (default 7,9,11)
 #   LBS_SECRET_KEY             derives voucher codes and signs their QR codes; keep it stable and secret.
 #                              Unset: read from LBS_SECRET_KEY_FILE, created on first start (/data/lbs-secret.key)
-#   LBS_RATE_LIMIT_CLAIM, LBS_RATE_LIMIT_REDEEM   default 30/minute per user token / merchant key
+#   LBS_RATE_LIMIT_CLAIM, _REDEEM, _NEW_USERS   default 30/minute per user token / merchant key / address
 #   LBS_RATE_LIMIT_STORAGE     memory:// (per worker) or redis://host:6379 (shared)
 #   LBS_LOG_LEVEL              default INFO
 # To serve without seeding demo data, override the command:

@@ -192,6 +192,7 @@ def gunicorn(url: str, workers: int, operator_token: str, directory: Path) -> It
         "LBS_OPERATOR_TOKEN_SHA256": hashlib.sha256(operator_token.encode()).hexdigest(),
         "LBS_SECRET_KEY": secrets.token_hex(32),
         "LBS_RATE_LIMIT_CLAIM": "1000000/minute",  # measure claims, not the limiter's refusals
+        "LBS_RATE_LIMIT_NEW_USERS": "1000000/minute",  # thousands of users from one address
         "LBS_LOG_LEVEL": "WARNING",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)

@@ -10,11 +10,11 @@ from typing import Any
 from flask import Response, g, request
 from flask_cors import CORS
 from flask_openapi3 import Info, OpenAPI
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from lbs import metrics
-from lbs.api import deals, merchants, nearby, ops, users, vouchers
+from lbs.api import deals, events, merchants, nearby, ops, users, vouchers
 from lbs.api.auth import SECURITY_SCHEMES
 from lbs.api.context import Runtime
 from lbs.api.problems import register_error_handlers, validation_problem
@@ -55,7 +55,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
     register_error_handlers(app)
     _register_unit_of_work(app)
     _register_metrics(app)
-    blueprints = (ops.bp, nearby.bp, merchants.bp, deals.desk, deals.public, users.bp)
+    blueprints = (ops.bp, nearby.bp, merchants.bp, deals.desk, deals.public, users.bp, events.bp)
     for blueprint in (*blueprints, vouchers.holder, vouchers.counter):
         app.register_api(blueprint)
     # Read endpoints that a map widget embeds may be called from any origin.
@@ -63,10 +63,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
     CORS(
         app,
         resources={
-            r"/v1/nearby": reads,
-            r"/v1/merchants/\d+": reads,
-            r"/v1/merchants/\d+/deals": reads,
-            r"/v1/deals/\d+": reads,
+            r"/v1/nearby$": reads,
+            r"/v1/merchants/\d+$": reads,
+            r"/v1/merchants/\d+/deals$": reads,
+            r"/v1/deals/\d+$": reads,
         },
     )
 
@@ -116,10 +116,10 @@ def _write_events_after_read(session: Session, events: list[dict[str, Any]]) -> 
     try:
         record_events(session, events)
         session.commit()
-    except DBAPIError as exc:
+    except SQLAlchemyError as exc:
         session.rollback()
         metrics.EVENTS_DROPPED.inc(len(events))
-        log.warning("dropped %d events: %s", len(events), type(exc.orig).__name__)
+        log.warning("dropped %d events: %s", len(events), type(exc).__name__)
 
 
 def _register_metrics(app: OpenAPI) -> None:

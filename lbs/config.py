@@ -27,9 +27,11 @@ class Settings:
     # read from secret_key_file, which the first process creates (mode 0600).
     secret_key: str = ""
     secret_key_file: str = "lbs-secret.key"
-    # flask-limiter limits, per merchant API key (redeem) and per user token (claim).
+    # Rate limits (the `limits` library's notation): redemptions per merchant API key,
+    # claims per user token, new users per client address (else per-user limits are moot).
     rate_limit_redeem: str = "30/minute"
     rate_limit_claim: str = "30/minute"
+    rate_limit_new_users: str = "30/minute"
     # memory:// counts per worker process; redis://host:6379 shares one count everywhere.
     rate_limit_storage: str = "memory://"
     log_level: str = "INFO"

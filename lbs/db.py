@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 # Connection execution option: on SQLite, begin with BEGIN IMMEDIATE (take the write lock).
@@ -17,12 +18,19 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **kwargs)
         _make_sqlite_transactional(engine)
         return engine
     # prepare_threshold=None: psycopg would otherwise switch to server-side prepared
     # statements with generic plans, which hurt PostGIS distance queries.
-    return create_engine(url, pool_pre_ping=True, connect_args={"prepare_threshold": None}, **kwargs)
+    # hide_parameters: errors are logged, and parameters can hold a user's position.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        connect_args={"prepare_threshold": None},
+        hide_parameters=True,
+        **kwargs,
+    )
 
 
 def _make_sqlite_transactional(engine: Engine) -> None:
@@ -49,3 +57,8 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 def is_postgresql(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def dialect_insert(session: Session) -> Any:
+    """INSERT with ON CONFLICT for the session's database (PostgreSQL or SQLite)."""
+    return (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert

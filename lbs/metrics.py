@@ -28,7 +28,6 @@ LATENCY = Histogram(
 EVENTS_DROPPED = Counter(
     "lbs_events_dropped_total", "Impressions and clicks not logged because their write failed"
 )
-CLAIMS = Counter("lbs_claims_total", "Deal claims by outcome", ["outcome"])
 INDEX_MERCHANTS = Gauge(
     "lbs_index_merchants", "Active merchants in the nearby index", multiprocess_mode="max"
 )

@@ -17,6 +17,8 @@ def load_secret_key(settings: Settings) -> bytes:
     place, which fails if another process got there first (and then its key is read).
     """
     if settings.secret_key:
+        if len(settings.secret_key) < 32:
+            raise ValueError("LBS_SECRET_KEY must have at least 32 characters")
         return settings.secret_key.encode()
     path = Path(settings.secret_key_file).absolute()
     if not path.exists():

@@ -89,6 +89,8 @@ def make_app(database_url: str) -> Iterator[Callable[..., OpenAPI]]:
             "database_url": database_url,
             "operator_token_sha256": OPERATOR_TOKEN_SHA256,
             "secret_key": TEST_SECRET_KEY,
+            # Tests make many users from one address; test_users.py checks this limit.
+            "rate_limit_new_users": "10000/minute",
             "index_refresh_s": 0.0,
             **overrides,
         }

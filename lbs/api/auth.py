@@ -9,6 +9,7 @@ from flask import request
 from lbs.api.context import db_session, runtime
 from lbs.errors import Forbidden, Unauthorized
 from lbs.services.api_keys import KEY_PREFIX, merchant_id_for_key, sha256_hex, token_matches
+from lbs.services.users import TOKEN_PREFIX as USER_TOKEN_PREFIX
 from lbs.services.users import user_id_for_token
 
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -59,10 +60,15 @@ def require_user() -> int:
 
 
 def optional_user() -> int | None:
-    """The user if the request names one; a wrong token is still a 401, never silently anonymous."""
-    if "Authorization" not in request.headers:
+    """The user if the request carries a user token; an unknown user token is still a 401.
+
+    Other credentials (a merchant key, the operator token) make no user: public reads stay
+    public for them.
+    """
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip().startswith(USER_TOKEN_PREFIX):
         return None
-    return require_user()
+    return user_id_for_token(db_session(), token.strip())
 
 
 def caller_digest() -> str:

@@ -7,16 +7,16 @@ from typing import Any, Literal
 
 from flask import g
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import Field
 
 from lbs.api.auth import SECURITY, optional_user, require_merchant
 from lbs.api.context import db_session, utc_now
 from lbs.api.problems import register_model
-from lbs.api.schemas import CONFLICTS, ERRORS, DealListOut, DealOut, QueryModel
+from lbs.api.schemas import CONFLICTS, ERRORS, DealListOut, DealOut, DealPath, MerchantPath, QueryModel
 from lbs.models import Deal
-from lbs.services import deals
+from lbs.services import deals, events
 from lbs.services.deal_offers import DealAt, deal_view, merchant_offers, public_deal
-from lbs.services.events import server_event
+from lbs.services.deal_schedule import Instant
 from lbs.services.merchants import get_merchant
 
 desk = APIBlueprint("merchant_deals", __name__, url_prefix="/v1/merchant", abp_tags=[Tag(name="merchant")])
@@ -33,18 +33,13 @@ def _merchant_first() -> None:
 
 
 @register_model
-class DealPath(BaseModel):
-    deal_id: int = Field(ge=1, le=2**63 - 1)
-
-
-@register_model
 class ActionPath(DealPath):
     action: Literal["publish", "pause", "resume", "end"]
 
 
 @register_model
 class AtQuery(QueryModel):
-    at: AwareDatetime | None = Field(None, description="ISO 8601 with offset: evaluate as of this time")
+    at: Instant | None = Field(None, description="ISO 8601 with offset: evaluate as of this time")
 
 
 def _at(query: AtQuery) -> datetime:
@@ -99,16 +94,8 @@ def get_deal(path: DealPath, query: AtQuery) -> dict[str, Any]:
     user_id = optional_user()
     offer = public_deal(db_session(), path.deal_id, _at(query))
     if user_id is not None:
-        g.pending_events = [
-            server_event("click", utc_now(), user_id=user_id, merchant_id=offer.deal.merchant_id,
-                         deal_id=offer.deal.id)
-        ]  # fmt: skip
+        g.pending_events = [events.click(user_id, utc_now(), offer.deal.merchant_id, offer.deal.id)]
     return deal_view(offer)
-
-
-@register_model
-class MerchantPath(BaseModel):
-    merchant_id: int = Field(ge=1, le=2**63 - 1)
 
 
 @public.get("/merchants/<int:merchant_id>/deals", responses={200: DealListOut, **ERRORS})

@@ -6,14 +6,12 @@ from typing import Any
 
 from flask import g, request
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import BaseModel, Field
 
 from lbs.api.auth import SECURITY, authenticate, optional_user, require_merchant, require_operator
 from lbs.api.context import db_session, utc_now
 from lbs.api.problems import register_model
-from lbs.api.schemas import ERRORS, ApiKeyOut, MerchantOut
-from lbs.services import api_keys, merchants
-from lbs.services.events import server_event
+from lbs.api.schemas import ERRORS, ApiKeyOut, MerchantOut, MerchantPath
+from lbs.services import api_keys, events, merchants
 
 bp = APIBlueprint("merchants", __name__, url_prefix="/v1", abp_tags=[Tag(name="merchants")])
 
@@ -29,18 +27,13 @@ def _credentials_first() -> None:
         authenticate()
 
 
-@register_model
-class MerchantPath(BaseModel):
-    merchant_id: int = Field(ge=1, le=2**63 - 1)
-
-
 @bp.get("/merchants/<int:merchant_id>", responses={200: MerchantOut, **ERRORS})
 def get_merchant(path: MerchantPath) -> dict[str, Any]:
     """Public: one merchant. With a user token, the view is logged as a click."""
     user_id = optional_user()
     merchant = merchants.merchant_public(merchants.get_merchant(db_session(), path.merchant_id))
     if user_id is not None:
-        g.pending_events = [server_event("click", utc_now(), user_id=user_id, merchant_id=path.merchant_id)]
+        g.pending_events = [events.click(user_id, utc_now(), path.merchant_id)]
     return merchant
 
 

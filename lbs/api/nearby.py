@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from flask import Response, g, json, request
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field
 
 from lbs.api.auth import optional_user
 from lbs.api.context import db_session, runtime, utc_now
@@ -14,8 +14,9 @@ from lbs.api.problems import register_model
 from lbs.api.schemas import ERRORS, NearbyPageOut, QueryModel
 from lbs.categories import Category
 from lbs.config import MAX_LIMIT, MAX_RADIUS_M
-from lbs.services.events import coarse_cell, server_event
-from lbs.services.nearby import NearbyPage, NearbyQuery, page_to_geojson, search_nearby
+from lbs.services import events
+from lbs.services.deal_schedule import Instant
+from lbs.services.nearby import NearbyQuery, page_to_geojson, search_nearby
 
 bp = APIBlueprint("nearby", __name__, url_prefix="/v1", abp_tags=[Tag(name="nearby")])
 GEOJSON = "application/geo+json"
@@ -51,9 +52,7 @@ class NearbyParams(QueryModel):
         "deal_ending: soonest-ending claimable deal first (implies has_deal)",
     )
     has_deal: bool = Field(False, description="only merchants with a deal claimable at `at`")
-    at: AwareDatetime | None = Field(
-        None, description="ISO 8601 with offset: deals as of this time (default now)"
-    )
+    at: Instant | None = Field(None, description="ISO 8601 with offset: deals as of this time (default now)")
     format: Literal["json", "geojson"] = "json"
 
 
@@ -76,8 +75,9 @@ def nearby(query: NearbyParams) -> Response:
             at=query.at or utc_now(),
         ),
     )
-    if user_id is not None:
-        _log_impressions(page, user_id, coarse_cell(query.lat, query.lon))
+    if user_id is not None:  # written after the response, in its own transaction (lbs.app)
+        shown = [(i.merchant["id"], None if i.deal is None else i.deal["id"]) for i in page.items]
+        g.pending_events = events.impressions(user_id, utc_now(), query.lat, query.lon, shown)
     wants_geojson = query.format == "geojson" or (
         query.format == "json"
         and "format" not in request.args
@@ -96,19 +96,3 @@ def nearby(query: NearbyParams) -> Response:
         "next_cursor": page.next_cursor,
     }
     return Response(json.dumps(body), mimetype="application/json")
-
-
-def _log_impressions(page: NearbyPage, user_id: int, cell: int) -> None:
-    """Written after the response, in its own transaction (see app._register_unit_of_work)."""
-    now = utc_now()
-    g.pending_events = [
-        server_event(
-            "impression",
-            now,
-            user_id=user_id,
-            merchant_id=item.merchant["id"],
-            deal_id=None if item.deal is None else item.deal["id"],
-            h3_cell=cell,
-        )
-        for item in page.items
-    ]

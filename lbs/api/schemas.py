@@ -1,11 +1,13 @@
-"""Pydantic models of what the API returns, for the OpenAPI document."""
+"""Pydantic models of path parameters and of what the API returns (for the OpenAPI document)."""
 
 from __future__ import annotations
 
 from functools import cache
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from lbs.api.problems import register_model
 
 
 class QueryModel(BaseModel):
@@ -19,6 +21,16 @@ class QueryModel(BaseModel):
     @cache
     def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
         return super().model_json_schema(*args, **kwargs)
+
+
+@register_model
+class MerchantPath(BaseModel):
+    merchant_id: int = Field(ge=1, le=2**63 - 1)
+
+
+@register_model
+class DealPath(BaseModel):
+    deal_id: int = Field(ge=1, le=2**63 - 1)
 
 
 class MerchantOut(BaseModel):

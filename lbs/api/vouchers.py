@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from lbs.api.auth import SECURITY, caller_digest, require_merchant, require_user
 from lbs.api.context import db_session, runtime, utc_now
 from lbs.api.problems import register_model
-from lbs.api.schemas import CONFLICTS, ERRORS, QueryModel, VoucherKeyOut, VoucherListOut, VoucherOut
+from lbs.api.schemas import CONFLICTS, ERRORS, DealPath, QueryModel, VoucherKeyOut, VoucherListOut, VoucherOut
 from lbs.services import voucher_codes, vouchers
 
 holder = APIBlueprint("vouchers", __name__, url_prefix="/v1", abp_tags=[Tag(name="vouchers")])
@@ -27,11 +27,6 @@ def _user_first() -> None:
 @counter.before_request
 def _merchant_first() -> None:
     g.merchant_id = require_merchant()
-
-
-@register_model
-class DealPath(BaseModel):
-    deal_id: int = Field(ge=1, le=2**63 - 1)
 
 
 @register_model
@@ -148,7 +143,7 @@ def redeem(body: RedeemBody) -> dict[str, Any]:
     rt.rate_limits.enforce(rt.rate_limits.redeem, caller_digest(), "redeem")
     now = utc_now()
     session = db_session()
-    voucher = vouchers.redeem_voucher(session, g.merchant_id, body.code, now)
+    voucher = vouchers.redeem_voucher(session, rt.secret_key, g.merchant_id, body.code, now)
     rows = vouchers.merchant_vouchers(session, g.merchant_id, now, voucher.deal_id, None, 1, voucher.id + 1)
     return vouchers.voucher_view(rows[0], rt.secret_key, now, for_holder=False)
 

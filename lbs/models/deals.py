@@ -65,19 +65,21 @@ class UserDealClaims(Base):
 class Voucher(Base):
     __tablename__ = "vouchers"
     __table_args__ = (
-        UniqueConstraint("merchant_id", "code_sha256", name="vouchers_code"),
+        UniqueConstraint("merchant_id", "code_digest", name="vouchers_code"),
         UniqueConstraint("user_id", "idempotency_key", name="vouchers_idempotency"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # No cascade: a voucher is a promise to its holder, so a deal with vouchers cannot be
+    # deleted (merchants end deals; merchants themselves are closed, not deleted).
     deal_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("deals.id"), index=True)
     # The deal's merchant, copied so that redemption looks a code up by (merchant, digest).
     merchant_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("merchants.id"))
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"), index=True)
     idempotency_key: Mapped[str] = mapped_column(String(255))
-    # The code is HMAC(secret key, nonce): not stored, only its digest for lookups.
+    # The code is HMAC(secret key, nonce): not stored; code_digest (keyed) finds it.
     nonce: Mapped[str] = mapped_column(String(32))
-    code_sha256: Mapped[str] = mapped_column(String(64))
+    code_digest: Mapped[str] = mapped_column(String(64))
     price_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)

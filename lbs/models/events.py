@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lbs.models.base import Base, BigId, UTCDateTime
@@ -17,6 +17,7 @@ class Event(Base):
     __table_args__ = (
         # NULLs are distinct on both databases, so server events (no client id) never collide.
         UniqueConstraint("user_id", "client_event_id", name="events_client_id"),
+        CheckConstraint(f"kind IN {EVENT_KINDS!r}", name="events_kind"),
         Index("ix_events_user_time", "user_id", "occurred_at"),
         Index("ix_events_merchant_kind_time", "merchant_id", "kind", "occurred_at"),
     )

@@ -115,7 +115,9 @@ def deal_view(offer: DealAt) -> dict[str, Any]:
 
 
 def _not_over(at: datetime) -> ColumnElement[bool]:
+    """Published, not ended or past, at an active merchant (a closed shop sells nothing)."""
     return and_(
+        Merchant.status == "active",
         Deal.status == "published",
         Deal.valid_until > at,
         or_(Deal.ended_at.is_(None), Deal.ended_at > at),
@@ -123,11 +125,11 @@ def _not_over(at: datetime) -> ColumnElement[bool]:
 
 
 def public_deal(session: Session, deal_id: int, at: datetime) -> DealAt:
-    """A deal anyone may see: published at some point (drafts are invisible)."""
+    """A deal anyone may see: published at some point, at an active merchant (else a 404)."""
     row = session.execute(
         select(Deal, Merchant.timezone, Merchant.name)
         .join(Merchant, Merchant.id == Deal.merchant_id)
-        .where(Deal.id == deal_id, Deal.status != "draft")
+        .where(Deal.id == deal_id, Deal.status != "draft", Merchant.status == "active")
     ).one_or_none()
     if row is None:
         raise NotFound(f"no deal {deal_id}")
@@ -172,10 +174,12 @@ def best_offers(session: Session, merchant_ids: Sequence[int], at: datetime) -> 
     result = {}
     for merchant_id, offers in by_merchant.items():
         now = _best(o for o in offers if o.claimable)
-        upcoming = [o for o in offers if o.state in (DealState.LIVE, DealState.SCHEDULED) and o.window_next]
-        nxt = None
-        if now is None and upcoming:
-            nxt = min(upcoming, key=lambda o: (o.window_next.starts_at, o.deal.id))  # type: ignore[union-attr]
+        upcoming = [
+            (o.window_next.starts_at, o.deal.id, o)
+            for o in offers
+            if o.state in (DealState.LIVE, DealState.SCHEDULED) and o.window_next is not None
+        ]
+        nxt = min(upcoming, key=lambda u: (u[0], u[1]))[2] if now is None and upcoming else None
         result[merchant_id] = MerchantOffer(now, nxt)
     return result
 
@@ -220,7 +224,6 @@ def offers_near(
             _not_over(at),
             Deal.valid_from <= at,
             or_(Deal.quantity_total.is_(None), Deal.quantity_claimed < Deal.quantity_total),
-            Merchant.status == "active",
             _box(lat, lon, radius_m),
         )
     )
@@ -238,9 +241,8 @@ def offers_near(
             offer = DealAt.of(deal, tz, at)
             if offer.claimable:
                 by_merchant.setdefault(deal.merchant_id, (chord2, []))[1].append(offer)
-    near = []
-    for merchant_id, (chord2, offers) in by_merchant.items():
-        best = _best(offers)
-        assert best is not None
-        near.append(NearOffer(merchant_id, chord2, best))
-    return near
+    return [
+        NearOffer(merchant_id, chord2, best)
+        for merchant_id, (chord2, offers) in by_merchant.items()
+        if (best := _best(offers)) is not None
+    ]

@@ -13,16 +13,32 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
+from pydantic import AfterValidator, AwareDatetime
+
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# Instants a client may name (deal validity, `at=`): far from datetime's limits, so that
+# window arithmetic around them never overflows.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _supported(instant: datetime) -> datetime:
+    if not EARLIEST <= instant < LATEST:
+        raise ValueError("must be from 2000-01-01 to 2099-12-31 (UTC)")
+    return instant
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_supported)]
 MINUTES_PER_DAY = 24 * 60
 # Windows repeat weekly, so the next one (if any) starts within a week and a day, or
 # two weeks when the one in between vanished in a spring-forward gap.
 _LOOKAHEAD = timedelta(days=15)
 # How far back a span containing an instant is merged with the windows before it.
 _LOOKBEHIND = timedelta(days=1)
+_FOLLOW_STEP = timedelta(days=7)
 _HHMM = re.compile(r"^(\d\d):(\d\d)$")
 
 
@@ -35,10 +51,6 @@ def parse_hhmm(text: str) -> int:
     if minutes > 59 or hours > 24 or (hours == 24 and minutes):
         raise ValueError(f"{text!r} is not a time between 00:00 and 24:00")
     return hours * 60 + minutes
-
-
-def format_hhmm(minutes: int) -> str:
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 @dataclass(frozen=True)
@@ -54,13 +66,6 @@ class Window:
         return cls(
             frozenset(DAYS.index(d) for d in raw["days"]), parse_hhmm(raw["start"]), parse_hhmm(raw["end"])
         )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "days": [DAYS[d] for d in sorted(self.days)],
-            "start": format_hhmm(self.start_min),
-            "end": format_hhmm(self.end_min),
-        }
 
     @property
     def crosses_midnight(self) -> bool:
@@ -143,20 +148,19 @@ class Schedule:
 
     def window_at(self, at: datetime) -> Occurrence | None:
         """The span containing ``at``, if the deal is inside a window then."""
-        found = self._span_containing(at)
-        # Back-to-back windows (Mo-Su 00:00-24:00) form one span: follow it, up to a week.
-        for _ in range(7):
-            if found is None or found.ends_at >= self.valid_until:
-                break
-            following = self._span_containing(found.ends_at)
-            if following is None:
+        found = self._span_containing(at, at + timedelta(microseconds=1))
+        # Back-to-back windows (Mo-Su 00:00-24:00) form one span: follow it to its end, a
+        # week of windows per step (validity is at most 366 days, so at most 53 steps).
+        while found is not None and found.ends_at < self.valid_until:
+            following = self._span_containing(found.ends_at, found.ends_at + _FOLLOW_STEP)
+            if following is None or following.ends_at <= found.ends_at:
                 break
             found = Occurrence(found.starts_at, following.ends_at)
         return found
 
-    def _span_containing(self, at: datetime) -> Occurrence | None:
-        # From a day back, so that a span starts where its first (overlapping) window does.
-        for span in self._spans(at - _LOOKBEHIND, at + timedelta(microseconds=1)):
+    def _span_containing(self, at: datetime, until: datetime) -> Occurrence | None:
+        """The merged span containing ``at``, built from the windows in [at - a day, until)."""
+        for span in self._spans(at - _LOOKBEHIND, until):
             if span.contains(at):
                 return span
         return None

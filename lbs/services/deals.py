@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 from iso4217 import Currency
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -19,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lbs.errors import FieldFrozen, InvalidParameter, InvalidTransition, NotFound
-from lbs.models import Deal
-from lbs.services.deal_schedule import DAYS, MINUTES_PER_DAY, parse_hhmm
+from lbs.models import Deal, Merchant
+from lbs.services.deal_schedule import DAYS, MINUTES_PER_DAY, Instant, parse_hhmm
 
 Kind = Literal["percent_off", "fixed_price", "cash_voucher"]
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -93,8 +92,8 @@ class DealFields(BaseModel):
     deal_price_minor: int = Field(ge=0, le=MAX_PRICE_MINOR, description="less than list_price_minor")
     quantity_total: int | None = Field(None, ge=1, le=1_000_000, description="null: unlimited")
     per_user_limit: int = Field(1, ge=1, le=100)
-    valid_from: AwareDatetime
-    valid_until: AwareDatetime = Field(description="after valid_from, at most 366 days later")
+    valid_from: Instant
+    valid_until: Instant = Field(description="after valid_from, at most 366 days later")
     windows: Windows = Field(default_factory=list, description="empty: all day")
     redeem_within_minutes: int | None = Field(None, ge=1, le=525_600)
     publish: bool = False
@@ -129,8 +128,8 @@ class DealChanges(BaseModel):
     deal_price_minor: int | None = Field(None, ge=0, le=MAX_PRICE_MINOR)
     quantity_total: int | None = Field(None, ge=1, le=1_000_000)
     per_user_limit: int | None = Field(None, ge=1, le=100)
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
+    valid_from: Instant | None = None
+    valid_until: Instant | None = None
     windows: Windows | None = None
     redeem_within_minutes: int | None = Field(None, ge=1, le=525_600)
 
@@ -152,7 +151,19 @@ def _check_validity(start: datetime, until: datetime) -> None:
         raise ValueError("must be at most 366 days after valid_from")
 
 
+def _check_can_publish(session: Session, merchant_id: int, valid_until: datetime, now: datetime) -> None:
+    status = session.execute(select(Merchant.status).where(Merchant.id == merchant_id)).scalar_one()
+    if status != "active":
+        raise InvalidTransition(f"the merchant is {status}; only an active merchant publishes deals")
+    if valid_until <= now:
+        raise InvalidParameter(
+            "valid_until", "valid_until has passed; a published deal must end in the future"
+        )
+
+
 def create_deal(session: Session, merchant_id: int, fields: DealFields, now: datetime) -> Deal:
+    if fields.publish:
+        _check_can_publish(session, merchant_id, fields.valid_until, now)
     deal = Deal(
         merchant_id=merchant_id,
         **fields.model_dump(exclude={"publish"}),
@@ -244,6 +255,8 @@ def change_status(session: Session, merchant_id: int, deal_id: int, action: Acti
             f"cannot {action} a deal that expired at {deal.valid_until.isoformat()}",
             status_now=deal.status,
         )
+    if action in ("publish", "resume"):
+        _check_can_publish(session, merchant_id, deal.valid_until, now)
     deal.status = target
     if action == "end":
         deal.ended_at = now

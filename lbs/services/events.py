@@ -7,13 +7,14 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import h3
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from lbs.db import dialect_insert
 from lbs.errors import InvalidParameter
 from lbs.models import Deal, Event, Merchant
+from lbs.services.deal_schedule import Instant
 from lbs.services.merchants import Latitude, Longitude
 
 # Resolution 9 cells average 0.105 km² (edge ~200 m): a neighbourhood, not a doorway.
@@ -51,6 +52,22 @@ def server_event(
     }
 
 
+def impressions(
+    user_id: int, at: datetime, lat: float, lon: float, shown: Sequence[tuple[int, int | None]]
+) -> list[dict[str, Any]]:
+    """A results page shown to a user: one row per (merchant, deal shown with it), at a coarse cell."""
+    cell = coarse_cell(lat, lon)
+    return [
+        server_event("impression", at, user_id=user_id, merchant_id=m, deal_id=d, h3_cell=cell)
+        for m, d in shown
+    ]
+
+
+def click(user_id: int, at: datetime, merchant_id: int, deal_id: int | None = None) -> dict[str, Any]:
+    """A user read a merchant's or a deal's details."""
+    return server_event("click", at, user_id=user_id, merchant_id=merchant_id, deal_id=deal_id)
+
+
 def record_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         session.execute(insert(Event), list(rows))
@@ -65,7 +82,7 @@ class ClientEvent(BaseModel):
     kind: Literal["impression", "click", "visit"]
     merchant_id: int = Field(ge=1, le=2**63 - 1)
     deal_id: int | None = Field(None, ge=1, le=2**63 - 1)
-    occurred_at: AwareDatetime
+    occurred_at: Instant
     lat: Latitude | None = None
     lon: Longitude | None = None
 
@@ -136,6 +153,5 @@ def ingest_client_events(
     ]
     if rows:
         # A concurrent resend of the same batch is absorbed by the unique (user, client id).
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        session.execute(dialect.insert(Event).on_conflict_do_nothing(), rows)
+        session.execute(dialect_insert(session)(Event).on_conflict_do_nothing(), rows)
     return len(rows), len(events) - len(rows)

@@ -24,6 +24,7 @@ from lbs.geo.distance import chord2_to_m
 from lbs.geo.h3index import Cursor, NearbyHits, NearbyIndex
 from lbs.models import Merchant
 from lbs.services.deal_offers import MerchantOffer, NearOffer, best_offers, deal_summary, offers_near
+from lbs.services.deal_schedule import EARLIEST, LATEST
 from lbs.services.merchants import public_merchants
 from lbs.services.revisions import latest_revision
 
@@ -140,11 +141,11 @@ class NearbyQuery:
     lon: float
     radius_m: float
     limit: int
+    at: datetime  # deals are shown (and has_deal walks taken) as of this instant
     cursor: str | None = None
     categories: tuple[str, ...] | None = None
     sort: str = "distance"
     has_deal: bool = False
-    at: datetime | None = None  # deals are shown as of this instant (None: now)
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,9 @@ def encode_cursor(
 ) -> str:
     fields: dict[str, Any] = {"q": _fingerprint(query), "d": chord2.hex(), "i": merchant_id}
     if ends_us is not None:
-        fields.update(e=ends_us, t=at_us)
+        fields["e"] = ends_us
+    if at_us is not None:
+        fields["t"] = at_us
     raw = json.dumps(fields, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
@@ -192,14 +195,20 @@ def encode_cursor(
 def decode_cursor(query: NearbyQuery, token: str) -> PageCursor:
     try:
         raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        cursor = PageCursor(float.fromhex(raw["d"]), int(raw["i"]))
-        if "e" in raw:
-            cursor = PageCursor(cursor.chord2, cursor.id, int(raw["e"]), int(raw["t"]))
+        cursor = PageCursor(
+            float.fromhex(raw["d"]),
+            int(raw["i"]),
+            None if raw.get("e") is None else int(raw["e"]),
+            None if raw.get("t") is None else int(raw["t"]),
+        )
         fingerprint = raw["q"]
     except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
         raise InvalidParameter(
             "cursor", "cursor is malformed; pass next_cursor from a previous page"
         ) from None
+    instants = [us for us in (cursor.ends_us, cursor.at_us) if us is not None]
+    if any(not _micros(EARLIEST) <= us <= _micros(LATEST) for us in instants):
+        raise InvalidParameter("cursor", "cursor is malformed; pass next_cursor from a previous page")
     if fingerprint != _fingerprint(query) or (query.sort == "deal_ending") != (cursor.ends_us is not None):
         raise InvalidParameter(
             "cursor",
@@ -215,7 +224,7 @@ def _micros(instant: datetime) -> int:
 def search_nearby(session: Session, live: LiveIndex, query: NearbyQuery) -> NearbyPage:
     """One page of active merchants within the radius, nearest first, ties by id, with their deals."""
     after = decode_cursor(query, query.cursor) if query.cursor else None
-    at = query.at if query.at is not None else datetime.now(UTC)
+    at = query.at
     if query.has_deal or query.sort == "deal_ending":
         return _search_offers(session, query, after, at)
     live.refresh_if_due(session)
@@ -258,8 +267,8 @@ def _search_offers(
 ) -> NearbyPage:
     """Merchants with a deal claimable at ``at``: found from the deals, which are few, not the index."""
     ending = query.sort == "deal_ending"
-    if ending and after is not None and after.at_us is not None:
-        at = EPOCH + timedelta(microseconds=after.at_us)  # every page ranks at the first page's instant
+    if after is not None and after.at_us is not None:
+        at = EPOCH + timedelta(microseconds=after.at_us)  # every page is taken at the first page's instant
     near = offers_near(session, query.lat, query.lon, query.radius_m, at, query.categories)
 
     def key(n: NearOffer) -> tuple[Any, ...]:

@@ -1,7 +1,7 @@
 """Voucher codes (Crockford base32, derived from a nonce) and signed QR payloads.
 
-A code is HMAC(secret key, nonce) cut to 60 bits: the database stores the nonce and
-the code's SHA-256, so a copy of it reveals no code. A QR payload is signed with the
+A code is HMAC(secret key, nonce) cut to 60 bits: the database stores the nonce and a
+keyed digest of the code (for lookups), so a copy of it reveals no code. A QR payload is signed with the
 merchant's voucher key, so that a counter device holding that key can check it offline.
 """
 
@@ -47,8 +47,9 @@ def normalize_code(text: str) -> str | None:
     return code
 
 
-def code_digest(code: str) -> str:
-    return hashlib.sha256(code.encode()).hexdigest()
+def code_digest(secret_key: bytes, code: str) -> str:
+    """What the database keeps of a code, to look it up: keyed, so a copy of it cannot be brute-forced."""
+    return hmac.new(secret_key, b"voucher-lookup:" + code.encode(), hashlib.sha256).hexdigest()
 
 
 def merchant_voucher_key(secret_key: bytes, merchant_id: int) -> bytes:

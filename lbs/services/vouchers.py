@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import Select, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from lbs.db import dialect_insert
 from lbs.errors import (
     ClaimLimitReached,
+    Conflict,
     DealNotClaimable,
     IdempotencyKeyReused,
     InvalidParameter,
@@ -28,6 +28,7 @@ from lbs.services.events import record_events, server_event
 
 VoucherStatus = Literal["issued", "redeemed", "expired"]
 _CODE_ATTEMPTS = 3  # a fresh nonce if a 60-bit code ever collides within a merchant
+_EDIT_RETRIES = 3  # re-checks of a deal its merchant edits while it is being claimed
 
 
 def voucher_status(voucher: Voucher, now: datetime) -> VoucherStatus:
@@ -40,6 +41,13 @@ def _by_key(session: Session, user_id: int, idempotency_key: str) -> Voucher | N
     return session.execute(
         select(Voucher).where(Voucher.user_id == user_id, Voucher.idempotency_key == idempotency_key)
     ).scalar_one_or_none()
+
+
+def _code_taken(session: Session, merchant_id: int, digest: str) -> bool:
+    found = session.execute(
+        select(Voucher.id).where(Voucher.merchant_id == merchant_id, Voucher.code_digest == digest)
+    ).first()
+    return found is not None
 
 
 def _replay_row(session: Session, voucher: Voucher, deal_id: int, idempotency_key: str) -> VoucherRow:
@@ -85,10 +93,11 @@ def claim_deal(
     voucher = None
     for _ in range(_CODE_ATTEMPTS):
         nonce = codes.new_nonce()
+        digest = codes.code_digest(secret_key, codes.code_for(secret_key, nonce))
         candidate = Voucher(
             deal_id=deal.id, merchant_id=deal.merchant_id, user_id=user_id, idempotency_key=idempotency_key,
-            nonce=nonce, code_sha256=codes.code_digest(codes.code_for(secret_key, nonce)),
-            price_minor=deal.deal_price_minor, currency=deal.currency, claimed_at=now, expires_at=expires_at,
+            nonce=nonce, code_digest=digest, price_minor=deal.deal_price_minor, currency=deal.currency,
+            claimed_at=now, expires_at=expires_at,
         )  # fmt: skip
         session.add(candidate)
         try:
@@ -103,30 +112,40 @@ def claim_deal(
             existing = _by_key(session, user_id, idempotency_key)
             if existing is not None:  # a concurrent request with this key committed first
                 return _replay_row(session, existing, deal_id, idempotency_key), False
+            if not _code_taken(session, deal.merchant_id, digest):
+                raise
     if voucher is None:
         raise RuntimeError("could not draw a unique voucher code")
 
-    taken = session.execute(
-        update(Deal)
-        .where(
-            Deal.id == deal.id,
-            Deal.status == "published",
-            Deal.valid_from <= now,
-            Deal.valid_until > now,
-            Deal.ended_at.is_(None),
-            or_(Deal.quantity_total.is_(None), Deal.quantity_claimed < Deal.quantity_total),
-        )
-        .values(quantity_claimed=Deal.quantity_claimed + 1)
-        .returning(Deal.quantity_claimed),
-        execution_options={"synchronize_session": False},
-    ).scalar_one_or_none()
-    if taken is None:
+    # The stock, taken only if the deal is still the version whose windows were checked
+    # above: a merchant's edit in between (updated_at moves) means checking again.
+    for _ in range(_EDIT_RETRIES):
+        taken = session.execute(
+            update(Deal)
+            .where(
+                Deal.id == deal.id,
+                Deal.updated_at == deal.updated_at,
+                Deal.status == "published",
+                Deal.valid_from <= now,
+                Deal.valid_until > now,
+                Deal.ended_at.is_(None),
+                or_(Deal.quantity_total.is_(None), Deal.quantity_claimed < Deal.quantity_total),
+            )
+            .values(quantity_claimed=Deal.quantity_claimed + 1)
+            .returning(Deal.quantity_claimed),
+            execution_options={"synchronize_session": False},
+        ).scalar_one_or_none()
+        if taken is not None:
+            break
         session.refresh(deal)
-        raise _not_claimable(DealAt.of(deal, offer.tz.key, now))
+        offer = DealAt.of(deal, offer.tz.key, now, offer.merchant_name)
+        if not offer.claimable:
+            raise _not_claimable(offer)
+    else:
+        raise Conflict("the deal is being edited; retry the claim with the same Idempotency-Key")
 
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     counted = session.execute(
-        dialect.insert(UserDealClaims)
+        dialect_insert(session)(UserDealClaims)
         .values(deal_id=deal.id, user_id=user_id, claims=1)
         .on_conflict_do_update(
             index_elements=[UserDealClaims.deal_id, UserDealClaims.user_id],
@@ -148,18 +167,20 @@ def claim_deal(
     return VoucherRow(voucher, deal.title, offer.merchant_name), True
 
 
-def redeem_voucher(session: Session, merchant_id: int, code_text: str, now: datetime) -> Voucher:
+def redeem_voucher(
+    session: Session, secret_key: bytes, merchant_id: int, code_text: str, now: datetime
+) -> Voucher:
     """Redeem once, only at the voucher's merchant, only before it expires."""
     code = codes.normalize_code(code_text)
     if code is None:
         raise InvalidParameter("code", f"not a voucher code: expected {codes.CODE_FORMAT}")
-    digest = codes.code_digest(code)
+    digest = codes.code_digest(secret_key, code)
     voucher = session.execute(
-        select(Voucher).where(Voucher.merchant_id == merchant_id, Voucher.code_sha256 == digest)
+        select(Voucher).where(Voucher.merchant_id == merchant_id, Voucher.code_digest == digest)
     ).scalar_one_or_none()
-    # Looked up by digest, so timing says nothing about how close a guess was; the same
-    # 404 whether the code is unknown or another merchant's.
-    if voucher is None or not hmac.compare_digest(voucher.code_sha256, digest):
+    # Looked up by a keyed digest, so neither the time taken nor a copy of the database says
+    # anything about a code; the same 404 whether it is unknown or another merchant's.
+    if voucher is None:
         raise NotFound("no voucher with this code at your shop")
     if voucher.redeemed_at is None and now < voucher.expires_at:
         redeemed = session.execute(

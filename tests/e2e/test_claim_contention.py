@@ -32,6 +32,7 @@ SEED = 20261124
 ENV = {
     "LBS_SECRET_KEY": TEST_SECRET_KEY,
     "LBS_RATE_LIMIT_CLAIM": "100000/minute",  # the limiter must not answer instead of the claim
+    "LBS_RATE_LIMIT_NEW_USERS": "100000/minute",  # 300 users from one address
     "LBS_LOG_LEVEL": "WARNING",
 }
 PROBLEM_JSON = "application/problem+json"
@@ -177,7 +178,7 @@ def db_facts(engine: Engine, deal_id: int) -> dict[str, Any]:
             text("SELECT count(*) FROM events WHERE kind = 'claim' AND deal_id = :d"), {"d": deal_id}
         ).scalar()
         digests = conn.execute(
-            text("SELECT count(DISTINCT code_sha256) FROM vouchers WHERE deal_id = :d"), {"d": deal_id}
+            text("SELECT count(DISTINCT code_digest) FROM vouchers WHERE deal_id = :d"), {"d": deal_id}
         ).scalar()
         counts: dict[int, int] = dict(
             conn.execute(

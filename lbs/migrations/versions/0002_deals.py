@@ -77,13 +77,13 @@ def upgrade() -> None:
         sa.Column("user_id", sa.BigInteger, sa.ForeignKey("users.id"), nullable=False),
         sa.Column("idempotency_key", sa.String(255), nullable=False),
         sa.Column("nonce", sa.String(32), nullable=False),
-        sa.Column("code_sha256", sa.String(64), nullable=False),
+        sa.Column("code_digest", sa.String(64), nullable=False),
         sa.Column("price_minor", sa.BigInteger, nullable=False),
         sa.Column("currency", sa.String(3), nullable=False),
         _time("claimed_at"),
         _time("expires_at"),
         _time("redeemed_at", nullable=True),
-        sa.UniqueConstraint("merchant_id", "code_sha256", name="vouchers_code"),
+        sa.UniqueConstraint("merchant_id", "code_digest", name="vouchers_code"),
         sa.UniqueConstraint("user_id", "idempotency_key", name="vouchers_idempotency"),
     )
     op.create_index("ix_vouchers_deal_id", "vouchers", ["deal_id"])

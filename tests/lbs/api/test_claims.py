@@ -18,6 +18,7 @@ from flask_openapi3 import OpenAPI
 from sqlalchemy import Engine, text
 from werkzeug.test import TestResponse
 
+from lbs.services.voucher_codes import code_digest
 from tests.conftest import OPERATOR
 from tests.problems import assert_problem
 
@@ -135,12 +136,13 @@ def test_a_claim_issues_a_voucher(client: FlaskClient, engine: Engine) -> None:
     assert payload[4] == voucher["code"].replace("-", "")
     assert voucher["qr_svg_url"] == f"/v1/me/vouchers/{voucher['id']}/qr.svg"
     assert _written(engine, deal["id"]) == (1, 1, 1, 1)
-    # The code is not stored, only its SHA-256.
+    # The code is not stored, only a digest keyed with the secret key.
     with engine.connect() as c:
         row = c.execute(text("SELECT * FROM vouchers WHERE id = :v"), {"v": voucher["id"]}).mappings().one()
     bare = voucher["code"].replace("-", "")
     assert bare not in " ".join(str(value) for value in row.values())
-    assert row["code_sha256"] == hashlib.sha256(bare.encode()).hexdigest()
+    assert row["code_digest"] == code_digest(SECRET.encode(), bare)
+    assert row["code_digest"] != hashlib.sha256(bare.encode()).hexdigest()
 
 
 def test_a_voucher_expires_redeem_within_minutes_after_its_claim(client: FlaskClient) -> None:

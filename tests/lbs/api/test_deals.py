@@ -173,11 +173,21 @@ def test_pausing_then_ending_and_an_unknown_action(client: FlaskClient) -> None:
     assert_problem(unknown)
 
 
+def expire(client: FlaskClient, key: str, deal: dict[str, Any]) -> dict[str, Any]:
+    """A published deal moved wholly into the past (allowed while it has no claims)."""
+    past = {"valid_from": iso(NOW - timedelta(days=9)), "valid_until": iso(NOW - timedelta(days=1))}
+    moved = client.patch(f"/v1/merchant/deals/{deal['id']}", json=past, headers=bearer(key))
+    assert moved.status_code == 200, moved.get_data(as_text=True)
+    return dict(moved.get_json())
+
+
 def test_no_transition_after_valid_until(client: FlaskClient) -> None:
     _, key = make_merchant(client)
     past = {"valid_from": iso(NOW - timedelta(days=9)), "valid_until": iso(NOW - timedelta(days=1))}
     draft = create_deal(client, key, **past)
-    published = create_deal(client, key, publish=True, **past)
+    refused = client.post("/v1/merchant/deals", json=deal_payload(publish=True, **past), headers=bearer(key))
+    assert_problem(refused, 400, field="valid_until")
+    published = expire(client, key, create_deal(client, key, publish=True))
 
     for deal_id, action in ((draft["id"], "publish"), (published["id"], "pause"), (published["id"], "end")):
         body = assert_problem(client.post(f"/v1/merchant/deals/{deal_id}/{action}", headers=bearer(key)), 409)
@@ -324,13 +334,7 @@ def test_a_merchants_public_deal_list(client: FlaskClient) -> None:
     evening = [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "18:00", "end": "23:00"}]
     outside = create_deal(client, key, publish=True, windows=evening, deal_price_minor=100)
     create_deal(client, key)  # a draft
-    expired = create_deal(
-        client,
-        key,
-        publish=True,
-        valid_from=iso(NOW - timedelta(days=9)),
-        valid_until=iso(NOW - timedelta(days=1)),
-    )
+    expired = expire(client, key, create_deal(client, key, publish=True))
     ended = create_deal(client, key, publish=True)
     transition(client, key, ended["id"], "end")
     claimable = create_deal(client, key, publish=True, deal_price_minor=1200)

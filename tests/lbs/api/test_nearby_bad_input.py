@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lbs.services.nearby import NearbyQuery, encode_cursor
+from tests.factories import NOW
 from tests.problems import PROBLEM_JSON, assert_problem
 
 GOOD = {"lat": "60.17", "lon": "24.94"}
@@ -107,7 +108,7 @@ def test_bad_values_of_other_parameters(field: str, client: FlaskClient) -> None
 
 
 def test_a_crafted_cursor_for_this_query_is_not_a_500(client: FlaskClient) -> None:
-    query = NearbyQuery(lat=60.17, lon=24.94, radius_m=1000.0, limit=20, sort="relevance")
+    query = NearbyQuery(lat=60.17, lon=24.94, radius_m=1000.0, limit=20, at=NOW, sort="relevance")
     for chord2, merchant_id in [(float("nan"), 1), (float("inf"), 1), (-1.0, -(2**70)), (0.0, 2**70)]:
         cursor = encode_cursor(query, chord2, merchant_id)
 

@@ -319,7 +319,14 @@ def test_window_at_and_next_window_agree_with_occurrences(
     assert (found is not None) == bool(containing)
     if found is not None:
         assert found.starts_at <= at < found.ends_at
-        assert containing[0].starts_at <= found.starts_at and found.ends_at <= containing[0].ends_at
+        span = containing[0]
+        assert span.starts_at <= found.starts_at
+        # The span is followed to its true end: beyond the ±9 days sampled here only if it
+        # reaches their edge, and then never short of it.
+        if span.ends_at < at + timedelta(days=9):
+            assert found.ends_at == span.ends_at
+        else:
+            assert found.ends_at >= span.ends_at
     later = [o.starts_at for o in around if o.starts_at > at]
     nxt = sched.next_window(at)
     if nxt is not None:
@@ -329,3 +336,14 @@ def test_window_at_and_next_window_agree_with_occurrences(
         assert nxt.starts_at in later
     # Windows repeat weekly: one starting within a week is always found.
     assert (nxt is not None) or not [s for s in later if s <= at + timedelta(days=7)]
+
+
+def test_a_continuous_week_of_windows_claims_until_valid_until() -> None:
+    """Mo-Su 00:00-24:00 is one span: its end is the deal's end, not a week's worth of windows."""
+    start, until = datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 3, 1, tzinfo=UTC)
+    every_day = [{"days": list(DAYS), "start": "00:00", "end": "24:00"}]
+    schedule = Schedule.of(start, until, every_day, HEL)
+
+    span = schedule.window_at(datetime(2026, 12, 24, 12, tzinfo=UTC))
+
+    assert span is not None and span.ends_at == until

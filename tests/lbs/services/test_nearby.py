@@ -31,7 +31,7 @@ def nearby_ids(
 ) -> list[int]:
     with Session(engine) as session:
         page = search_nearby(
-            session, live, NearbyQuery(lat=lat_lon[0], lon=lat_lon[1], radius_m=radius_m, limit=100)
+            session, live, NearbyQuery(lat=lat_lon[0], lon=lat_lon[1], radius_m=radius_m, limit=100, at=NOW)
         )
     return [item.merchant["id"] for item in page.items]
 
@@ -134,7 +134,9 @@ def test_search_matches_the_oracle_with_a_category_filter(engine: Engine) -> Non
         page = search_nearby(
             session,
             live,
-            NearbyQuery(lat=CENTRE[0], lon=CENTRE[1], radius_m=1500.0, limit=100, categories=("cafe", "bar")),
+            NearbyQuery(
+                lat=CENTRE[0], lon=CENTRE[1], radius_m=1500.0, limit=100, at=NOW, categories=("cafe", "bar")
+            ),
         )
 
     ids = [i.merchant["id"] for i in page.items]

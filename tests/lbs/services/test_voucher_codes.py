@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from datetime import UTC, datetime
 
@@ -111,11 +112,14 @@ def test_normalize_code_rejects_what_cannot_be_a_code(typed: str) -> None:
     assert codes.normalize_code(typed) is None
 
 
-def test_code_digest_is_sha256_hex_of_the_canonical_code() -> None:
-    digest = codes.code_digest("7KQ2M9XD4WTR")
+def test_code_digest_is_keyed_and_of_the_canonical_code() -> None:
+    digest = codes.code_digest(KEY, "7KQ2M9XD4WTR")
     assert len(digest) == 64
-    assert digest == codes.code_digest(codes.normalize_code("7kq2-m9xd-4wtr") or "")
-    assert digest != codes.code_digest("7KQ2M9XD4WTT")
+    assert digest == codes.code_digest(KEY, codes.normalize_code("7kq2-m9xd-4wtr") or "")
+    assert digest != codes.code_digest(KEY, "7KQ2M9XD4WTT")
+    # Without the key, a copy of the database cannot be checked against guesses.
+    assert digest != hashlib.sha256(b"7KQ2M9XD4WTR").hexdigest()
+    assert digest != codes.code_digest(KEY + b"other", "7KQ2M9XD4WTR")
 
 
 def test_merchant_voucher_keys_differ_per_merchant_and_secret() -> None:

@@ -15,7 +15,7 @@ from lbs.api.problems import register_model
 from lbs.api.schemas import CONFLICTS, ERRORS, DealListOut, DealOut, DealPath, MerchantPath, QueryModel
 from lbs.models import Deal
 from lbs.services import deals, events
-from lbs.services.deal_offers import DealAt, deal_view, merchant_offers, public_deal
+from lbs.services.deal_offers import deal_view, merchant_offers, public_deal
 from lbs.services.deal_schedule import Instant
 from lbs.services.merchants import get_merchant
 
@@ -47,9 +47,7 @@ def _at(query: AtQuery) -> datetime:
 
 
 def _own_view(deal: Deal, at: datetime) -> dict[str, Any]:
-    if "merchant_tz" not in g:
-        g.merchant_tz = get_merchant(db_session(), g.merchant_id).timezone
-    return deal_view(DealAt.of(deal, g.merchant_tz, at))
+    return deal_view(deals.as_owner_sees(db_session(), g.merchant_id, [deal], at)[0])
 
 
 @desk.post("/deals", responses={201: DealOut, **ERRORS}, security=SECURITY)
@@ -62,8 +60,9 @@ def create_deal(body: deals.DealFields) -> tuple[dict[str, Any], int]:
 @desk.get("/deals", responses={200: DealListOut, **ERRORS}, security=SECURITY)
 def list_own_deals(query: AtQuery) -> dict[str, Any]:
     """Merchant: all its deals, any state, oldest first."""
-    at = _at(query)
-    return {"items": [_own_view(d, at) for d in deals.own_deals(db_session(), g.merchant_id)]}
+    session = db_session()
+    own = deals.as_owner_sees(session, g.merchant_id, deals.own_deals(session, g.merchant_id), _at(query))
+    return {"items": [deal_view(offer) for offer in own]}
 
 
 @desk.get("/deals/<int:deal_id>", responses={200: DealOut, **ERRORS}, security=SECURITY)

@@ -142,10 +142,8 @@ def redeem(body: RedeemBody) -> dict[str, Any]:
     rt = runtime()
     rt.rate_limits.enforce(rt.rate_limits.redeem, caller_digest(), "redeem")
     now = utc_now()
-    session = db_session()
-    voucher = vouchers.redeem_voucher(session, rt.secret_key, g.merchant_id, body.code, now)
-    rows = vouchers.merchant_vouchers(session, g.merchant_id, now, voucher.deal_id, None, 1, voucher.id + 1)
-    return vouchers.voucher_view(rows[0], rt.secret_key, now, for_holder=False)
+    row = vouchers.redeem_voucher(db_session(), rt.secret_key, g.merchant_id, body.code, now)
+    return vouchers.voucher_view(row, rt.secret_key, now, for_holder=False)
 
 
 @counter.get("/voucher-key", responses={200: VoucherKeyOut, **ERRORS}, security=SECURITY)

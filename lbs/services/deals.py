@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from lbs.errors import FieldFrozen, InvalidParameter, InvalidTransition, NotFound
 from lbs.models import Deal, Merchant
+from lbs.services.deal_offers import DealAt
 from lbs.services.deal_schedule import DAYS, MINUTES_PER_DAY, Instant, parse_hhmm
 
 Kind = Literal["percent_off", "fixed_price", "cash_voucher"]
@@ -263,3 +265,9 @@ def change_status(session: Session, merchant_id: int, deal_id: int, action: Acti
     deal.updated_at = now
     session.flush()
     return deal
+
+
+def as_owner_sees(session: Session, merchant_id: int, deals: Sequence[Deal], at: datetime) -> list[DealAt]:
+    """The merchant's deals evaluated at ``at`` in its time zone (drafts included)."""
+    tz = session.execute(select(Merchant.timezone).where(Merchant.id == merchant_id)).scalar_one()
+    return [DealAt.of(deal, tz, at) for deal in deals]

@@ -169,7 +169,7 @@ def claim_deal(
 
 def redeem_voucher(
     session: Session, secret_key: bytes, merchant_id: int, code_text: str, now: datetime
-) -> Voucher:
+) -> VoucherRow:
     """Redeem once, only at the voucher's merchant, only before it expires."""
     code = codes.normalize_code(code_text)
     if code is None:
@@ -197,7 +197,7 @@ def redeem_voucher(
                 [server_event("redemption", now, user_id=voucher.user_id, merchant_id=merchant_id,
                               deal_id=voucher.deal_id, voucher_id=voucher.id)],
             )  # fmt: skip
-            return voucher
+            return _row(session, voucher.id)
         session.refresh(voucher)
     if voucher.redeemed_at is not None:
         raise VoucherAlreadyRedeemed(
@@ -250,6 +250,10 @@ def user_vouchers(
         query = query.where(Voucher.id < before)
     rows = session.execute(query.order_by(Voucher.id.desc()).limit(limit))
     return [VoucherRow(*row) for row in rows]
+
+
+def _row(session: Session, voucher_id: int) -> VoucherRow:
+    return VoucherRow(*session.execute(_listing().where(Voucher.id == voucher_id)).one())
 
 
 def user_voucher(session: Session, user_id: int, voucher_id: int) -> VoucherRow:

@@ -164,3 +164,16 @@ class EventsOut(BaseModel):
 
 NearbyItemOut.model_rebuild()
 NearbyPageOut.model_rebuild()
+
+
+class FeedEventOut(BaseModel):
+    id: int
+    kind: str
+    deal_id: int | None
+    voucher_id: int | None
+    occurred_at: str
+
+
+class EventFeedOut(BaseModel):
+    items: list[FeedEventOut]
+    next_after: int

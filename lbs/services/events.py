@@ -155,3 +155,25 @@ def ingest_client_events(
         # A concurrent resend of the same batch is absorbed by the unique (user, client id).
         session.execute(dialect_insert(session)(Event).on_conflict_do_nothing(), rows)
     return len(rows), len(events) - len(rows)
+
+
+MERCHANT_FEED_KINDS = ("click", "claim", "redemption")
+
+
+def merchant_feed(session: Session, merchant_id: int, after_id: int, limit: int) -> list[dict[str, Any]]:
+    """A merchant's clicks, claims and redemptions in log order, after ``after_id``.
+
+    Who did it is left out (a merchant learns what happened to its deals, not who the
+    users are); impressions are left out too, being volume rather than news.
+    """
+    rows = session.execute(
+        select(Event.id, Event.kind, Event.deal_id, Event.voucher_id, Event.occurred_at)
+        .where(Event.merchant_id == merchant_id, Event.kind.in_(MERCHANT_FEED_KINDS), Event.id > after_id)
+        .order_by(Event.id)
+        .limit(limit)
+    ).all()
+    return [
+        {"id": r.id, "kind": r.kind, "deal_id": r.deal_id, "voucher_id": r.voucher_id,
+         "occurred_at": r.occurred_at.isoformat()}
+        for r in rows
+    ]  # fmt: skip

@@ -10,7 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
-from tests.deals_factory import bearer, create_deal, iso, make_merchant, make_user
+from tests.deals_factory import bearer, claim, create_deal, iso, make_merchant, make_user
 from tests.problems import assert_problem
 
 
@@ -188,3 +188,28 @@ def test_reading_a_deal_with_a_user_token_logs_a_click(engine: Engine, client: F
         ("click", "server", user_id, merchant_id, deal["id"])
     ]
     assert rows[0]["h3_cell"] is None and rows[0]["client_event_id"] is None
+
+
+def test_a_merchant_polls_its_own_event_feed(client: FlaskClient) -> None:
+    merchant_id, key = make_merchant(client)
+    _, other_key = make_merchant(client)
+    deal = create_deal(client, key, publish=True)
+    _, token = make_user(client)
+    client.get(f"/v1/deals/{deal['id']}", headers=bearer(token))  # a click
+    voucher = claim(client, token, deal["id"], "feed-1")
+    redeemed = client.post("/v1/merchant/vouchers/redeem", json={"code": voucher["code"]}, headers=bearer(key))
+    assert redeemed.status_code == 200
+
+    first = client.get("/v1/merchant/events", query_string={"limit": 2}, headers=bearer(key)).get_json()
+    rest = client.get(
+        "/v1/merchant/events", query_string={"after": first["next_after"]}, headers=bearer(key)
+    ).get_json()
+    others = client.get("/v1/merchant/events", headers=bearer(other_key)).get_json()
+
+    feed = first["items"] + rest["items"]
+    assert [e["kind"] for e in feed] == ["click", "claim", "redemption"]
+    assert [e["voucher_id"] for e in feed] == [None, voucher["id"], voucher["id"]]
+    assert all("user_id" not in e and "h3_cell" not in e for e in feed)
+    assert rest["next_after"] == feed[-1]["id"]
+    assert others == {"items": [], "next_after": 0}
+    assert_problem(client.get("/v1/merchant/events", headers=bearer(token)), 401)

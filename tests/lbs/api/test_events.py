@@ -191,13 +191,15 @@ def test_reading_a_deal_with_a_user_token_logs_a_click(engine: Engine, client: F
 
 
 def test_a_merchant_polls_its_own_event_feed(client: FlaskClient) -> None:
-    merchant_id, key = make_merchant(client)
+    _, key = make_merchant(client)
     _, other_key = make_merchant(client)
     deal = create_deal(client, key, publish=True)
     _, token = make_user(client)
     client.get(f"/v1/deals/{deal['id']}", headers=bearer(token))  # a click
     voucher = claim(client, token, deal["id"], "feed-1")
-    redeemed = client.post("/v1/merchant/vouchers/redeem", json={"code": voucher["code"]}, headers=bearer(key))
+    redeemed = client.post(
+        "/v1/merchant/vouchers/redeem", json={"code": voucher["code"]}, headers=bearer(key)
+    )
     assert redeemed.status_code == 200
 
     first = client.get("/v1/merchant/events", query_string={"limit": 2}, headers=bearer(key)).get_json()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from geoalchemy2 import Geography
-from sqlalchemy import BigInteger, Float, ForeignKey, SmallInteger, String, Text
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql import column, table
 
@@ -14,6 +14,8 @@ from lbs.models.base import Base, BigId, UTCDateTime
 
 class Merchant(Base):
     __tablename__ = "merchants"
+    # has_deal searches join live deals to merchants inside a lat/lon box (migration 0002).
+    __table_args__ = (Index("ix_merchants_lat_lon", "lat", "lon"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200))

@@ -9,10 +9,11 @@ forward by the gap. See docs/deals.md.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -39,6 +40,8 @@ _LOOKAHEAD = timedelta(days=15)
 # How far back a span containing an instant is merged with the windows before it.
 _LOOKBEHIND = timedelta(days=1)
 _FOLLOW_STEP = timedelta(days=7)
+# How far a continuous span is followed: beyond any validity (at most 366 days).
+_HORIZON = timedelta(days=370)
 _HHMM = re.compile(r"^(\d\d):(\d\d)$")
 
 
@@ -118,6 +121,44 @@ def window_occurrences(
     return merged
 
 
+def _containing(
+    windows: tuple[Window, ...], tz: ZoneInfo, at: datetime, until: datetime
+) -> Occurrence | None:
+    """The merged span containing ``at``, built from the windows in [at - a day, until)."""
+    for span in window_occurrences(windows, tz, at - _LOOKBEHIND, until):
+        if span.contains(at):
+            return span
+    return None
+
+
+# Many deals share a few window patterns and one `at` per request: the spans of a pattern
+# at an instant are computed once, and each deal only clips them to its validity.
+@lru_cache(maxsize=4096)
+def _span_at(windows: tuple[Window, ...], tz: ZoneInfo, at: datetime) -> Occurrence | None:
+    """The span containing ``at``, back-to-back windows followed (a week per step) up to the horizon."""
+    found = _containing(windows, tz, at, at + timedelta(microseconds=1))
+    while found is not None and found.ends_at < at + _HORIZON:
+        following = _containing(windows, tz, found.ends_at, found.ends_at + _FOLLOW_STEP)
+        if following is None or following.ends_at <= found.ends_at:
+            break
+        found = Occurrence(found.starts_at, following.ends_at)
+    return found
+
+
+@lru_cache(maxsize=4096)
+def _span_after(windows: tuple[Window, ...], tz: ZoneInfo, at: datetime) -> Occurrence | None:
+    """The first span starting after ``at`` (within the lookahead)."""
+    for span in window_occurrences(windows, tz, at, at + _LOOKAHEAD):
+        if span.starts_at > at:
+            return span
+    return None
+
+
+@lru_cache(maxsize=1024)
+def _parse_windows(key: tuple[tuple[tuple[str, ...], str, str], ...]) -> tuple[Window, ...]:
+    return tuple(Window.from_json({"days": days, "start": start, "end": end}) for days, start, end in key)
+
+
 @dataclass(frozen=True)
 class Schedule:
     """A deal's validity and windows: when, as instants, it may be claimed."""
@@ -131,47 +172,35 @@ class Schedule:
     def of(
         cls, valid_from: datetime, valid_until: datetime, windows: Sequence[Mapping[str, Any]], tz: str
     ) -> Schedule:
-        return cls(valid_from, valid_until, tuple(Window.from_json(w) for w in windows), ZoneInfo(tz))
+        key = tuple((tuple(w["days"]), w["start"], w["end"]) for w in windows)
+        return cls(valid_from, valid_until, _parse_windows(key), ZoneInfo(tz))
 
-    def _spans(self, start: datetime, end: datetime) -> Iterator[Occurrence]:
-        """Spans overlapping [start, end), clipped to the validity period."""
-        start, end = max(start, self.valid_from), min(end, self.valid_until)
-        if start >= end:
-            return
-        if not self.windows:
-            yield Occurrence(self.valid_from, self.valid_until)
-            return
-        for span in window_occurrences(self.windows, self.tz, start, end):
-            clipped = Occurrence(max(span.starts_at, self.valid_from), min(span.ends_at, self.valid_until))
-            if clipped.starts_at < clipped.ends_at:
-                yield clipped
+    def _clip(self, span: Occurrence | None) -> Occurrence | None:
+        if span is None:
+            return None
+        clipped = Occurrence(max(span.starts_at, self.valid_from), min(span.ends_at, self.valid_until))
+        return clipped if clipped.starts_at < clipped.ends_at else None
 
     def window_at(self, at: datetime) -> Occurrence | None:
         """The span containing ``at``, if the deal is inside a window then."""
-        found = self._span_containing(at, at + timedelta(microseconds=1))
-        # Back-to-back windows (Mo-Su 00:00-24:00) form one span: follow it to its end, a
-        # week of windows per step (validity is at most 366 days, so at most 53 steps).
-        while found is not None and found.ends_at < self.valid_until:
-            following = self._span_containing(found.ends_at, found.ends_at + _FOLLOW_STEP)
-            if following is None or following.ends_at <= found.ends_at:
-                break
-            found = Occurrence(found.starts_at, following.ends_at)
-        return found
-
-    def _span_containing(self, at: datetime, until: datetime) -> Occurrence | None:
-        """The merged span containing ``at``, built from the windows in [at - a day, until)."""
-        for span in self._spans(at - _LOOKBEHIND, until):
-            if span.contains(at):
-                return span
-        return None
+        if not self.valid_from <= at < self.valid_until:
+            return None
+        if not self.windows:
+            return Occurrence(self.valid_from, self.valid_until)
+        return self._clip(_span_at(self.windows, self.tz, at))
 
     def next_window(self, at: datetime) -> Occurrence | None:
         """The first span starting after ``at``, if one starts before ``valid_until``."""
-        start = max(at, self.valid_from)
-        for span in self._spans(start, start + _LOOKAHEAD):
-            if span.starts_at > at:
-                return span
-        return None
+        if at >= self.valid_until:
+            return None
+        if at < self.valid_from:
+            # Validity starting inside a window opens that window then.
+            opening = self.window_at(self.valid_from)
+            if opening is not None:
+                return opening
+        if not self.windows:
+            return None
+        return self._clip(_span_after(self.windows, self.tz, max(at, self.valid_from)))
 
 
 class DealState(StrEnum):

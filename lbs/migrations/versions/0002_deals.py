@@ -62,6 +62,8 @@ def upgrade() -> None:
         sa.CheckConstraint("status IN ('draft', 'published', 'paused', 'ended')", name="deals_status"),
     )
     op.create_index("ix_deals_merchant_id", "deals", ["merchant_id"])
+    # has_deal searches join live deals to merchants inside a lat/lon box.
+    op.create_index("ix_merchants_lat_lon", "merchants", ["lat", "lon"])
     op.create_index("ix_deals_valid_until", "deals", ["valid_until"])
     op.create_table(
         "user_deal_claims",
@@ -111,5 +113,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_merchants_lat_lon", "merchants")
     for name in ("events", "vouchers", "user_deal_claims", "deals", "users"):
         op.drop_table(name)

@@ -109,6 +109,8 @@ def gunicorn(
     environ = {
         **os.environ,
         "LBS_DATABASE_URL": database_url,
+        # A fixed key: without one, the workers would create lbs-secret.key in the checkout.
+        "LBS_SECRET_KEY": "lbs-e2e-secret-key-0123456789abcdef",
         "LBS_INDEX_REFRESH_S": str(refresh_s),
         "LBS_OPERATOR_TOKEN_SHA256": operator_token_sha256,
         **(env or {}),

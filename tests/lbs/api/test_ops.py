@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
 from lbs.app import create_app
-from tests.conftest import OPERATOR, OPERATOR_TOKEN_SHA256
+from tests.conftest import OPERATOR, OPERATOR_TOKEN_SHA256, TEST_SECRET_KEY
 from tests.databases import migrate_url
 from tests.factories import merchant, seed
 from tests.problems import assert_problem
@@ -36,6 +36,7 @@ def unmigrated_app(empty_database_url: str) -> Iterator[OpenAPI]:
             "database_url": empty_database_url,
             "index_refresh_s": 0.0,
             "operator_token_sha256": OPERATOR_TOKEN_SHA256,
+            "secret_key": TEST_SECRET_KEY,
         }
     )
     yield app

@@ -1,0 +1,85 @@
+"""ALS on implicit feedback (the `implicit` library): a factory picks the backend once.
+
+The GPU backend is used when implicit was built with CUDA and a device is present;
+otherwise the CPU one. Either way the result is plain numpy factors, so scoring and
+saving never depend on the backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import numpy.typing as npt
+from implicit.als import AlternatingLeastSquares
+from scipy.sparse import csr_matrix
+from threadpoolctl import threadpool_limits
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class AlsParams:
+    factors: int = 64
+    regularization: float = 0.05
+    # Confidence of a positive: 1 + alpha x value (Hu, Koren and Volinsky).
+    alpha: float = 20.0
+    iterations: int = 15
+    seed: int = 0
+
+
+def gpu_available() -> bool:
+    try:
+        import implicit.gpu
+
+        return bool(implicit.gpu.HAS_CUDA)
+    except ImportError:  # pragma: no cover - depends on how implicit was built
+        return False
+
+
+def make_als(params: AlsParams, use_gpu: bool | None = None) -> AlternatingLeastSquares:
+    """The one place that chooses the backend: GPU if asked for or, by default, if present."""
+    gpu = gpu_available() if use_gpu is None else use_gpu
+    return AlternatingLeastSquares(
+        factors=params.factors,
+        regularization=params.regularization,
+        alpha=params.alpha,
+        iterations=params.iterations,
+        random_state=params.seed,
+        use_gpu=gpu,
+    )
+
+
+@dataclass(frozen=True)
+class AlsModel:
+    """Trained factors: rows of user_factors and item_factors follow the matrix's indices."""
+
+    user_factors: FloatArray
+    item_factors: FloatArray
+    params: AlsParams
+
+    def scores(self, user: int, items: npt.ArrayLike) -> FloatArray:
+        """Affinity of one user for each of the given items (dot products)."""
+        return np.asarray(self.item_factors[np.asarray(items, dtype=np.int64)] @ self.user_factors[user])
+
+    def describe(self) -> dict[str, object]:
+        return {"users": len(self.user_factors), "items": len(self.item_factors), **asdict(self.params)}
+
+
+def train_als(
+    user_items: csr_matrix, params: AlsParams | None = None, use_gpu: bool | None = None
+) -> AlsModel:
+    """Fit ALS to a users x items matrix of interaction values (see interactions.py)."""
+    params = params or AlsParams()
+    # implicit parallelises over users itself; a BLAS thread pool underneath only contends
+    # (implicit checks this when the model is made, so the limit covers both steps).
+    with threadpool_limits(1, "blas"):
+        model = make_als(params, use_gpu)
+        model.fit(user_items, show_progress=False)
+    if hasattr(model, "to_cpu"):
+        model = model.to_cpu()
+    return AlsModel(
+        np.ascontiguousarray(model.user_factors, dtype=np.float32),
+        np.ascontiguousarray(model.item_factors, dtype=np.float32),
+        params,
+    )

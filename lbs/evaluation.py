@@ -1,0 +1,109 @@
+"""`lbs evaluate`: the offline protocol on check-in files, ranked through the service's own index.
+
+Candidates come from lbs.geo.h3index.NearbyIndex (the index /v1/nearby uses), built over
+the venues; the protocol, baselines and metrics come from recommender/.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lbs.geo.distance import chord2_to_m
+from lbs.geo.h3index import NearbyIndex
+from recommender.als import AlsParams, train_als
+from recommender.baselines import (
+    als_ranker,
+    counts_matrix,
+    distance_ranker,
+    own_frequency_ranker,
+    popularity_ranker,
+)
+from recommender.evaluation import Checkins, FloatArray, IntArray, build_cases, evaluate, train_cutoff
+from recommender.interactions import Weighting, interaction_matrix
+
+
+@dataclass(frozen=True)
+class Venues:
+    ids: IntArray
+    lats: FloatArray
+    lons: FloatArray
+
+
+def read_checkins(path: Path) -> Checkins:
+    """user, venue, unix time, tab-separated."""
+    table = np.loadtxt(path, delimiter="\t", dtype=np.float64, ndmin=2)
+    return Checkins.of(table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2])
+
+
+def read_venues(path: Path) -> Venues:
+    """venue, latitude, longitude, tab-separated."""
+    table = np.loadtxt(path, delimiter="\t", dtype=np.float64, ndmin=2)
+    return Venues(table[:, 0].astype(np.int64), table[:, 1], table[:, 2])
+
+
+def candidate_source(venues: Venues, radius_m: float) -> Any:
+    """origin venue -> every venue within radius_m of it, by the nearby index (exact)."""
+    index = NearbyIndex(1, venues.ids, venues.lats, venues.lons, np.zeros(len(venues.ids), dtype=np.int8))
+    where = {
+        int(v): (float(lat), float(lon))
+        for v, lat, lon in zip(venues.ids, venues.lats, venues.lons, strict=True)
+    }
+    cache: dict[int, tuple[IntArray, FloatArray]] = {}
+
+    def candidates(origin: int) -> tuple[IntArray, FloatArray]:
+        if origin not in cache:
+            if origin not in where:
+                cache[origin] = (np.empty(0, dtype=np.int64), np.empty(0))
+            else:
+                lat, lon = where[origin]
+                hits = index.query(lat, lon, radius_m, limit=len(venues.ids)).hits
+                ids = np.array([h.id for h in hits], dtype=np.int64)
+                cache[origin] = (ids, chord2_to_m([h.chord2 for h in hits]))
+        return cache[origin]
+
+    return candidates
+
+
+def run(checkins_path: Path, pois_path: Path, radius_m: float) -> dict[str, Any]:
+    checkins = read_checkins(checkins_path)
+    venues = read_venues(pois_path)
+    known = np.isin(checkins.venues, venues.ids)
+    skipped_no_position = int((~known).sum())
+    checkins = checkins.subset(known)
+    shape = (int(checkins.users.max()) + 1, int(max(checkins.venues.max(), venues.ids.max())) + 1)
+    cutoff = train_cutoff(checkins.times)
+    train = checkins.subset(checkins.times < cutoff)
+
+    started = time.perf_counter()
+    counts = counts_matrix(train, shape)
+    popularity = np.asarray(counts.sum(axis=0)).ravel()
+    matrix = interaction_matrix(
+        train.users, train.venues, np.full(len(train), "visit"), train.times, cutoff, shape,
+        Weighting(half_life_days=None),
+    )  # fmt: skip
+    model = train_als(matrix, AlsParams())
+    train_seconds = time.perf_counter() - started
+
+    found = build_cases(checkins, cutoff, candidate_source(venues, radius_m))
+    rankers = {
+        "distance": distance_ranker(),
+        "popularity": popularity_ranker(popularity),
+        "own_frequency": own_frequency_ranker(counts, popularity),
+        "als": als_ranker(model),
+    }
+    result = evaluate(found.cases, rankers)
+    considered = found.test_checkins
+    return {
+        "radius_m": radius_m,
+        "cases": result["cases"],
+        "outside_radius_share": found.skipped["outside_radius"] / considered if considered else 0.0,
+        "skipped": {**dict(found.skipped), "venue_without_position": skipped_no_position},
+        "methods": result["methods"],
+        "discovery": result["discovery"],
+        "train_seconds": train_seconds,
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
@@ -134,6 +135,38 @@ def seed_synthetic(count: int, rng_seed: int, if_empty: bool) -> None:
             return
         written = seed_city(session, count, _now(), seed=rng_seed)
     click.echo(f"seeded {written} merchants")
+
+
+@main.command()
+@click.option(
+    "--checkins",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="user, venue, unix time (tab-separated)",
+)
+@click.option(
+    "--pois",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="venue, latitude, longitude (tab-separated)",
+)
+@click.option("--radius-m", type=click.FloatRange(min=1, max=50_000), default=2000, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("result.json"),
+    show_default=True,
+    help="result.json; the plot goes beside it as .png",
+)
+def evaluate(checkins: Path, pois: Path, radius_m: float, out: Path) -> None:
+    """Offline evaluation on check-ins: the protocol of docs/recommender.md, every method."""
+    from lbs.evaluation import plot, run, table
+
+    result = run(checkins, pois, radius_m)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, out.with_suffix(".png"))
+    click.echo(table(result))
+    click.echo(f"wrote {out} and {out.with_suffix('.png')}")
 
 
 @main.command("operator-token")

@@ -107,3 +107,43 @@ def run(checkins_path: Path, pois_path: Path, radius_m: float) -> dict[str, Any]
         "discovery": result["discovery"],
         "train_seconds": train_seconds,
     }
+
+
+def table(result: dict[str, Any]) -> str:
+    """The printed summary: one row per method, all cases and discovery cases."""
+    lines = [
+        f"radius {result['radius_m']:g} m: {result['cases']:,} cases "
+        f"({result['discovery']['cases']:,} discovery); outside the radius: "
+        f"{result['outside_radius_share']:.1%} of test check-ins",
+        f"{'method':<14} {'HR@10':>7} {'NDCG@10':>8} {'MRR':>7}   {'disc NDCG@10':>12}",
+    ]
+    for name, metrics in result["methods"].items():
+        discovery = result["discovery"]["methods"][name]["ndcg@10"]
+        lines.append(
+            f"{name:<14} {metrics['hr@10']:>7.4f} {metrics['ndcg@10']:>8.4f} {metrics['mrr']:>7.4f}"
+            f"   {discovery:>12.4f}"
+        )
+    return "\n".join(lines)
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """NDCG@10 by method, all cases beside discovery cases, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: write the file only
+    import matplotlib.pyplot as plt
+
+    names = list(result["methods"])
+    overall = [result["methods"][n]["ndcg@10"] for n in names]
+    discovery = [result["discovery"]["methods"][n]["ndcg@10"] for n in names]
+    x = np.arange(len(names))
+    figure, axes = plt.subplots(figsize=(7, 4))
+    axes.bar(x - 0.2, overall, width=0.4, label=f"all ({result['cases']:,} cases)")
+    axes.bar(x + 0.2, discovery, width=0.4, label=f"discovery ({result['discovery']['cases']:,})")
+    axes.set_xticks(x, names)
+    axes.set_ylabel("NDCG@10")
+    axes.set_title(f"Next check-in within {result['radius_m']:g} m")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

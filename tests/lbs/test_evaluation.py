@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from lbs.cli import main
 from lbs.evaluation import run
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "foursquare-us"
@@ -25,3 +28,29 @@ def test_the_baselines_match_the_reference_points_at_2_km() -> None:
     assert result["discovery"]["methods"]["popularity"]["ndcg@10"] == pytest.approx(0.121, abs=0.002)
     assert 0.0 < result["outside_radius_share"] < 1.0
     assert set(result["methods"]) >= {"distance", "popularity", "own_frequency", "als"}
+
+
+def test_lbs_evaluate_writes_result_json_a_plot_and_a_table(tmp_path: Path) -> None:
+    # Three venues 100 m apart on a meridian (0.0009 degrees of latitude), one far away.
+    (tmp_path / "pois.txt").write_text(
+        "0\t40.0\t-74.0\n1\t40.0009\t-74.0\n2\t40.0018\t-74.0\n3\t41.0\t-74.0\n"
+    )
+    rows = [(1, 0, 1), (1, 1, 2), (2, 1, 3), (2, 2, 4), (1, 2, 5), (2, 0, 6), (1, 1, 7), (2, 1, 8)]
+    (tmp_path / "checkins.txt").write_text("".join(f"{u}\t{v}\t{t}\n" for u, v, t in rows))
+    out = tmp_path / "result.json"
+
+    invoked = CliRunner().invoke(
+        main,
+        ["evaluate", "--checkins", str(tmp_path / "checkins.txt"), "--pois", str(tmp_path / "pois.txt"),
+         "--radius-m", "500", "--out", str(out)],
+    )  # fmt: skip
+
+    assert invoked.exit_code == 0, invoked.output
+    result = json.loads(out.read_text())
+    assert set(result) >= {"radius_m", "cases", "outside_radius_share", "skipped", "methods", "discovery",
+                           "train_seconds"}  # fmt: skip
+    assert result["radius_m"] == 500 and result["cases"] >= 1
+    assert set(result["methods"]["distance"]) == {"hr@10", "ndcg@10", "mrr"}
+    assert set(result["discovery"]) == {"cases", "methods"}
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "own_frequency" in invoked.output and "NDCG@10" in invoked.output

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, text
 from werkzeug.test import TestResponse
 
 from lbs.services.voucher_codes import code_digest
-from tests.conftest import OPERATOR
+from tests.deals_factory import bearer, make_merchant, make_user
 from tests.problems import assert_problem
 
 SECRET = "claims-test-secret-key-0123456789abcdef"
@@ -32,27 +32,6 @@ LONGEST_KEY = ("".join(map(chr, range(0x21, 0x7F))) * 3)[:255]  # every printabl
 @pytest.fixture
 def app(make_app: Callable[..., OpenAPI]) -> OpenAPI:
     return make_app(secret_key=SECRET)
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _merchant(client: FlaskClient, name: str = "Ramen Helsinki") -> tuple[int, str]:
-    """A merchant in Helsinki and an API key for it."""
-    body = {"name": name, "category": "restaurant", "lat": 60.1699, "lon": 24.9384}
-    created = client.post("/v1/merchants", json=body, headers=OPERATOR)
-    assert created.status_code == 201, created.get_data(as_text=True)
-    merchant_id = created.get_json()["id"]
-    key = client.post(f"/v1/merchants/{merchant_id}/api-keys", headers=OPERATOR)
-    assert key.status_code == 201, key.get_data(as_text=True)
-    return merchant_id, key.get_json()["api_key"]
-
-
-def _user(client: FlaskClient) -> str:
-    response = client.post("/v1/users")
-    assert response.status_code == 201, response.get_data(as_text=True)
-    return str(response.get_json()["token"])
 
 
 def _deal(client: FlaskClient, key: str, **overrides: Any) -> dict[str, Any]:
@@ -69,13 +48,13 @@ def _deal(client: FlaskClient, key: str, **overrides: Any) -> dict[str, Any]:
         "publish": True,
         **overrides,
     }
-    response = client.post("/v1/merchant/deals", json=body, headers=_bearer(key))
+    response = client.post("/v1/merchant/deals", json=body, headers=bearer(key))
     assert response.status_code == 201, response.get_data(as_text=True)
     return dict(response.get_json())
 
 
 def _claim(client: FlaskClient, token: str, deal_id: int, key: str | None = None) -> TestResponse:
-    headers = {**_bearer(token), "Idempotency-Key": key or str(uuid.uuid4())}
+    headers = {**bearer(token), "Idempotency-Key": key or str(uuid.uuid4())}
     return client.post(f"/v1/deals/{deal_id}/claim", headers=headers)
 
 
@@ -116,9 +95,9 @@ def _outside_window_now() -> list[dict[str, Any]]:
 
 
 def test_a_claim_issues_a_voucher(client: FlaskClient, engine: Engine) -> None:
-    merchant_id, key = _merchant(client)
+    merchant_id, key = make_merchant(client)
     deal = _deal(client, key)
-    token = _user(client)
+    token = make_user(client)[1]
     before = datetime.now(UTC)
 
     voucher = _claimed(client, token, deal["id"])
@@ -146,19 +125,19 @@ def test_a_claim_issues_a_voucher(client: FlaskClient, engine: Engine) -> None:
 
 
 def test_a_voucher_expires_redeem_within_minutes_after_its_claim(client: FlaskClient) -> None:
-    _, key = _merchant(client)
+    _, key = make_merchant(client)
     deal = _deal(client, key, redeem_within_minutes=90)
 
-    voucher = _claimed(client, _user(client), deal["id"])
+    voucher = _claimed(client, make_user(client)[1], deal["id"])
 
     claimed_at = datetime.fromisoformat(voucher["claimed_at"])
     assert datetime.fromisoformat(voucher["expires_at"]) == claimed_at + timedelta(minutes=90)
 
 
 def test_a_claim_writes_one_claim_event_with_its_voucher(client: FlaskClient, engine: Engine) -> None:
-    merchant_id, key = _merchant(client)
+    merchant_id, key = make_merchant(client)
     deal = _deal(client, key)
-    token = _user(client)
+    token = make_user(client)[1]
 
     voucher = _claimed(client, token, deal["id"], "k1")
     assert _claim(client, token, deal["id"], "k1").status_code == 200  # a replay writes nothing
@@ -173,9 +152,9 @@ def test_a_claim_writes_one_claim_event_with_its_voucher(client: FlaskClient, en
 
 
 def test_the_same_key_replays_the_same_voucher(client: FlaskClient, engine: Engine) -> None:
-    _, key = _merchant(client)
+    _, key = make_merchant(client)
     deal = _deal(client, key, per_user_limit=5)
-    token = _user(client)
+    token = make_user(client)[1]
     first = _claimed(client, token, deal["id"], LONGEST_KEY)
 
     again = _claim(client, token, deal["id"], LONGEST_KEY)
@@ -185,14 +164,14 @@ def test_the_same_key_replays_the_same_voucher(client: FlaskClient, engine: Engi
     assert again.get_json()["code"] == first["code"]
     assert _written(engine, deal["id"]) == (1, 1, 1, 1)
     # Another user may use the same key string: keys are per user.
-    other = _claimed(client, _user(client), deal["id"], LONGEST_KEY)
+    other = _claimed(client, make_user(client)[1], deal["id"], LONGEST_KEY)
     assert other["id"] != first["id"] and other["code"] != first["code"]
 
 
 def test_the_same_key_on_another_deal_is_422(client: FlaskClient, engine: Engine) -> None:
-    _, key = _merchant(client)
+    _, key = make_merchant(client)
     first, second = _deal(client, key), _deal(client, key, title="Another")
-    token = _user(client)
+    token = make_user(client)[1]
     _claimed(client, token, first["id"], "once")
 
     response = _claim(client, token, second["id"], "once")
@@ -210,11 +189,11 @@ def test_the_same_key_on_another_deal_is_422(client: FlaskClient, engine: Engine
 def test_a_missing_or_malformed_idempotency_key_is_400(
     headers: dict[str, str], client: FlaskClient, engine: Engine
 ) -> None:
-    _, key = _merchant(client)
+    _, key = make_merchant(client)
     deal = _deal(client, key)
-    token = _user(client)
+    token = make_user(client)[1]
 
-    response = client.post(f"/v1/deals/{deal['id']}/claim", headers={**_bearer(token), **headers})
+    response = client.post(f"/v1/deals/{deal['id']}/claim", headers={**bearer(token), **headers})
 
     body = assert_problem(response, 400, field="Idempotency-Key")
     assert "Idempotency-Key" in body["detail"]
@@ -222,9 +201,9 @@ def test_a_missing_or_malformed_idempotency_key_is_400(
 
 
 def test_the_per_user_limit(client: FlaskClient, engine: Engine) -> None:
-    _, key = _merchant(client)
+    _, key = make_merchant(client)
     deal = _deal(client, key, per_user_limit=2, quantity_total=10)
-    token = _user(client)
+    token = make_user(client)[1]
     _claimed(client, token, deal["id"])
     _claimed(client, token, deal["id"])
 
@@ -233,13 +212,13 @@ def test_the_per_user_limit(client: FlaskClient, engine: Engine) -> None:
     body = assert_problem(response, 409)
     assert body["type"] == PROBLEMS + "claim-limit-reached"
     assert _written(engine, deal["id"]) == (2, 2, 2, 2)
-    assert _claimed(client, _user(client), deal["id"])["status"] == "issued"
+    assert _claimed(client, make_user(client)[1], deal["id"])["status"] == "issued"
 
 
 def test_a_deal_sells_out(client: FlaskClient, engine: Engine) -> None:
-    _, key = _merchant(client)
+    _, key = make_merchant(client)
     deal = _deal(client, key, quantity_total=3)
-    users = [_user(client) for _ in range(4)]
+    users = [make_user(client)[1] for _ in range(4)]
     vouchers = [{**_claimed(client, t, deal["id"], f"k{t}"), "idempotency": f"k{t}"} for t in users[:3]]
 
     response = _claim(client, users[3], deal["id"])
@@ -269,9 +248,9 @@ def _race(app: OpenAPI, n: int, attempt: Callable[[FlaskClient, int], TestRespon
 
 
 def test_concurrent_claims_never_oversell(app: OpenAPI, client: FlaskClient, engine: Engine) -> None:
-    _, key = _merchant(client)
+    _, key = make_merchant(client)
     deal = _deal(client, key, quantity_total=3)
-    users = [_user(client) for _ in range(8)]
+    users = [make_user(client)[1] for _ in range(8)]
 
     responses = _race(app, 8, lambda own, i: _claim(own, users[i], deal["id"]))
 
@@ -282,9 +261,9 @@ def test_concurrent_claims_never_oversell(app: OpenAPI, client: FlaskClient, eng
 def test_concurrent_retries_with_one_key_get_one_voucher(
     app: OpenAPI, client: FlaskClient, engine: Engine
 ) -> None:
-    _, key = _merchant(client)
+    _, key = make_merchant(client)
     deal = _deal(client, key, per_user_limit=5)
-    token = _user(client)
+    token = make_user(client)[1]
 
     responses = _race(app, 6, lambda own, _: _claim(own, token, deal["id"], "one-key"))
 
@@ -295,17 +274,17 @@ def test_concurrent_retries_with_one_key_get_one_voucher(
 
 @pytest.mark.parametrize("action", ["pause", "end", "move-valid-until-into-the-past"])
 def test_a_paused_or_ended_deal_is_not_claimable(action: str, client: FlaskClient, engine: Engine) -> None:
-    _, key = _merchant(client)
+    _, key = make_merchant(client)
     now = datetime.now(UTC)
     deal = _deal(client, key, valid_from=(now - timedelta(hours=2)).isoformat())
     if action.startswith("move"):  # allowed: the deal has no claims yet
         past = {"valid_until": (now - timedelta(hours=1)).isoformat()}
-        changed = client.patch(f"/v1/merchant/deals/{deal['id']}", json=past, headers=_bearer(key))
+        changed = client.patch(f"/v1/merchant/deals/{deal['id']}", json=past, headers=bearer(key))
     else:
-        changed = client.post(f"/v1/merchant/deals/{deal['id']}/{action}", headers=_bearer(key))
+        changed = client.post(f"/v1/merchant/deals/{deal['id']}/{action}", headers=bearer(key))
     assert changed.status_code == 200, changed.get_data(as_text=True)
 
-    response = _claim(client, _user(client), deal["id"])
+    response = _claim(client, make_user(client)[1], deal["id"])
 
     reason = "paused" if action == "pause" else "expired"
     assert _not_claimable(response, reason)["state"] == reason
@@ -313,11 +292,11 @@ def test_a_paused_or_ended_deal_is_not_claimable(action: str, client: FlaskClien
 
 
 def test_a_deal_not_started_is_not_claimable(client: FlaskClient, engine: Engine) -> None:
-    _, key = _merchant(client)
+    _, key = make_merchant(client)
     now = datetime.now(UTC)
     deal = _deal(client, key, valid_from=(now + timedelta(days=1)).isoformat())
 
-    response = _claim(client, _user(client), deal["id"])
+    response = _claim(client, make_user(client)[1], deal["id"])
 
     body = _not_claimable(response, "not_started")
     assert body["state"] == "scheduled"
@@ -328,11 +307,11 @@ def test_a_deal_not_started_is_not_claimable(client: FlaskClient, engine: Engine
 
 
 def test_a_deal_outside_its_window_is_not_claimable(client: FlaskClient, engine: Engine) -> None:
-    _, key = _merchant(client)
+    _, key = make_merchant(client)
     deal = _deal(client, key, windows=_outside_window_now())
     assert deal["state"] == "live" and deal["window"]["state"] == "next", deal
 
-    response = _claim(client, _user(client), deal["id"])
+    response = _claim(client, make_user(client)[1], deal["id"])
 
     body = _not_claimable(response, "outside_window")
     assert body["state"] == "live"
@@ -342,9 +321,9 @@ def test_a_deal_outside_its_window_is_not_claimable(client: FlaskClient, engine:
 
 
 def test_a_draft_or_unknown_deal_is_404(client: FlaskClient, engine: Engine) -> None:
-    _, key = _merchant(client)
+    _, key = make_merchant(client)
     draft = _deal(client, key, publish=False)
-    token = _user(client)
+    token = make_user(client)[1]
 
     assert_problem(_claim(client, token, draft["id"]), 404)
     assert_problem(_claim(client, token, draft["id"] + 1000), 404)
@@ -352,14 +331,14 @@ def test_a_draft_or_unknown_deal_is_404(client: FlaskClient, engine: Engine) -> 
 
 
 def test_my_vouchers_pages_newest_first(client: FlaskClient) -> None:
-    _, key = _merchant(client)
+    _, key = make_merchant(client)
     deal = _deal(client, key, per_user_limit=5)
-    token = _user(client)
+    token = make_user(client)[1]
     ids = [_claimed(client, token, deal["id"])["id"] for _ in range(3)]
-    _claimed(client, _user(client), deal["id"])  # someone else's
+    _claimed(client, make_user(client)[1], deal["id"])  # someone else's
 
-    first = client.get("/v1/me/vouchers?limit=2", headers=_bearer(token)).get_json()
-    second = client.get(f"/v1/me/vouchers?limit=2&before={first['next_before']}", headers=_bearer(token))
+    first = client.get("/v1/me/vouchers?limit=2", headers=bearer(token)).get_json()
+    second = client.get(f"/v1/me/vouchers?limit=2&before={first['next_before']}", headers=bearer(token))
 
     assert [v["id"] for v in first["items"]] == [ids[2], ids[1]]
     assert first["next_before"] == ids[1]
@@ -369,38 +348,38 @@ def test_my_vouchers_pages_newest_first(client: FlaskClient) -> None:
 
 
 def test_my_vouchers_filter_by_status(client: FlaskClient) -> None:
-    _, key = _merchant(client)
+    _, key = make_merchant(client)
     deal = _deal(client, key, per_user_limit=5)
-    token = _user(client)
+    token = make_user(client)[1]
     kept = _claimed(client, token, deal["id"])
     used = _claimed(client, token, deal["id"])
-    redeemed = client.post("/v1/merchant/vouchers/redeem", json={"code": used["code"]}, headers=_bearer(key))
+    redeemed = client.post("/v1/merchant/vouchers/redeem", json={"code": used["code"]}, headers=bearer(key))
     assert redeemed.status_code == 200, redeemed.get_data(as_text=True)
 
     def listed(status: str) -> list[tuple[int, str]]:
-        body = client.get(f"/v1/me/vouchers?status={status}", headers=_bearer(token)).get_json()
+        body = client.get(f"/v1/me/vouchers?status={status}", headers=bearer(token)).get_json()
         return [(v["id"], v["status"]) for v in body["items"]]
 
     assert listed("redeemed") == [(used["id"], "redeemed")]
     assert listed("issued") == [(kept["id"], "issued")]
     assert listed("expired") == []
-    assert_problem(client.get("/v1/me/vouchers?status=lost", headers=_bearer(token)), 400, field="status")
+    assert_problem(client.get("/v1/me/vouchers?status=lost", headers=bearer(token)), 400, field="status")
 
 
 def test_my_voucher_by_id_and_its_qr_codes(client: FlaskClient) -> None:
-    _, key = _merchant(client)
+    _, key = make_merchant(client)
     deal = _deal(client, key)
-    token = _user(client)
+    token = make_user(client)[1]
     voucher = _claimed(client, token, deal["id"])
     base = f"/v1/me/vouchers/{voucher['id']}"
 
-    one = client.get(base, headers=_bearer(token))
-    svg = client.get(f"{base}/qr.svg", headers=_bearer(token))
-    png = client.get(f"{base}/qr.png", headers=_bearer(token))
-    gif = client.get(f"{base}/qr.gif", headers=_bearer(token))
+    one = client.get(base, headers=bearer(token))
+    svg = client.get(f"{base}/qr.svg", headers=bearer(token))
+    png = client.get(f"{base}/qr.png", headers=bearer(token))
+    gif = client.get(f"{base}/qr.gif", headers=bearer(token))
 
     assert (one.status_code, one.get_json()) == (200, voucher)
-    assert_problem(client.get(f"/v1/me/vouchers/{voucher['id'] + 100}", headers=_bearer(token)), 404)
+    assert_problem(client.get(f"/v1/me/vouchers/{voucher['id'] + 100}", headers=bearer(token)), 404)
     assert svg.status_code == 200 and svg.mimetype == "image/svg+xml"
     assert svg.data.lstrip().startswith((b"<?xml", b"<svg"))
     assert png.status_code == 200 and png.mimetype == "image/png"
@@ -412,9 +391,9 @@ def test_my_voucher_by_id_and_its_qr_codes(client: FlaskClient) -> None:
 
 def test_the_claim_rate_limit(make_app: Callable[..., OpenAPI], engine: Engine) -> None:
     client = make_app(secret_key=SECRET, rate_limit_claim="2/minute").test_client()
-    _, key = _merchant(client)
+    _, key = make_merchant(client)
     deal = _deal(client, key, per_user_limit=5)
-    token = _user(client)
+    token = make_user(client)[1]
     _claimed(client, token, deal["id"])
     _claimed(client, token, deal["id"])
 
@@ -424,4 +403,4 @@ def test_the_claim_rate_limit(make_app: Callable[..., OpenAPI], engine: Engine) 
     assert int(response.headers["Retry-After"]) >= 1
     assert _written(engine, deal["id"]) == (2, 2, 2, 2)
     # Counted per user token: another user is not held back.
-    _claimed(client, _user(client), deal["id"])
+    _claimed(client, make_user(client)[1], deal["id"])

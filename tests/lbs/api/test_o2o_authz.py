@@ -14,6 +14,7 @@ from flask_openapi3 import OpenAPI
 from sqlalchemy import Engine, text
 
 from tests.conftest import OPERATOR
+from tests.deals_factory import bearer, make_merchant, make_user
 from tests.problems import assert_problem
 
 SECRET = "authz-test-secret-key-0123456789abcdef"
@@ -23,26 +24,6 @@ CALLERS = ["anonymous", "bad-user-token", "bad-merchant-key", "owner", "other-us
 @pytest.fixture
 def app(make_app: Callable[..., OpenAPI]) -> OpenAPI:
     return make_app(secret_key=SECRET)
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _merchant(client: FlaskClient, name: str, lat: float) -> tuple[int, str]:
-    body = {"name": name, "category": "bakery", "lat": lat, "lon": 24.9384}
-    created = client.post("/v1/merchants", json=body, headers=OPERATOR)
-    assert created.status_code == 201, created.get_data(as_text=True)
-    merchant_id = created.get_json()["id"]
-    key = client.post(f"/v1/merchants/{merchant_id}/api-keys", headers=OPERATOR)
-    assert key.status_code == 201, key.get_data(as_text=True)
-    return merchant_id, key.get_json()["api_key"]
-
-
-def _user(client: FlaskClient) -> str:
-    response = client.post("/v1/users")
-    assert response.status_code == 201, response.get_data(as_text=True)
-    return str(response.get_json()["token"])
 
 
 def _deal_body(**overrides: Any) -> dict[str, Any]:
@@ -62,13 +43,13 @@ def _deal_body(**overrides: Any) -> dict[str, Any]:
 
 
 def _deal(client: FlaskClient, key: str) -> int:
-    response = client.post("/v1/merchant/deals", json=_deal_body(), headers=_bearer(key))
+    response = client.post("/v1/merchant/deals", json=_deal_body(), headers=bearer(key))
     assert response.status_code == 201, response.get_data(as_text=True)
     return int(response.get_json()["id"])
 
 
 def _claim(client: FlaskClient, token: str, deal_id: int) -> dict[str, Any]:
-    headers = {**_bearer(token), "Idempotency-Key": str(uuid.uuid4())}
+    headers = {**bearer(token), "Idempotency-Key": str(uuid.uuid4())}
     response = client.post(f"/v1/deals/{deal_id}/claim", headers=headers)
     assert response.status_code == 201, response.get_data(as_text=True)
     return dict(response.get_json())
@@ -87,18 +68,18 @@ class World:
 
 @pytest.fixture
 def world(client: FlaskClient) -> World:
-    merchant_a, key_a = _merchant(client, "Bakery A", 60.1699)
-    merchant_b, key_b = _merchant(client, "Bakery B", 60.1709)
+    merchant_a, key_a = make_merchant(client, lat=60.1699, name="Bakery A", category="bakery")
+    merchant_b, key_b = make_merchant(client, lat=60.1709, name="Bakery B", category="bakery")
     deal_a, deal_b = _deal(client, key_a), _deal(client, key_b)
-    owner, other = _user(client), _user(client)
+    owner, other = make_user(client)[1], make_user(client)[1]
     headers = {
         "anonymous": {},
-        "bad-user-token": _bearer("lbs_ut_" + "x" * 43),
-        "bad-merchant-key": _bearer("lbs_mk_" + "x" * 43),
-        "owner": _bearer(owner),
-        "other-user": _bearer(other),
-        "A": _bearer(key_a),
-        "B": _bearer(key_b),
+        "bad-user-token": bearer("lbs_ut_" + "x" * 43),
+        "bad-merchant-key": bearer("lbs_mk_" + "x" * 43),
+        "owner": bearer(owner),
+        "other-user": bearer(other),
+        "A": bearer(key_a),
+        "B": bearer(key_b),
         "operator": OPERATOR,
     }
     return World(

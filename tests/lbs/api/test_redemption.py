@@ -19,7 +19,7 @@ from werkzeug.test import TestResponse
 
 from lbs.models import Voucher
 from lbs.services.voucher_codes import check_qr_payload
-from tests.conftest import OPERATOR
+from tests.deals_factory import bearer, make_merchant, make_user
 from tests.problems import assert_problem
 
 SECRET = "redemption-test-secret-key-0123456789abcdef"
@@ -30,26 +30,6 @@ HOLDER_ONLY = {"code", "qr_payload", "qr_svg_url", "qr_png_url"}
 @pytest.fixture
 def app(make_app: Callable[..., OpenAPI]) -> OpenAPI:
     return make_app(secret_key=SECRET)
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _merchant(client: FlaskClient, name: str) -> tuple[int, str]:
-    body = {"name": name, "category": "cafe", "lat": 60.1699, "lon": 24.9384}
-    created = client.post("/v1/merchants", json=body, headers=OPERATOR)
-    assert created.status_code == 201, created.get_data(as_text=True)
-    merchant_id = created.get_json()["id"]
-    key = client.post(f"/v1/merchants/{merchant_id}/api-keys", headers=OPERATOR)
-    assert key.status_code == 201, key.get_data(as_text=True)
-    return merchant_id, key.get_json()["api_key"]
-
-
-def _user(client: FlaskClient) -> str:
-    response = client.post("/v1/users")
-    assert response.status_code == 201, response.get_data(as_text=True)
-    return str(response.get_json()["token"])
 
 
 def _deal(client: FlaskClient, key: str, **overrides: Any) -> int:
@@ -66,24 +46,24 @@ def _deal(client: FlaskClient, key: str, **overrides: Any) -> int:
         "publish": True,
         **overrides,
     }
-    response = client.post("/v1/merchant/deals", json=body, headers=_bearer(key))
+    response = client.post("/v1/merchant/deals", json=body, headers=bearer(key))
     assert response.status_code == 201, response.get_data(as_text=True)
     return int(response.get_json()["id"])
 
 
 def _voucher(client: FlaskClient, token: str, deal_id: int) -> dict[str, Any]:
-    headers = {**_bearer(token), "Idempotency-Key": str(uuid.uuid4())}
+    headers = {**bearer(token), "Idempotency-Key": str(uuid.uuid4())}
     response = client.post(f"/v1/deals/{deal_id}/claim", headers=headers)
     assert response.status_code == 201, response.get_data(as_text=True)
     return dict(response.get_json())
 
 
 def _redeem(client: FlaskClient, key: str, code: str) -> TestResponse:
-    return client.post("/v1/merchant/vouchers/redeem", json={"code": code}, headers=_bearer(key))
+    return client.post("/v1/merchant/vouchers/redeem", json={"code": code}, headers=bearer(key))
 
 
 def _holder_view(client: FlaskClient, token: str, voucher_id: int) -> dict[str, Any]:
-    return dict(client.get(f"/v1/me/vouchers/{voucher_id}", headers=_bearer(token)).get_json())
+    return dict(client.get(f"/v1/me/vouchers/{voucher_id}", headers=bearer(token)).get_json())
 
 
 def _events(engine: Engine, kind: str) -> list[dict[str, Any]]:
@@ -107,9 +87,9 @@ def _forgiving_variant(display: str) -> str:
 
 
 def test_redeem_a_code_typed_forgivingly(client: FlaskClient) -> None:
-    _, key = _merchant(client, "A")
+    _, key = make_merchant(client, name="A", category="cafe")
     deal_id = _deal(client, key)
-    token = _user(client)
+    token = make_user(client)[1]
     # A code with a 1 or a 0 in it, so that the look-alike substitutions are exercised.
     for _ in range(30):
         voucher = _voucher(client, token, deal_id)
@@ -131,8 +111,8 @@ def test_redeem_a_code_typed_forgivingly(client: FlaskClient) -> None:
 
 
 def test_redeem_twice_is_409_with_redeemed_at(client: FlaskClient, engine: Engine) -> None:
-    _, key = _merchant(client, "A")
-    voucher = _voucher(client, _user(client), _deal(client, key))
+    _, key = make_merchant(client, name="A", category="cafe")
+    voucher = _voucher(client, make_user(client)[1], _deal(client, key))
     first = _redeem(client, key, voucher["code"])
     assert first.status_code == 200
 
@@ -147,9 +127,9 @@ def test_redeem_twice_is_409_with_redeemed_at(client: FlaskClient, engine: Engin
 
 
 def test_redemption_writes_one_redemption_event(client: FlaskClient, engine: Engine) -> None:
-    merchant_id, key = _merchant(client, "A")
+    merchant_id, key = make_merchant(client, name="A", category="cafe")
     deal_id = _deal(client, key)
-    voucher = _voucher(client, _user(client), deal_id)
+    voucher = _voucher(client, make_user(client)[1], deal_id)
     claim_event = _events(engine, "claim")[0]
 
     assert _redeem(client, key, voucher["code"]).status_code == 200
@@ -164,9 +144,9 @@ def test_redemption_writes_one_redemption_event(client: FlaskClient, engine: Eng
 def test_another_merchants_code_is_the_same_404_as_an_unknown_code(
     client: FlaskClient, engine: Engine
 ) -> None:
-    _, key_a = _merchant(client, "A")
-    _, key_b = _merchant(client, "B")
-    token = _user(client)
+    _, key_a = make_merchant(client, name="A", category="cafe")
+    _, key_b = make_merchant(client, name="B", category="cafe")
+    token = make_user(client)[1]
     voucher = _voucher(client, token, _deal(client, key_a))
 
     foreign = _redeem(client, key_b, voucher["code"])
@@ -187,8 +167,8 @@ def test_another_merchants_code_is_the_same_404_as_an_unknown_code(
     ids=["empty", "3-chars", "13-chars", "13-chars-bare", "letter-U", "punctuation", "underscores", "65"],
 )
 def test_a_malformed_code_is_400_naming_code(code: str, client: FlaskClient, engine: Engine) -> None:
-    _, key = _merchant(client, "A")
-    token = _user(client)
+    _, key = make_merchant(client, name="A", category="cafe")
+    token = make_user(client)[1]
     voucher = _voucher(client, token, _deal(client, key))
 
     body = assert_problem(_redeem(client, key, code), 400, field="code")
@@ -205,7 +185,7 @@ def test_a_malformed_code_is_400_naming_code(code: str, client: FlaskClient, eng
 )
 def test_a_malformed_code_is_told_the_allowed_format(code: str, client: FlaskClient) -> None:
     """docs/deals.md: wrong length or letters is a 400 naming code *with the allowed format*."""
-    _, key = _merchant(client, "A")
+    _, key = make_merchant(client, name="A", category="cafe")
 
     body = assert_problem(_redeem(client, key, code), 400, field="code")
 
@@ -213,14 +193,14 @@ def test_a_malformed_code_is_told_the_allowed_format(code: str, client: FlaskCli
 
 
 def test_a_body_without_a_code_is_400(client: FlaskClient) -> None:
-    _, key = _merchant(client, "A")
+    _, key = make_merchant(client, name="A", category="cafe")
 
-    assert_problem(client.post("/v1/merchant/vouchers/redeem", json={}, headers=_bearer(key)), 400, "code")
+    assert_problem(client.post("/v1/merchant/vouchers/redeem", json={}, headers=bearer(key)), 400, "code")
 
 
 def test_an_expired_voucher_is_409_and_stays_unredeemed(client: FlaskClient, engine: Engine) -> None:
-    _, key = _merchant(client, "A")
-    token = _user(client)
+    _, key = make_merchant(client, name="A", category="cafe")
+    token = make_user(client)[1]
     voucher = _voucher(client, token, _deal(client, key))
     past = datetime.now(UTC) - timedelta(minutes=5)
     with Session(engine) as session, session.begin():
@@ -233,16 +213,16 @@ def test_an_expired_voucher_is_409_and_stays_unredeemed(client: FlaskClient, eng
     assert datetime.fromisoformat(body["expires_at"]) == past
     held = _holder_view(client, token, voucher["id"])
     assert (held["status"], held["redeemed_at"]) == ("expired", None)
-    listed = client.get("/v1/me/vouchers?status=expired", headers=_bearer(token)).get_json()["items"]
+    listed = client.get("/v1/me/vouchers?status=expired", headers=bearer(token)).get_json()["items"]
     assert [v["id"] for v in listed] == [voucher["id"]]
     assert _events(engine, "redemption") == []
 
 
 def test_a_voucher_stays_redeemable_after_its_deal_ended(client: FlaskClient) -> None:
-    _, key = _merchant(client, "A")
+    _, key = make_merchant(client, name="A", category="cafe")
     deal_id = _deal(client, key)
-    voucher = _voucher(client, _user(client), deal_id)
-    assert client.post(f"/v1/merchant/deals/{deal_id}/end", headers=_bearer(key)).status_code == 200
+    voucher = _voucher(client, make_user(client)[1], deal_id)
+    assert client.post(f"/v1/merchant/deals/{deal_id}/end", headers=bearer(key)).status_code == 200
 
     response = _redeem(client, key, voucher["code"])
 
@@ -253,8 +233,8 @@ def test_a_voucher_stays_redeemable_after_its_deal_ended(client: FlaskClient) ->
 def test_two_counters_redeeming_at_once_get_one_200_and_one_409(
     app: OpenAPI, client: FlaskClient, engine: Engine
 ) -> None:
-    _, key = _merchant(client, "A")
-    voucher = _voucher(client, _user(client), _deal(client, key))
+    _, key = make_merchant(client, name="A", category="cafe")
+    voucher = _voucher(client, make_user(client)[1], _deal(client, key))
     start = threading.Barrier(4)
 
     def attempt(_: int) -> int:
@@ -271,9 +251,9 @@ def test_two_counters_redeeming_at_once_get_one_200_and_one_409(
 
 def test_the_redeem_rate_limit_counts_per_key(make_app: Callable[..., OpenAPI]) -> None:
     client = make_app(secret_key=SECRET, rate_limit_redeem="3/minute").test_client()
-    _, key_a = _merchant(client, "A")
-    _, key_b = _merchant(client, "B")
-    token = _user(client)
+    _, key_a = make_merchant(client, name="A", category="cafe")
+    _, key_b = make_merchant(client, name="B", category="cafe")
+    token = make_user(client)[1]
     voucher = _voucher(client, token, _deal(client, key_a))
     for guess in ["AAAA-AAAA-AAAA", "BBBB-BBBB-BBBB", "CCCC-CCCC-CCCC"]:
         assert _redeem(client, key_a, guess).status_code == 404
@@ -290,18 +270,18 @@ def test_the_redeem_rate_limit_counts_per_key(make_app: Callable[..., OpenAPI]) 
 
 
 def test_the_merchants_voucher_list(client: FlaskClient) -> None:
-    merchant_a, key_a = _merchant(client, "A")
-    _, key_b = _merchant(client, "B")
-    token = _user(client)
+    merchant_a, key_a = make_merchant(client, name="A", category="cafe")
+    _, key_b = make_merchant(client, name="B", category="cafe")
+    token = make_user(client)[1]
     deal_1, deal_2, deal_b = _deal(client, key_a), _deal(client, key_a, title="Tea"), _deal(client, key_b)
     v1 = _voucher(client, token, deal_1)
     v2 = _voucher(client, token, deal_2)
-    v3 = _voucher(client, _user(client), deal_1)
+    v3 = _voucher(client, make_user(client)[1], deal_1)
     _voucher(client, token, deal_b)
     assert _redeem(client, key_a, v1["code"]).status_code == 200
 
     def listed(query: str = "") -> list[tuple[int, str]]:
-        response = client.get(f"/v1/merchant/vouchers{query}", headers=_bearer(key_a))
+        response = client.get(f"/v1/merchant/vouchers{query}", headers=bearer(key_a))
         assert response.status_code == 200, response.get_data(as_text=True)
         items = response.get_json()["items"]
         for item in items:
@@ -318,11 +298,11 @@ def test_the_merchants_voucher_list(client: FlaskClient) -> None:
 
 
 def test_the_voucher_key_checks_the_holders_qr_payload(client: FlaskClient) -> None:
-    merchant_a, key_a = _merchant(client, "A")
-    merchant_b, key_b = _merchant(client, "B")
-    voucher = _voucher(client, _user(client), _deal(client, key_a))
-    served_a = client.get("/v1/merchant/voucher-key", headers=_bearer(key_a)).get_json()
-    served_b = client.get("/v1/merchant/voucher-key", headers=_bearer(key_b)).get_json()
+    merchant_a, key_a = make_merchant(client, name="A", category="cafe")
+    merchant_b, key_b = make_merchant(client, name="B", category="cafe")
+    voucher = _voucher(client, make_user(client)[1], _deal(client, key_a))
+    served_a = client.get("/v1/merchant/voucher-key", headers=bearer(key_a)).get_json()
+    served_b = client.get("/v1/merchant/voucher-key", headers=bearer(key_b)).get_json()
     assert (served_a["merchant_id"], served_b["merchant_id"]) == (merchant_a, merchant_b)
     key = base64.b64decode(served_a["voucher_key"], validate=True)
     other = base64.b64decode(served_b["voucher_key"], validate=True)
@@ -341,5 +321,5 @@ def test_the_voucher_key_checks_the_holders_qr_payload(client: FlaskClient) -> N
     parts[4] = code[:-1] + ("A" if code[-1] != "A" else "B")
     assert check_qr_payload(key, ".".join(parts)) is None
     # The key is stable across calls.
-    again = client.get("/v1/merchant/voucher-key", headers=_bearer(key_a)).get_json()
+    again = client.get("/v1/merchant/voucher-key", headers=bearer(key_a)).get_json()
     assert again["voucher_key"] == served_a["voucher_key"]

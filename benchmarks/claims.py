@@ -27,13 +27,11 @@ import hashlib
 import http.client
 import json
 import os
-import platform
 import random
 import re
 import secrets
 import shlex
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -46,23 +44,23 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psutil
-import psycopg
-import sqlalchemy
+from run_report import git_state, machine, ratio, write_section
+from scratch_database import reset_database
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
-from lbs import migrate
 from lbs.db import make_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/lbs_bench_claims"
 DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks-claims.md"
+# Packages whose versions the report states.
+VERSIONS_OF = ("gunicorn", "SQLAlchemy", "psycopg")
 MARKER_TABLE = "benchmark_claims"
 START_TIMEOUT_S = 90.0
 REQUEST_TIMEOUT_S = 60.0
@@ -70,54 +68,6 @@ SPOT = (60.1699, 24.9384)
 
 
 # -- database -----------------------------------------------------------------------------
-
-
-def libpq_url(url: str, database: str | None = None) -> str:
-    u = make_url(url).set(drivername="postgresql")
-    if database is not None:
-        u = u.set(database=database)
-    return u.render_as_string(hide_password=False)
-
-
-def _refuse_foreign(tables: set[str], where: str) -> None:
-    if tables and MARKER_TABLE not in tables:
-        raise SystemExit(f"{where} holds tables but was not made by this benchmark; refusing to reset it")
-
-
-def reset_database(url: str) -> None:
-    """Drop and re-create the benchmark's database, migrated, with the marker table."""
-    if make_url(url).get_backend_name() == "sqlite":
-        path = Path(make_url(url).database or "")
-        if not path.name or str(path) == ":memory:":
-            raise SystemExit("--database-url: a SQLite file is needed (workers are separate processes)")
-        if path.exists():
-            with sqlite3.connect(path) as conn:
-                _refuse_foreign({r[0] for r in conn.execute("SELECT name FROM sqlite_master")}, str(path))
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-    else:
-        name = make_url(url).database
-        if not name:
-            raise SystemExit("--database-url must name a database")
-        with psycopg.connect(libpq_url(url, "postgres"), autocommit=True) as admin:
-            exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if exists:
-            with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-                listed = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-                _refuse_foreign({r[0] for r in listed}, f"database {name}")
-        with psycopg.connect(libpq_url(url, "postgres"), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.execute(f'CREATE DATABASE "{name}"')
-    engine = make_engine(url)
-    try:
-        migrate.upgrade(engine)
-        with engine.begin() as conn:
-            conn.execute(text(f"CREATE TABLE {MARKER_TABLE} (created_at VARCHAR(40))"))
-            conn.execute(
-                text(f"INSERT INTO {MARKER_TABLE} VALUES (:t)"), {"t": datetime.now(UTC).isoformat()}
-            )
-    finally:
-        engine.dispose()
 
 
 @dataclass
@@ -402,7 +352,7 @@ def main() -> None:
         "git": git_state(),
     }
     print(f"resetting {make_url(args.database_url).render_as_string(hide_password=True)} ...", flush=True)
-    reset_database(args.database_url)
+    reset_database(args.database_url, MARKER_TABLE)
     engine = make_engine(args.database_url)
     facts["database"] = database_info(engine)
     rng = random.Random(args.seed)
@@ -488,38 +438,13 @@ def main() -> None:
     )
     print("\n" + doc)
     if args.output != "-":
-        write_section(Path(args.output), kind, doc)
+        write_section(Path(args.output), HEADER, kind, doc)
         print(f"written to {args.output} (section {kind})")
     if check.oversold or check.mismatched or check.users_over_limit or not all(consistency.values()):
         raise SystemExit("INCONSISTENT: see the check above")
 
 
 # -- report -------------------------------------------------------------------------------
-
-
-def git_state() -> str:
-    def git(*argv: str) -> str:
-        return subprocess.run(
-            ["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=30
-        ).stdout.strip()
-
-    dirty = git("status", "--porcelain", "--", "lbs")
-    return git("rev-parse", "--short", "HEAD") + (" with uncommitted changes in lbs/" if dirty else "")
-
-
-def machine() -> str:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (
-        f"nproc {len(os.sched_getaffinity(0))}, CPU {cpu}, RAM {ram:.0f} GiB, "
-        f"Python {platform.python_version()}, "
-        f"gunicorn {version('gunicorn')}, SQLAlchemy {sqlalchemy.__version__}, psycopg {psycopg.__version__}"
-    )
 
 
 def database_info(engine: Engine) -> str:
@@ -538,10 +463,6 @@ def database_info(engine: Engine) -> str:
             f"shared_buffers {show('shared_buffers')}, synchronous_commit {show('synchronous_commit')}, "
             f"fsync {show('fsync')}"
         )
-
-
-def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}" if b else "—"
 
 
 def render(
@@ -564,7 +485,7 @@ def render(
         facts["command"],
         "```",
         "",
-        f"{facts['when']}, commit {facts['git']}. {machine()}. {facts['database']}. "
+        f"{facts['when']}, commit {facts['git']}. {machine(*VERSIONS_OF)}. {facts['database']}. "
         f"gunicorn: {args['workers']} sync workers; client: {args['threads']} threads in this process, "
         "a fresh loopback connection per request.",
         "",
@@ -576,8 +497,8 @@ def render(
     def row(label: str, phase: Phase, claims_per_s: float | None) -> str:
         other = len(phase.replies) - phase.count(200, 201, 409)
         claims = "—" if claims_per_s is None else f"{claims_per_s:,.0f}"
-        r_users = "—" if claims_per_s is None else _ratio(claims_per_s, users_rps)
-        r_health = "—" if claims_per_s is None else _ratio(claims_per_s, healthz_rps)
+        r_users = "—" if claims_per_s is None else ratio(claims_per_s, users_rps)
+        r_health = "—" if claims_per_s is None else ratio(claims_per_s, healthz_rps)
         cut = " (time limit)" if phase.truncated else ""
         return (
             f"| {label}{cut} | {len(phase.replies)} | {phase.count(201)} | {phase.count(409)} | {other} "
@@ -654,24 +575,6 @@ and re-migrated first.
   the database share the cores, so the numbers are for comparing with the peers, not an
   absolute capacity.
 """
-
-_SECTIONS = ("postgresql", "sqlite")
-
-
-def write_section(path: Path, kind: str, section: str) -> None:
-    """Replace this kind's section of the report, keep the other one."""
-    existing = path.read_text() if path.exists() else ""
-    parts: dict[str, str] = {}
-    for name in _SECTIONS:
-        found = re.search(rf"<!-- BEGIN {name} -->\n(.*?)<!-- END {name} -->\n", existing, re.S)
-        if found:
-            parts[name] = found.group(1)
-    parts[kind] = section
-    body = [HEADER]
-    for name in _SECTIONS:
-        if name in parts:
-            body.append(f"<!-- BEGIN {name} -->\n{parts[name]}<!-- END {name} -->\n")
-    path.write_text("\n".join(body))
 
 
 if __name__ == "__main__":

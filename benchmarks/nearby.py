@@ -33,6 +33,8 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 from nearby_report import render, server_info
+from run_report import git_state
+from scratch_database import libpq_url
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -70,13 +72,6 @@ Engine = Callable[[float, float, float], tuple[list[int], int | None]]
 
 
 # -- data ---------------------------------------------------------------------------------
-
-
-def libpq_url(url: str, database: str | None = None) -> str:
-    u = make_url(url).set(drivername="postgresql")
-    if database is not None:
-        u = u.set(database=database)
-    return u.render_as_string(hide_password=False)
 
 
 @dataclass
@@ -337,20 +332,6 @@ def profile(engine: Engine, points: npt.NDArray[np.float64], radius_m: float, to
     header = next(i for i, line in enumerate(lines) if "ncalls" in line)
     total = next((line.strip() for line in lines if "function calls" in line), "")
     return "\n".join([total, *lines[header : header + top + 1]])
-
-
-def git_state() -> str:
-    """The commit measured, and whether lbs/ had uncommitted changes (others edit it concurrently)."""
-
-    def git(*argv: str) -> str:
-        return subprocess.run(
-            ["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=30
-        ).stdout.strip()
-
-    dirty = git("status", "--porcelain", "--", "lbs", "seed")
-    return git("rev-parse", "--short", "HEAD") + (
-        " with uncommitted changes in lbs/ or seed/" if dirty else ""
-    )
 
 
 def connect_postgis(conninfo: str, settings: dict[str, str]) -> psycopg.Connection[Any]:

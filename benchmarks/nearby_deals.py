@@ -31,19 +31,14 @@ import io
 import itertools
 import math
 import os
-import platform
 import pstats
-import re
 import secrets
 import shlex
-import sqlite3
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -51,12 +46,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 import psycopg
-import sqlalchemy
+from run_report import git_state, machine, ratio, write_section
+from scratch_database import libpq_url, reset_database
 from sqlalchemy import Engine, event, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from lbs import migrate
 from lbs.db import make_engine
 from lbs.geo.distance import EARTH_RADIUS_M, great_circle_m
 from lbs.models import Deal, Merchant
@@ -66,6 +61,8 @@ from seed.synthetic import generate_city, seed_city
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "sqlite:////tmp/lbs_bench_nearby_deals.sqlite3"
 DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks-nearby-deals.md"
+# Packages whose versions the report states.
+VERSIONS_OF = ("flask", "SQLAlchemy", "psycopg", "numpy", "h3")
 MARKER_TABLE = "benchmark_nearby_deals"
 RADII_M = (1_000.0, 5_000.0)
 LIMIT = 20
@@ -102,54 +99,6 @@ MODE_LABELS = {
 
 
 # -- database -----------------------------------------------------------------------------
-
-
-def libpq_url(url: str, database: str | None = None) -> str:
-    u = make_url(url).set(drivername="postgresql")
-    if database is not None:
-        u = u.set(database=database)
-    return u.render_as_string(hide_password=False)
-
-
-def _refuse_foreign(tables: set[str], where: str) -> None:
-    if tables and MARKER_TABLE not in tables:
-        raise SystemExit(f"{where} holds tables but was not made by this benchmark; refusing to reset it")
-
-
-def reset_database(url: str) -> None:
-    """Drop and re-create the benchmark's database, migrated, with the marker table."""
-    if make_url(url).get_backend_name() == "sqlite":
-        path = Path(make_url(url).database or "")
-        if not path.name or str(path) == ":memory:":
-            raise SystemExit("--database-url: a SQLite file is needed")
-        if path.exists():
-            with sqlite3.connect(path) as conn:
-                _refuse_foreign({r[0] for r in conn.execute("SELECT name FROM sqlite_master")}, str(path))
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-    else:
-        name = make_url(url).database
-        if not name:
-            raise SystemExit("--database-url must name a database")
-        with psycopg.connect(libpq_url(url, "postgres"), autocommit=True) as admin:
-            exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if exists:
-            with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-                listed = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-                _refuse_foreign({r[0] for r in listed}, f"database {name}")
-        with psycopg.connect(libpq_url(url, "postgres"), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.execute(f'CREATE DATABASE "{name}"')
-    engine = make_engine(url)
-    try:
-        migrate.upgrade(engine)
-        with engine.begin() as conn:
-            conn.execute(text(f"CREATE TABLE {MARKER_TABLE} (created_at VARCHAR(40))"))
-            conn.execute(
-                text(f"INSERT INTO {MARKER_TABLE} VALUES (:t)"), {"t": datetime.now(UTC).isoformat()}
-            )
-    finally:
-        engine.dispose()
 
 
 def default_at(now: datetime) -> datetime:
@@ -603,33 +552,6 @@ def capture_sql(app: Any, query: Query, lat: float, lon: float, radius_m: float)
 # -- report -------------------------------------------------------------------------------
 
 
-def git_state() -> str:
-    def git(*argv: str) -> str:
-        return subprocess.run(
-            ["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=30
-        ).stdout.strip()
-
-    dirty = git("status", "--porcelain", "--", "lbs", "seed")
-    return git("rev-parse", "--short", "HEAD") + (
-        " with uncommitted changes in lbs/ or seed/" if dirty else ""
-    )
-
-
-def machine() -> str:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (
-        f"nproc {len(os.sched_getaffinity(0))}, CPU {cpu}, RAM {ram:.0f} GiB, "
-        f"Python {platform.python_version()}, Flask {version('flask')}, SQLAlchemy {sqlalchemy.__version__}, "
-        f"psycopg {psycopg.__version__}, numpy {np.__version__}, h3 {version('h3')}"
-    )
-
-
 def database_info(url: str) -> str:
     engine = make_engine(url)
     try:
@@ -651,10 +573,6 @@ def database_info(url: str) -> str:
         engine.dispose()
 
 
-def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}" if b else "—"
-
-
 def render(
     facts: dict[str, Any],
     results: list[RadiusResult],
@@ -673,7 +591,7 @@ def render(
         facts["command"],
         "```",
         "",
-        f"{facts['when']}, commit {facts['git']}. {machine()}. {facts['database']}.",
+        f"{facts['when']}, commit {facts['git']}. {machine(*VERSIONS_OF)}. {facts['database']}.",
         "",
         f"- Data: {loaded.merchants:,} merchants (`seed.synthetic.seed_city`, seed {args['seed']}) loaded in "
         f"{loaded.load_s:.1f} s; {loaded.deals:,} published deals at {loaded.merchants_with_deals:,} "
@@ -701,8 +619,8 @@ def render(
                 f"| {run.mean_ms:.2f} | {run.percentile_ms(50):.2f} | {run.percentile_ms(99):.2f} "
                 f"| {np.mean(run.totals) if n else 0:,.1f} | {np.mean(run.items) if n else 0:.1f} "
                 f"| {np.mean(run.with_deal) if n else 0:.1f} "
-                f"| {'—' if is_peer else _ratio(run.qps, peer.qps)} "
-                f"| {'—' if is_peer else _ratio(run.mean_ms, peer.mean_ms)} |"
+                f"| {'—' if is_peer else ratio(run.qps, peer.qps)} "
+                f"| {'—' if is_peer else ratio(run.mean_ms, peer.mean_ms)} |"
             )
     out.append("")
     for result in results:
@@ -770,24 +688,6 @@ inserted rows (great-circle distances, windows evaluated on its own): totals, pa
 item within the radius with `deal.window.state == "now"` and the best discount.
 """
 
-_SECTIONS = ("postgresql", "sqlite")
-
-
-def write_section(path: Path, kind: str, section: str) -> None:
-    """Replace this kind's section of the report, keep the other one."""
-    existing = path.read_text() if path.exists() else ""
-    parts: dict[str, str] = {}
-    for name in _SECTIONS:
-        found = re.search(rf"<!-- BEGIN {name} -->\n(.*?)<!-- END {name} -->\n", existing, re.S)
-        if found:
-            parts[name] = found.group(1)
-    parts[kind] = section
-    body = [HEADER]
-    for name in _SECTIONS:
-        if name in parts:
-            body.append(f"<!-- BEGIN {name} -->\n{parts[name]}<!-- END {name} -->\n")
-    path.write_text("\n".join(body))
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(
@@ -825,7 +725,7 @@ def main() -> None:
         "at": at,
     }
     print(f"resetting {make_url(args.database_url).render_as_string(hide_password=True)} ...", flush=True)
-    reset_database(args.database_url)
+    reset_database(args.database_url, MARKER_TABLE)
     facts["database"] = database_info(args.database_url)
     facts["loaded"] = load(args.database_url, args.merchants, args.deal_share, now, at, args.seed)
     oracle = Oracle.build(args.database_url, at)
@@ -875,7 +775,7 @@ def main() -> None:
     doc = render(facts, results, checked, problems, profiles)
     print("\n" + doc)
     if args.output != "-":
-        write_section(Path(args.output), kind, doc)
+        write_section(Path(args.output), HEADER, kind, doc)
         print(f"written to {args.output} (section {kind})")
     if problems:
         raise SystemExit("INCORRECT: see the check above")

@@ -1,0 +1,63 @@
+"""What a benchmark report says about its run: commit, machine, ratios, and its section of a doc."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTIONS = ("postgresql", "sqlite")
+
+
+def git_state() -> str:
+    """The commit measured, and whether lbs/ or seed/ had uncommitted changes."""
+
+    def git(*argv: str) -> str:
+        return subprocess.run(
+            ["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=30
+        ).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "lbs", "seed")
+    return git("rev-parse", "--short", "HEAD") + (
+        " with uncommitted changes in lbs/ or seed/" if dirty else ""
+    )
+
+
+def machine(*packages: str) -> str:
+    """Cores, CPU, RAM, Python and the versions of the named packages."""
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    versions = "".join(f", {name} {version(name)}" for name in packages)
+    return (
+        f"nproc {len(os.sched_getaffinity(0))}, CPU {cpu}, RAM {ram:.0f} GiB, "
+        f"Python {platform.python_version()}{versions}"
+    )
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "—"
+
+
+def write_section(path: Path, header: str, kind: str, section: str) -> None:
+    """Replace this database kind's section of the report, keep the other one."""
+    existing = path.read_text() if path.exists() else ""
+    parts: dict[str, str] = {}
+    for name in SECTIONS:
+        found = re.search(rf"<!-- BEGIN {name} -->\n(.*?)<!-- END {name} -->\n", existing, re.S)
+        if found:
+            parts[name] = found.group(1)
+    parts[kind] = section
+    body = [header]
+    for name in SECTIONS:
+        if name in parts:
+            body.append(f"<!-- BEGIN {name} -->\n{parts[name]}<!-- END {name} -->\n")
+    path.write_text("\n".join(body))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from flask import Response, g, request
@@ -24,6 +25,7 @@ from lbs.db import make_engine, make_session_factory
 from lbs.secret_key import load_secret_key
 from lbs.services.events import record_events
 from lbs.services.nearby import LiveIndex
+from lbs.services.relevance import ModelHolder
 from lbs.services.revisions import CHANGED_FLAG
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
         live,
         load_secret_key(settings),
         RateLimits.from_settings(settings),
+        ModelHolder(Path(settings.model_dir), settings.model_reload_s),
     )
 
     register_error_handlers(app)

@@ -162,11 +162,53 @@ def evaluate(checkins: Path, pois: Path, radius_m: float, out: Path) -> None:
     """Offline evaluation on check-ins: the protocol of docs/recommender.md, every method."""
     from lbs.evaluation import plot, run, table
 
-    result = run(checkins, pois, radius_m)
+    result = run(checkins, pois, radius_m, progress=lambda step: click.echo(f"  {step}", err=True))
     out.write_text(json.dumps(result, indent=2) + "\n")
     plot(result, out.with_suffix(".png"))
     click.echo(table(result))
     click.echo(f"wrote {out} and {out.with_suffix('.png')}")
+
+
+@main.command()
+@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True, help="window of events")
+@click.option("--radius-m", type=click.FloatRange(min=1, max=50_000), default=2000, show_default=True)
+def train(days: int, radius_m: float) -> None:
+    """Train the ranking model on the event log; API workers pick it up within LBS_MODEL_RELOAD_S."""
+    from tqdm import tqdm
+
+    from lbs.training import train_from_events
+    from recommender import artifact
+    from recommender.training import NotEnoughHistory
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    steps = tqdm(total=4, unit="step", file=sys.stderr, disable=None)
+
+    def progress(step: str) -> None:
+        steps.set_description(step)
+        steps.update(1)
+
+    try:
+        with Session(engine) as session:
+            model = train_from_events(session, _now(), days, radius_m, progress=progress)
+    except NotEnoughHistory as exc:
+        raise SystemExit(f"not trained: {exc}") from None
+    finally:
+        steps.close()
+    path = artifact.save(model, Path(settings.model_dir), _now())
+    meta = model.meta
+    held_out = meta["metrics"]["held_out"]
+    distance = meta["metrics"]["held_out_distance"]
+    click.echo(
+        f"{meta['interactions']:,} interactions, {meta['users']:,} users, {meta['items']:,} merchants, "
+        f"{meta['validation_cases']:,} validation cases; {meta['train_seconds']:.1f} s"
+    )
+    click.echo(
+        f"held-out NDCG@10 ({held_out['cases']:,} cases): lbs {held_out['all']['ndcg@10']:.4f}, "
+        f"distance {distance['all']['ndcg@10']:.4f}; discovery: lbs "
+        f"{held_out['discovery']['ndcg@10']:.4f}, distance {distance['discovery']['ndcg@10']:.4f}"
+    )
+    click.echo(f"wrote {path}")
 
 
 @main.command("operator-token")

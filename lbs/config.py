@@ -34,6 +34,14 @@ class Settings:
     rate_limit_new_users: str = "30/minute"
     # memory:// counts per worker process; redis://host:6379 shares one count everywhere.
     rate_limit_storage: str = "memory://"
+    # Trained models (`lbs train` writes, workers read): a worker checks for a newer one at
+    # most every model_reload_s seconds, the documented delay before it is in use.
+    model_dir: str = "lbs-models"
+    model_reload_s: float = 10.0
+    # sort=relevance: a claimable deal adds rank_deal_weight x (0.5 + discount share) to
+    # the model's score; every round(1 / share)-th place goes to a merchant without history.
+    rank_deal_weight: float = 0.5
+    rank_exploration_share: float = 0.1
     log_level: str = "INFO"
     bind: str = "127.0.0.1:8000"
     workers: int = 2

@@ -15,16 +15,16 @@ import numpy as np
 
 from lbs.geo.distance import chord2_to_m
 from lbs.geo.h3index import NearbyIndex
-from recommender.als import AlsParams, train_als
+from recommender import training
 from recommender.baselines import (
     als_ranker,
     counts_matrix,
     distance_ranker,
+    lbs_ranker,
     own_frequency_ranker,
     popularity_ranker,
 )
 from recommender.evaluation import Checkins, FloatArray, IntArray, build_cases, evaluate, train_cutoff
-from recommender.interactions import Weighting, interaction_matrix
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,13 @@ def candidate_source(venues: Venues, radius_m: float) -> Any:
     return candidates
 
 
-def run(checkins_path: Path, pois_path: Path, radius_m: float) -> dict[str, Any]:
+def run(
+    checkins_path: Path,
+    pois_path: Path,
+    radius_m: float,
+    params: training.TrainParams | None = None,
+    progress: training.Progress | None = None,
+) -> dict[str, Any]:
     checkins = read_checkins(checkins_path)
     venues = read_venues(pois_path)
     known = np.isin(checkins.venues, venues.ids)
@@ -79,22 +85,25 @@ def run(checkins_path: Path, pois_path: Path, radius_m: float) -> dict[str, Any]
     cutoff = train_cutoff(checkins.times)
     train = checkins.subset(checkins.times < cutoff)
 
+    candidates = candidate_source(venues, radius_m)
     started = time.perf_counter()
+    model = training.train(
+        training.Interactions.visits_only(train.users, train.venues, train.times),
+        candidates,
+        params,
+        progress,
+    )
+    train_seconds = time.perf_counter() - started
     counts = counts_matrix(train, shape)
     popularity = np.asarray(counts.sum(axis=0)).ravel()
-    matrix = interaction_matrix(
-        train.users, train.venues, np.full(len(train), "visit"), train.times, cutoff, shape,
-        Weighting(half_life_days=None),
-    )  # fmt: skip
-    model = train_als(matrix, AlsParams())
-    train_seconds = time.perf_counter() - started
 
-    found = build_cases(checkins, cutoff, candidate_source(venues, radius_m))
+    found = build_cases(checkins, cutoff, candidates)
     rankers = {
         "distance": distance_ranker(),
         "popularity": popularity_ranker(popularity),
         "own_frequency": own_frequency_ranker(counts, popularity),
         "als": als_ranker(model),
+        "lbs": lbs_ranker(model, checkins),
     }
     result = evaluate(found.cases, rankers)
     considered = found.test_checkins

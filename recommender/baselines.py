@@ -1,12 +1,13 @@
-"""The evaluation's reference rankings: distance, popularity, own frequency, ALS alone."""
+"""The evaluation's rankings: distance, popularity, own frequency, ALS alone, and lbs."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from recommender.als import AlsModel
 from recommender.evaluation import Case, Checkins, FloatArray, Ranker
+from recommender.model import Model
+from recommender.training import histories
 
 # Own counts are whole numbers: scaling them past any popularity makes popularity a tie-break.
 _TIE_BREAK = 1e-9
@@ -45,8 +46,30 @@ def own_frequency_ranker(own: csr_matrix, popularity: FloatArray) -> Ranker:
     return rank
 
 
-def als_ranker(model: AlsModel) -> Ranker:
+def als_ranker(model: Model) -> Ranker:
+    """The ALS score alone (0 for a venue the model has not seen)."""
+
     def rank(case: Case) -> FloatArray:
-        return model.scores(case.user, case.candidates).astype(np.float64)
+        row = model.user_row(case.user)
+        columns = model.columns(case.candidates)
+        known = columns >= 0
+        scores = np.zeros(len(columns))
+        if row is not None:
+            scores[known] = model.signals.als.scores(row, columns[known])
+        return scores
+
+    return rank
+
+
+def lbs_ranker(model: Model, checkins: Checkins) -> Ranker:
+    """The project's ranking, through Model.score as /v1/nearby calls it: the user's own
+    check-ins strictly before the case are its history."""
+    history = histories(checkins.users, model.columns(checkins.venues), checkins.times)
+
+    def rank(case: Case) -> FloatArray:
+        before = history[case.user].before(case.time)
+        return model.score(
+            case.user, before, case.origin, case.candidates, case.distances_m, case.time
+        ).scores
 
     return rank

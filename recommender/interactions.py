@@ -26,8 +26,9 @@ class Weighting:
     """How interactions become one number per (user, item)."""
 
     kinds: Mapping[str, float] = field(default_factory=_default_weights)
-    # Days after which an interaction counts half; None: no decay.
-    half_life_days: float | None = 90.0
+    # Days after which an interaction counts half; None: no decay. On foursquare-us a
+    # 90-day half-life halved ALS alone (NDCG@10 0.418 -> 0.215): old habits still count.
+    half_life_days: float | None = None
     # log1p of the decayed sum, so that the hundredth visit adds less than the second.
     log_scale: bool = True
 

@@ -13,6 +13,7 @@ from lbs.api.ratelimits import RateLimits
 from lbs.config import Settings
 from lbs.db import BEGIN_IMMEDIATE
 from lbs.services.nearby import LiveIndex
+from lbs.services.relevance import ModelHolder
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Runtime:
     live_index: LiveIndex
     secret_key: bytes
     rate_limits: RateLimits
+    models: ModelHolder
 
 
 def runtime() -> Runtime:

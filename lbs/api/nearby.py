@@ -16,7 +16,7 @@ from lbs.categories import Category
 from lbs.config import MAX_LIMIT, MAX_RADIUS_M
 from lbs.services import events
 from lbs.services.deal_schedule import Instant
-from lbs.services.nearby import NearbyQuery, page_to_geojson, search_nearby
+from lbs.services.nearby import NearbyQuery, Ranking, page_to_geojson, search_nearby
 
 bp = APIBlueprint("nearby", __name__, url_prefix="/v1", abp_tags=[Tag(name="nearby")])
 GEOJSON = "application/geo+json"
@@ -48,7 +48,8 @@ class NearbyParams(QueryModel):
     )
     sort: Literal["relevance", "distance", "deal_ending"] = Field(
         "relevance",
-        description="relevance falls back to distance until the recommender lands; "
+        description="relevance: ranked for the user (bearer token) at this place and hour, with "
+        "reasons, once a model is trained (`lbs train`), else distance; distance: nearest first; "
         "deal_ending: soonest-ending claimable deal first (implies has_deal)",
     )
     has_deal: bool = Field(False, description="only merchants with a deal claimable at `at`")
@@ -60,9 +61,10 @@ class NearbyParams(QueryModel):
 def nearby(query: NearbyParams) -> Response:
     """Active merchants within radius_m of (lat, lon): exact, nearest first, ties by id, with deals."""
     user_id = optional_user()
+    rt = runtime()
     page = search_nearby(
         db_session(),
-        runtime().live_index,
+        rt.live_index,
         NearbyQuery(
             lat=query.lat,
             lon=query.lon,
@@ -73,7 +75,9 @@ def nearby(query: NearbyParams) -> Response:
             sort=query.sort,
             has_deal=query.has_deal,
             at=query.at or utc_now(),
+            user_id=user_id,
         ),
+        Ranking(rt.models, rt.settings.rank_deal_weight, rt.settings.rank_exploration_share),
     )
     if user_id is not None:  # written after the response, in its own transaction (lbs.app)
         shown = [(i.merchant["id"], None if i.deal is None else i.deal["id"]) for i in page.items]
@@ -88,9 +92,16 @@ def nearby(query: NearbyParams) -> Response:
     body = {
         "total": page.total,
         "ranking": page.ranking,
+        **({"model": page.model} if page.model else {}),
         "at": page.at.isoformat(),
         "items": [
-            {"merchant": i.merchant, "distance_m": i.distance_m, "deal": i.deal, "next_deal": i.next_deal}
+            {
+                "merchant": i.merchant,
+                "distance_m": i.distance_m,
+                "deal": i.deal,
+                "next_deal": i.next_deal,
+                **({"reasons": i.reasons} if i.reasons is not None else {}),
+            }
             for i in page.items
         ],
         "next_cursor": page.next_cursor,

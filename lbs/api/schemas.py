@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from lbs.api.problems import register_model
 
@@ -50,16 +50,27 @@ class MerchantOut(BaseModel):
     updated_at: str
 
 
+class ReasonOut(BaseModel):
+    """Why a result ranks where it does: a code (visited, category_habit, next_from_here,
+    popular, busy_now, new, deal, distance), its numbers, and the same in words."""
+
+    model_config = ConfigDict(extra="allow")
+    code: str
+    text: str
+
+
 class NearbyItemOut(BaseModel):
     merchant: MerchantOut
     distance_m: float
     deal: DealSummaryOut | None
     next_deal: DealSummaryOut | None
+    reasons: list[ReasonOut] | None = Field(None, description="sort=relevance with a model only")
 
 
 class NearbyPageOut(BaseModel):
     total: int
-    ranking: str
+    ranking: str = Field(description="relevance, distance or deal_ending: the order actually used")
+    model: str | None = Field(None, description="version of the model that ranked (relevance)")
     at: str
     items: list[NearbyItemOut]
     next_cursor: str | None

@@ -8,6 +8,7 @@ import hashlib
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,12 +24,14 @@ from lbs.errors import InvalidParameter, NotReady
 from lbs.geo.distance import chord2_to_m
 from lbs.geo.h3index import Cursor, NearbyHits, NearbyIndex
 from lbs.models import Merchant
+from lbs.services import relevance
 from lbs.services.deal_offers import MerchantOffer, NearOffer, best_offers, deal_summary, offers_near
 from lbs.services.deal_schedule import EARLIEST, LATEST
 from lbs.services.merchants import public_merchants
 from lbs.services.revisions import latest_revision
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_OFFSET = 1_000_000
 
 
 class LiveIndex:
@@ -146,6 +149,7 @@ class NearbyQuery:
     categories: tuple[str, ...] | None = None
     sort: str = "distance"
     has_deal: bool = False
+    user_id: int | None = None  # whose history sort=relevance reads (None: anonymous)
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,7 @@ class NearbyItem:
     distance_m: float
     deal: dict[str, Any] | None = None
     next_deal: dict[str, Any] | None = None
+    reasons: list[dict[str, Any]] | None = None  # sort=relevance only
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,7 @@ class NearbyPage:
     next_cursor: str | None
     ranking: str
     at: datetime
+    model: str | None = None  # the model version that ranked the page
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,7 @@ class PageCursor:
     id: int
     ends_us: int | None = None
     at_us: int | None = None
+    offset: int | None = None  # sort=relevance: how many results came before
 
 
 def _fingerprint(query: NearbyQuery) -> str:
@@ -181,13 +188,20 @@ def _fingerprint(query: NearbyQuery) -> str:
 
 
 def encode_cursor(
-    query: NearbyQuery, chord2: float, merchant_id: int, ends_us: int | None = None, at_us: int | None = None
+    query: NearbyQuery,
+    chord2: float,
+    merchant_id: int,
+    ends_us: int | None = None,
+    at_us: int | None = None,
+    offset: int | None = None,
 ) -> str:
     fields: dict[str, Any] = {"q": _fingerprint(query), "d": chord2.hex(), "i": merchant_id}
     if ends_us is not None:
         fields["e"] = ends_us
     if at_us is not None:
         fields["t"] = at_us
+    if offset is not None:
+        fields["o"] = offset
     raw = json.dumps(fields, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
@@ -200,6 +214,7 @@ def decode_cursor(query: NearbyQuery, token: str) -> PageCursor:
             int(raw["i"]),
             None if raw.get("e") is None else int(raw["e"]),
             None if raw.get("t") is None else int(raw["t"]),
+            None if raw.get("o") is None else int(raw["o"]),
         )
         fingerprint = raw["q"]
     except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
@@ -207,7 +222,9 @@ def decode_cursor(query: NearbyQuery, token: str) -> PageCursor:
             "cursor", "cursor is malformed; pass next_cursor from a previous page"
         ) from None
     instants = [us for us in (cursor.ends_us, cursor.at_us) if us is not None]
-    if any(not _micros(EARLIEST) <= us <= _micros(LATEST) for us in instants):
+    if any(not _micros(EARLIEST) <= us <= _micros(LATEST) for us in instants) or (
+        cursor.offset is not None and not 0 <= cursor.offset <= MAX_OFFSET
+    ):
         raise InvalidParameter("cursor", "cursor is malformed; pass next_cursor from a previous page")
     if fingerprint != _fingerprint(query) or (query.sort == "deal_ending") != (cursor.ends_us is not None):
         raise InvalidParameter(
@@ -221,8 +238,11 @@ def _micros(instant: datetime) -> int:
     return (instant - EPOCH) // timedelta(microseconds=1)
 
 
-def search_nearby(session: Session, live: LiveIndex, query: NearbyQuery) -> NearbyPage:
-    """One page of active merchants within the radius, nearest first, ties by id, with their deals."""
+def search_nearby(
+    session: Session, live: LiveIndex, query: NearbyQuery, ranking: Ranking | None = None
+) -> NearbyPage:
+    """One page of active merchants within the radius, with their deals: nearest first
+    (ties by id), or by relevance when ``ranking`` holds a model."""
     after = decode_cursor(query, query.cursor) if query.cursor else None
     at = query.at
     if query.has_deal or query.sort == "deal_ending":
@@ -231,6 +251,8 @@ def search_nearby(session: Session, live: LiveIndex, query: NearbyQuery) -> Near
     codes: Sequence[int] | None = None
     if query.categories is not None:
         codes = [CATEGORY_CODES[c] for c in query.categories]
+    if query.sort == "relevance" and ranking is not None and ranking.holder.get() is not None:
+        return _search_relevance(session, live, query, ranking, after, codes)
     # One extra hit tells whether another page exists.
     start = None if after is None else Cursor(after.chord2, after.id)
     found = live.query(query.lat, query.lon, query.radius_m, query.limit + 1, after=start, categories=codes)
@@ -251,14 +273,113 @@ def search_nearby(session: Session, live: LiveIndex, query: NearbyQuery) -> Near
     return NearbyPage(total=found.total, items=items, next_cursor=next_cursor, ranking="distance", at=at)
 
 
-def _item(merchant: dict[str, Any], distance_m: float, offer: MerchantOffer | None) -> NearbyItem:
+def _item(
+    merchant: dict[str, Any],
+    distance_m: float,
+    offer: MerchantOffer | None,
+    reasons: list[dict[str, Any]] | None = None,
+) -> NearbyItem:
     if offer is None:
-        return NearbyItem(merchant, distance_m)
+        return NearbyItem(merchant, distance_m, reasons=reasons)
     return NearbyItem(
         merchant,
         distance_m,
         None if offer.now is None else deal_summary(offer.now),
         None if offer.next is None else deal_summary(offer.next),
+        reasons,
+    )
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """What sort=relevance needs besides the index: the model, and the blend's knobs."""
+
+    holder: relevance.ModelHolder
+    deal_weight: float
+    exploration_share: float
+
+
+def _search_relevance(
+    session: Session,
+    live: LiveIndex,
+    query: NearbyQuery,
+    ranking: Ranking,
+    after: PageCursor | None,
+    codes: Sequence[int] | None,
+) -> NearbyPage:
+    """The nearest RERANK_CANDIDATES re-ranked for the user, then the rest by distance.
+
+    Pages are offsets into that order, taken at the first page's instant; the order is
+    recomputed per page, so it holds while the model and the user's history hold.
+    """
+    model = ranking.holder.get()
+    assert model is not None
+    offset = 0 if after is None or after.offset is None else after.offset
+    at = query.at if after is None or after.at_us is None else EPOCH + timedelta(microseconds=after.at_us)
+    wanted = max(relevance.RERANK_CANDIDATES, offset + query.limit + 1)
+    found = live.query(query.lat, query.lon, query.radius_m, wanted, categories=codes)
+    head = found.hits[: relevance.RERANK_CANDIDATES]
+    ids = [h.id for h in head]
+    distances = chord2_to_m([h.chord2 for h in head])
+    times: list[float] = []
+    visited: list[int] = []
+    if query.user_id is not None:
+        times, visited = relevance.user_history(session, query.user_id, at)
+    origin = relevance.origin_here(visited, ids, distances)
+    offers = best_offers(session, ids, at)
+    ranked = relevance.rank(
+        model,
+        query.user_id,
+        model.history(times, visited),
+        origin,
+        ids,
+        distances,
+        at,
+        offers,
+        ranking.deal_weight,
+        ranking.exploration_share,
+    )
+    order = [*ranked.order.tolist(), *range(len(head), len(found.hits))]
+    positions = order[offset : offset + query.limit]
+    page_ids = [found.hits[p].id for p in positions]
+    merchants = public_merchants(session, page_ids)
+    page_offers = {**offers, **best_offers(session, [i for i in page_ids if i not in offers], at)}
+    categories = relevance.merchant_categories(session, visited)
+    by_category = Counter(categories[m] for m in set(visited) if m in categories)
+    page_distances = chord2_to_m([found.hits[p].chord2 for p in positions]).round(2).tolist()
+    items = []
+    for p, distance_m in zip(positions, page_distances, strict=True):
+        merchant_id = found.hits[p].id
+        if merchant_id not in merchants:
+            continue
+        offer = page_offers.get(merchant_id)
+        why = (
+            relevance.reasons(
+                ranked,
+                p,
+                distance_m,
+                offer,
+                merchants[merchant_id]["category"],
+                dict(by_category),
+                ranking.holder.popular_at,
+            )
+            if p < len(head)
+            else relevance.distance_reason(distance_m)
+        )
+        items.append(_item(merchants[merchant_id], distance_m, offer, why))
+    next_cursor = None
+    if len(order) > offset + query.limit:
+        last = found.hits[positions[-1]]
+        next_cursor = encode_cursor(
+            query, last.chord2, last.id, at_us=_micros(at), offset=offset + query.limit
+        )
+    return NearbyPage(
+        total=found.total,
+        items=items,
+        next_cursor=next_cursor,
+        ranking="relevance",
+        at=at,
+        model=model.meta.get("version"),
     )
 
 

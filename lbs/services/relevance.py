@@ -1,0 +1,230 @@
+"""sort=relevance: the nearest candidates re-ranked by the recommender, with reasons.
+
+A worker holds the newest trained model (ModelHolder) and checks the model directory's
+CURRENT pointer at most every ``model_reload_s`` seconds: a model that `lbs train` wrote
+is in use everywhere within that delay, without a restart. Until a first model exists,
+relevance is distance.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lbs.categories import in_words
+from lbs.models import Event, Merchant
+from lbs.services.deal_offers import MerchantOffer
+from recommender import artifact
+from recommender.exploration import interleave
+from recommender.features import History
+from recommender.model import Model, Scored
+from recommender.training import VISIT_KINDS
+
+log = logging.getLogger(__name__)
+
+# The nearest this many are re-ranked; farther results follow in distance order.
+RERANK_CANDIDATES = 500
+# The most recent visits of a user that ranking reads.
+HISTORY_VISITS = 1000
+# Thresholds of the reasons shown (not of the ranking).
+POPULAR_QUANTILE = 0.9
+NEXT_SHARE = 0.05
+BUSY_HOUR_SHARE = 1.5  # x the venue's average hour
+# The user stands at their last visit when it is this close (the evaluation's "origin").
+ORIGIN_M = 200.0
+
+
+class ModelHolder:
+    """The newest model of a directory, re-read when its CURRENT pointer changes."""
+
+    def __init__(
+        self, directory: Path | None, reload_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.directory = directory
+        self.reload_s = reload_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._model: Model | None = None
+        self._path: Path | None = None
+        self._checked_at = float("-inf")
+        self._popular_at = 0.0
+
+    def get(self) -> Model | None:
+        if self.directory is None:
+            return None
+        if self._clock() - self._checked_at >= self.reload_s and self._lock.acquire(blocking=False):
+            try:  # one thread checks; the others keep the model they have meanwhile
+                self._checked_at = self._clock()
+                path = artifact.current(self.directory)
+                if path is not None and path != self._path:
+                    self._load(path)
+            finally:
+                self._lock.release()
+        return self._model
+
+    def _load(self, path: Path) -> None:
+        try:
+            model = artifact.load(path)
+        except artifact.ArtifactError as exc:
+            log.error("model not loaded, keeping the previous one: %s", exc)
+            return
+        known = model.signals.popularity[model.signals.popularity > 0]
+        self._popular_at = float(np.quantile(known, POPULAR_QUANTILE)) if len(known) else np.inf
+        self._model, self._path = model, path
+        log.info("model %s loaded", model.meta.get("version"))
+
+    @property
+    def popular_at(self) -> float:
+        """Visits from which a merchant is called popular (the top tenth)."""
+        return self._popular_at
+
+
+def user_history(session: Session, user_id: int, before: datetime) -> tuple[list[float], list[int]]:
+    """The user's most recent visits (visit and redemption events) before ``before``."""
+    rows = session.execute(
+        select(Event.occurred_at, Event.merchant_id)
+        .where(
+            Event.user_id == user_id,
+            Event.kind.in_(VISIT_KINDS),
+            Event.merchant_id.is_not(None),
+            Event.occurred_at < before,
+        )
+        .order_by(Event.occurred_at.desc(), Event.id.desc())
+        .limit(HISTORY_VISITS)
+    ).all()
+    latest_last = rows[::-1]
+    return [r[0].timestamp() for r in latest_last], [int(r[1] or 0) for r in latest_last]
+
+
+@dataclass(frozen=True)
+class Ranked:
+    order: npt.NDArray[np.int64]  # positions into the candidates, best first
+    scored: Scored | None
+    fresh: npt.NDArray[np.bool_]  # merchants the model has no history for
+
+
+def deal_boost(offer: MerchantOffer | None, weight: float) -> float:
+    """A claimable deal lifts a merchant by ``weight`` x (0.5 + its discount share)."""
+    if offer is None or offer.now is None:
+        return 0.0
+    return weight * (0.5 + min(max(offer.now.discount, 0.0), 1.0))
+
+
+def rank(
+    model: Model,
+    user_id: int | None,
+    history: History,
+    origin_id: int | None,
+    ids: Sequence[int],
+    distances_m: npt.NDArray[np.float64],
+    now: datetime,
+    offers: dict[int, MerchantOffer],
+    deal_weight: float,
+    exploration_share: float,
+) -> Ranked:
+    """Order candidates by the model's score plus the deal boost; merchants without
+    history get every exploration slot (recommender.exploration). ``origin_id`` is the
+    merchant the user stands at: their last visit, when it is this close."""
+    scored = model.score(user_id, history, origin_id, ids, distances_m, now.timestamp())
+    boost = np.array([deal_boost(offers.get(i), deal_weight) for i in ids])
+    total = scored.scores + boost
+    by_score = np.lexsort((np.asarray(ids), -total))
+    fresh = ~scored.known | (model.signals.popularity[np.where(scored.known, model.columns(ids), 0)] == 0)
+    return Ranked(interleave(by_score, fresh, exploration_share), scored, fresh)
+
+
+def origin_here(
+    visited: Sequence[int], ids: Sequence[int], distances_m: npt.NDArray[np.float64]
+) -> int | None:
+    """The user's last visit, if it is among the candidates within ORIGIN_M."""
+    if not visited:
+        return None
+    last = visited[-1]
+    for merchant_id, distance in zip(ids, distances_m.tolist(), strict=True):
+        if merchant_id == last:
+            return last if distance <= ORIGIN_M else None
+    return None
+
+
+def merchant_categories(session: Session, ids: Sequence[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = session.execute(select(Merchant.id, Merchant.category).where(Merchant.id.in_(set(ids))))
+    return {int(i): c for i, c in rows}
+
+
+def reasons(
+    ranked: Ranked,
+    at: int,
+    distance_m: float,
+    offer: MerchantOffer | None,
+    category: str,
+    visits_by_category: dict[str, int],
+    popular_at: float,
+) -> list[dict[str, Any]]:
+    """Why the candidate at position ``at`` ranks where it does: codes with their numbers,
+    and the same in words."""
+    out: list[dict[str, Any]] = []
+    scored = ranked.scored
+    if scored is not None:
+        visits = round(float(np.expm1(scored.value("own_visits")[at])))
+        if visits:
+            out.append({"code": "visited", "visits": visits, "text": _times("you've been here", visits)})
+        elif visits_by_category.get(category):
+            n = visits_by_category[category]
+            out.append(
+                {
+                    "code": "category_habit",
+                    "category": category,
+                    "visits": n,
+                    "text": f"you visited {in_words(category, n)} like this",
+                }
+            )
+        if scored.value("next_share")[at] >= NEXT_SHARE:
+            share = float(scored.value("next_share")[at])
+            out.append(
+                {"code": "next_from_here", "share": round(share, 3), "text": "people often go here next"}
+            )
+        popularity = float(np.expm1(scored.value("popularity")[at]))
+        if popularity >= popular_at:
+            out.append({"code": "popular", "visits": round(popularity), "text": "popular around here"})
+        if scored.value("hour_share")[at] >= np.log(BUSY_HOUR_SHARE) and scored.known[at]:
+            out.append({"code": "busy_now", "text": "busy at this hour"})
+    if ranked.fresh[at]:
+        out.append({"code": "new", "text": "new here: few visits yet"})
+    if offer is not None and offer.now is not None:
+        percent = round(100 * offer.now.discount)
+        until = offer.now.local(offer.now.ends_at or offer.now.deal.valid_until) or ""
+        out.append(
+            {
+                "code": "deal",
+                "deal_id": offer.now.deal.id,
+                "discount_pct": percent,
+                "ends_at": until,
+                "text": f"\N{MINUS SIGN}{percent} % until {until[11:16]}"
+                if percent
+                else f"deal until {until[11:16]}",
+            }
+        )
+    return [*out, *distance_reason(distance_m)]
+
+
+def distance_reason(distance_m: float) -> list[dict[str, Any]]:
+    metres = round(distance_m)
+    text = f"{metres} m" if metres < 1000 else f"{metres / 1000:.1f} km"
+    return [{"code": "distance", "metres": metres, "text": text}]
+
+
+def _times(what: str, n: int) -> str:
+    return f"{what} once" if n == 1 else f"{what} twice" if n == 2 else f"{what} {n} times"

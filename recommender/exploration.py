@@ -1,0 +1,49 @@
+"""Exploration slots: merchants without history are not buried under those with it.
+
+With share s, every round(1/s)-th position, starting half a period in (s = 0.1: the 5th,
+15th, 25th, ...), is an exploration slot: it takes the best-ranked merchant without
+history not yet placed, if any is left; every other position takes the best-ranked of
+all not yet placed. Order among fresh merchants, and among the rest, is kept.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+IntArray = npt.NDArray[np.int64]
+
+
+def interleave(order: npt.ArrayLike, fresh: npt.ArrayLike, share: float) -> IntArray:
+    """A permutation of ``order`` (positions, best first) with fresh ones in the slots.
+
+    ``fresh[p]`` says whether position p of the candidates has no history.
+    """
+    ranked = np.asarray(order, dtype=np.int64)
+    is_fresh = np.asarray(fresh, dtype=bool)
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"exploration share {share} is outside 0..1")
+    if share == 0.0 or not is_fresh[ranked].any():
+        return ranked
+    period = max(1, round(1.0 / share))
+    fresh_queue = [int(p) for p in ranked if is_fresh[p]]
+    placed: set[int] = set()
+    out: list[int] = []
+    rest = iter(ranked.tolist())
+    next_fresh = 0
+    for slot in range(len(ranked)):
+        if slot % period == period // 2 and next_fresh < len(fresh_queue):
+            while next_fresh < len(fresh_queue) and fresh_queue[next_fresh] in placed:
+                next_fresh += 1
+            if next_fresh < len(fresh_queue):
+                pick = fresh_queue[next_fresh]
+                next_fresh += 1
+                placed.add(pick)
+                out.append(pick)
+                continue
+        for p in rest:
+            if p not in placed:
+                placed.add(p)
+                out.append(p)
+                break
+    return np.asarray(out, dtype=np.int64)

@@ -1,0 +1,188 @@
+"""Per-candidate ranking features: one row per candidate, one column per FEATURES entry.
+
+Each feature has a documented direction (DIRECTION): +1 means a larger value may only
+raise a candidate's score, never lower it, all else equal; the combiner is trained with
+that constraint (ranker.py) and tests/recommender/test_ranker.py checks it. The same
+function serves the offline evaluation and /v1/nearby, so both rank by one code path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from recommender.signals import HOURS, FloatArray, IntArray, Signals, hour_of_day, row_values
+
+SECONDS_PER_DAY = 86_400.0
+RECENCY_DAYS = 30.0
+# Distances closer than this are all "here": GPS and a venue's footprint blur them.
+NEAR_M = 50.0
+# Laplace smoothing of an item's hour-of-day shares, in visits per hour.
+HOUR_PRIOR = 1.0
+
+FEATURES: tuple[str, ...] = (
+    "own_visits",  # log1p(the user's visits to the candidate)
+    "own_recency",  # exp(-days since the user's last visit there / 30), 0 if never
+    "own_next",  # log1p(the user's own moves origin -> candidate)
+    "closeness",  # -log(metres + 50)
+    "popularity",  # log1p(visits by everyone)
+    "newcomer_popularity",  # log1p(first visits by anyone: where newcomers go)
+    "affinity",  # ALS score of the user for the candidate, 0 without factors
+    "next_here",  # log1p(everyone's moves origin -> candidate)
+    "first_next_here",  # log1p(those moves that were a first visit)
+    "hour_share",  # log(24 x the candidate's smoothed share of visits at this hour)
+    "is_origin",  # 1 for the place the user stands at (their last visit)
+    "never_visited",  # 1 if the user has not been there
+    "explore",  # the user's share of first visits, smoothed: (firsts + 1) / (visits + 2)
+    "user_visits",  # log1p(the user's visits anywhere)
+    "recent_explore",  # share of first visits among the user's last 10 visits, smoothed
+    "hours_away",  # log1p(hours since the user's last visit anywhere)
+    "like_yours",  # max cosine of ALS item factors with another place the user visited
+    "own_at_this_hour",  # log1p(the user's visits there within an hour of this time of day)
+    "own_hours_since",  # log1p(hours since the user's last visit there), large if never
+    "next_share",  # share of everyone's moves from the origin that went to the candidate
+)
+# +1: more never lowers the score; 0: either way (learned freely).
+DIRECTION: dict[str, int] = {
+    "own_visits": 1,
+    "own_recency": 1,
+    "own_next": 1,
+    "closeness": 1,
+    "popularity": 1,
+    "newcomer_popularity": 1,
+    "affinity": 1,
+    "next_here": 1,
+    "first_next_here": 1,
+    "hour_share": 1,
+    "is_origin": 0,
+    "never_visited": 0,
+    "explore": 0,
+    "user_visits": 0,
+    "recent_explore": 0,
+    "hours_away": 0,
+    "like_yours": 1,
+    "own_at_this_hour": 1,
+    "own_hours_since": 0,
+    "next_share": 1,
+}
+NEVER_HOURS = 1e6
+RECENT = 10
+# The places a user visited that "like_yours" compares against: the most recent ones.
+LIKE_YOURS_PLACES = 50
+COLUMN = {name: i for i, name in enumerate(FEATURES)}
+
+
+@dataclass(frozen=True)
+class History:
+    """One user's visits, ascending in time."""
+
+    times: FloatArray
+    items: IntArray
+
+    @classmethod
+    def empty(cls) -> History:
+        return cls(np.empty(0, dtype=np.float64), np.empty(0, dtype=np.int64))
+
+    def before(self, t: float) -> History:
+        """The visits strictly before t."""
+        end = int(np.searchsorted(self.times, t, side="left"))
+        return History(self.times[:end], self.items[:end])
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    @property
+    def last(self) -> int | None:
+        return int(self.items[-1]) if len(self.items) else None
+
+
+def _lookup(keys: IntArray, values: npt.NDArray, wanted: IntArray, default: float) -> FloatArray:
+    """values[keys == w] for each w in wanted (keys sorted and unique), else default."""
+    out = np.full(len(wanted), default, dtype=np.float64)
+    if len(keys) == 0:
+        return out
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    found = keys[at] == wanted
+    out[found] = values[at[found]]
+    return out
+
+
+def features(
+    signals: Signals,
+    user_row: int | None,
+    history: History,
+    origin: int | None,
+    candidates: IntArray,
+    distances_m: FloatArray,
+    now_s: float,
+) -> npt.NDArray[np.float32]:
+    """The (candidates x FEATURES) matrix for one request.
+
+    ``user_row`` is the user's row in the ALS factors (None: no factors, e.g. a new or
+    anonymous user); ``history`` holds the user's visits before ``now_s`` (empty when
+    anonymous); ``origin`` is the item the user stands at, if any. Negative items
+    (unknown to the model, see Model.columns) get zero for every learned signal.
+    """
+    n = len(candidates)
+    x = np.zeros((n, len(FEATURES)), dtype=np.float32)
+    known = (candidates >= 0) & (candidates < signals.n_items)
+    items = np.where(known, candidates, 0)
+
+    visited, counts = np.unique(history.items, return_counts=True)
+    if len(history):
+        last_index = len(history) - 1 - np.unique(history.items[::-1], return_index=True)[1]
+        own = _lookup(visited, counts, candidates, 0.0)
+        last_time = _lookup(visited, history.times[last_index], candidates, np.nan)
+        age_days = np.maximum(now_s - last_time, 0.0) / SECONDS_PER_DAY
+        x[:, COLUMN["own_visits"]] = np.log1p(own)
+        x[:, COLUMN["own_recency"]] = np.where(own > 0, np.exp(-age_days / RECENCY_DAYS), 0.0)
+        x[:, COLUMN["own_hours_since"]] = np.log1p(np.where(own > 0, age_days * 24.0, NEVER_HOURS))
+        offset = (hour_of_day(history.times) - hour_of_day(now_s) + 1) % HOURS
+        near_hour, at_hour = np.unique(history.items[offset <= 2], return_counts=True)
+        x[:, COLUMN["own_at_this_hour"]] = np.log1p(_lookup(near_hour, at_hour, candidates, 0.0))
+        if origin is not None:
+            moved_to = history.items[1:][history.items[:-1] == origin]
+            targets, moves = np.unique(moved_to, return_counts=True)
+            x[:, COLUMN["own_next"]] = np.log1p(_lookup(targets, moves, candidates, 0.0))
+        x[:, COLUMN["never_visited"]] = own == 0
+    else:
+        x[:, COLUMN["never_visited"]] = 1.0
+        x[:, COLUMN["own_hours_since"]] = np.log1p(NEVER_HOURS)
+    x[:, COLUMN["explore"]] = (len(visited) + 1.0) / (len(history) + 2.0)
+    x[:, COLUMN["user_visits"]] = np.log1p(len(history))
+    if len(history):
+        recent = history.items[-RECENT:]
+        earlier = history.items[:-RECENT]
+        firsts = np.count_nonzero(~np.isin(recent, earlier)) - (len(recent) - len(np.unique(recent)))
+        x[:, COLUMN["recent_explore"]] = (firsts + 1.0) / (len(recent) + 2.0)
+        x[:, COLUMN["hours_away"]] = np.log1p(max(now_s - history.times[-1], 0.0) / 3600.0)
+        latest_first, at = np.unique(history.items[::-1], return_index=True)
+        places = latest_first[np.argsort(at)][:LIKE_YOURS_PLACES]
+        places = places[(places >= 0) & (places < signals.n_items)]
+        if len(places):
+            unit = signals.item_units
+            cosine = unit[items] @ unit[places].T
+            cosine[items[:, None] == places[None, :]] = -1.0
+            x[:, COLUMN["like_yours"]] = np.where(known, cosine.max(axis=1), 0.0)
+
+    x[:, COLUMN["closeness"]] = -np.log(np.asarray(distances_m, dtype=np.float64) + NEAR_M)
+    x[:, COLUMN["popularity"]] = np.where(known, np.log1p(signals.popularity[items]), 0.0)
+    x[:, COLUMN["newcomer_popularity"]] = np.where(known, np.log1p(signals.newcomers[items]), 0.0)
+    if user_row is not None and 0 <= user_row < signals.n_users:
+        x[:, COLUMN["affinity"]] = np.where(known, signals.als.scores(user_row, items), 0.0)
+    if origin is not None:
+        flows = row_values(signals.transitions, origin, items) * known.astype(np.float32)
+        x[:, COLUMN["next_here"]] = np.log1p(flows)
+        if 0 <= origin < signals.n_items:
+            x[:, COLUMN["next_share"]] = flows / max(signals.moves_from[origin], 1.0)
+        x[:, COLUMN["first_next_here"]] = np.log1p(
+            row_values(signals.first_transitions, origin, items) * known
+        )
+        x[:, COLUMN["is_origin"]] = candidates == origin
+    hour = int(hour_of_day(now_s))
+    hours = signals.hours[items]
+    share = (hours[:, hour] + HOUR_PRIOR) / (hours.sum(axis=1) + HOURS * HOUR_PRIOR)
+    x[:, COLUMN["hour_share"]] = np.where(known, np.log(share * HOURS), 0.0)
+    return x

@@ -1,0 +1,86 @@
+"""A trained model: signals and ranker over internal indices, plus the id maps around them.
+
+Callers speak their own ids (merchant and user ids); the model maps them to rows and
+columns, and an id it has never seen (a new merchant, a new user) maps to "unknown",
+for which every learned signal is zero: the cold-start path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from recommender.features import COLUMN, History, features
+from recommender.ranker import Ranker
+from recommender.signals import FloatArray, IntArray, Signals
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Scores of the candidates, with the features that produced them (for reasons)."""
+
+    scores: FloatArray
+    features: npt.NDArray[np.float32]
+    known: npt.NDArray[np.bool_]  # the model has seen the candidate (it has history)
+
+    def value(self, name: str) -> npt.NDArray[np.float32]:
+        return self.features[:, COLUMN[name]]
+
+
+@dataclass(frozen=True)
+class Model:
+    signals: Signals
+    ranker: Ranker
+    user_ids: IntArray  # external user id of each factor row, ascending
+    item_ids: IntArray  # external item id of each column, ascending
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def user_row(self, user_id: int | None) -> int | None:
+        if user_id is None:
+            return None
+        at = int(np.searchsorted(self.user_ids, user_id))
+        return at if at < len(self.user_ids) and self.user_ids[at] == user_id else None
+
+    def columns(self, item_ids: npt.ArrayLike) -> IntArray:
+        """Column of each item. An item the model has not seen gets -1 - id: negative,
+        so no learned signal applies, and still distinct, so own history still counts."""
+        ids = np.asarray(item_ids, dtype=np.int64)
+        at = np.searchsorted(self.item_ids, ids)
+        clipped = np.minimum(at, max(len(self.item_ids) - 1, 0))
+        found = (at < len(self.item_ids)) & (self.item_ids[clipped] == ids) if len(self.item_ids) else at < 0
+        return np.where(found, at, -1 - ids).astype(np.int64)
+
+    def history(self, times_s: npt.ArrayLike, item_ids: npt.ArrayLike) -> History:
+        """A user's visits (any ids) in internal columns, sorted by time."""
+        times = np.asarray(times_s, dtype=np.float64)
+        order = np.argsort(times, kind="stable")
+        return History(times[order], self.columns(item_ids)[order])
+
+    def score(
+        self,
+        user_id: int | None,
+        history: History,
+        origin_id: int | None,
+        candidate_ids: npt.ArrayLike,
+        distances_m: npt.ArrayLike,
+        now_s: float,
+    ) -> Scored:
+        """Score candidates for a user standing ``distances_m`` from each, at ``now_s``.
+
+        ``history`` comes from history() and holds visits before now_s only.
+        """
+        columns = self.columns(candidate_ids)
+        origin = None if origin_id is None else int(self.columns([origin_id])[0])
+        x = features(
+            self.signals,
+            self.user_row(user_id),
+            history,
+            origin,
+            columns,
+            np.asarray(distances_m, dtype=np.float64),
+            now_s,
+        )
+        return Scored(self.ranker.scores(x), x, columns >= 0)

@@ -1,0 +1,98 @@
+"""The combiner: LightGBM LambdaRank over the features, each constrained to its direction.
+
+Trained on the cases of a validation split (one group per case: the candidates, the
+visited one relevant), with the discovery cases weighted up so that a ranker that only
+replays habits is penalised. Monotone constraints (features.DIRECTION) keep every
+feature's effect in its documented direction, which the property tests check and which
+the reasons shown to users rely on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import lightgbm
+import numpy as np
+import numpy.typing as npt
+
+from recommender.features import DIRECTION, FEATURES
+
+
+@dataclass(frozen=True)
+class RankerParams:
+    # Measured on foursquare-us's validation split (docs/recommender.md): 2 x lifts the
+    # discovery cases' NDCG@10 by about a fifth for under 1 % of the overall.
+    discovery_weight: float = 2.0
+    rounds: int = 200
+    leaves: int = 15
+    learning_rate: float = 0.05
+    min_cases_in_leaf: int = 50
+    seed: int = 1
+    threads: int = 2
+
+
+@dataclass(frozen=True)
+class Ranker:
+    booster: lightgbm.Booster
+    params: RankerParams
+
+    def scores(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        """One score per row of a features() matrix, higher first."""
+        if len(x) == 0:
+            return np.empty(0)
+        return np.asarray(self.booster.predict(x, num_threads=1), dtype=np.float64)
+
+    def to_text(self) -> str:
+        return str(self.booster.model_to_string())
+
+    @classmethod
+    def from_text(cls, text: str, params: RankerParams) -> Ranker:
+        return cls(lightgbm.Booster(model_str=text), params)
+
+    def describe(self) -> dict[str, object]:
+        return {"trees": self.booster.num_trees(), **asdict(self.params)}
+
+
+def fit_ranker(
+    groups: Sequence[npt.NDArray[np.float32]],
+    relevant: Sequence[npt.NDArray[np.bool_]],
+    discovery: Sequence[bool],
+    params: RankerParams | None = None,
+) -> Ranker:
+    """Fit on cases: per case its features matrix, which rows were visited, and whether
+    the visit was a discovery (a first visit)."""
+    params = params or RankerParams()
+    if not groups:
+        raise ValueError("no cases to train the ranker on")
+    sizes = np.array([len(g) for g in groups])
+    weights = np.repeat(np.where(np.asarray(discovery), params.discovery_weight, 1.0), sizes)
+    data = lightgbm.Dataset(
+        np.vstack(groups),
+        np.concatenate(relevant).astype(np.int32),
+        group=sizes,
+        weight=weights,
+        feature_name=list(FEATURES),
+        params={"verbose": -1},
+    )
+    booster = lightgbm.train(
+        {
+            "objective": "lambdarank",
+            "lambdarank_truncation_level": 20,
+            "learning_rate": params.learning_rate,
+            "num_leaves": params.leaves,
+            "min_data_in_leaf": params.min_cases_in_leaf,
+            "monotone_constraints": [DIRECTION[f] for f in FEATURES],
+            "monotone_constraints_method": "advanced",
+            "feature_fraction": 0.8,
+            "bagging_fraction": 0.8,
+            "bagging_freq": 1,
+            "seed": params.seed,
+            "deterministic": True,
+            "num_threads": params.threads,
+            "verbose": -1,
+        },
+        data,
+        num_boost_round=params.rounds,
+    )
+    return Ranker(booster, params)

@@ -1,9 +1,12 @@
-"""The recommender: interactions -> CSR -> ALS -> scores. Pure: never imports lbs or flask.
+"""The recommender: interactions -> signals -> features -> a ranker. Pure: never imports lbs or flask.
 
 - ``interactions``: event weights, time decay and log scaling into a users x items matrix.
 - ``als``: implicit's ALS behind a factory that picks the backend once; numpy factors out.
-- ``metrics``: HR@k, NDCG@k and MRR for one relevant item per case.
-
-Re-ranking and the offline evaluation arrive with the rest of the Recommender issue; the
-API reports ranking="distance" meanwhile.
+- ``signals``: what a window teaches about places (popularity, newcomers, transitions,
+  hours, ALS); ``features``: one row per candidate, each feature with a direction.
+- ``ranker``: LightGBM LambdaRank over the features, monotone in each feature's direction.
+- ``training``: tune the ranker on a validation split of the window, refit the signals.
+- ``model`` and ``artifact``: id maps, scoring, the versioned file and its CURRENT pointer.
+- ``exploration``: slots for merchants without history.
+- ``evaluation``, ``baselines``, ``metrics``: the offline protocol (docs/recommender.md).
 """

@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import tempfile
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,7 @@ def load(path: Path) -> Model:
             )
             ranker = Ranker.from_text(arrays["ranker"].tobytes().decode(), ranker_params)
             return Model(signals, ranker, arrays["user_ids"], arrays["item_ids"], meta)
-    except (OSError, KeyError, ValueError, lightgbm.basic.LightGBMError) as exc:
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, lightgbm.basic.LightGBMError) as exc:
         if isinstance(exc, ArtifactError):
             raise
         raise ArtifactError(f"{path}: not a readable model ({type(exc).__name__}: {exc})") from exc

@@ -1,7 +1,7 @@
 """Exploration slots: merchants without history are not buried under those with it.
 
-With share s, every round(1/s)-th position, starting half a period in (s = 0.1: the 5th,
-15th, 25th, ...), is an exploration slot: it takes the best-ranked merchant without
+With share s, every round(1/s)-th position, starting half a period in (s = 0.1: the 6th,
+16th, 26th, ...), is an exploration slot: it takes the best-ranked merchant without
 history not yet placed, if any is left; every other position takes the best-ranked of
 all not yet placed. Order among fresh merchants, and among the rest, is kept.
 """

@@ -1,0 +1,160 @@
+"""sort=relevance through HTTP on both databases: a model trained from the event log by
+`lbs train`'s code ranks a user's own places first, with reasons; anonymous users and
+new merchants take the cold-start paths; pages hold together."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flask.testing import FlaskClient
+from flask_openapi3 import OpenAPI
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from lbs.services.events import record_events
+from lbs.training import train_from_events
+from recommender import artifact
+from recommender.synthetic import town
+from tests.deals_factory import bearer, make_user
+from tests.factories import merchant, seed
+
+START = datetime(2026, 8, 1, tzinfo=UTC)
+RADIUS_M = 3000
+
+
+def build_world(engine: Engine, client: FlaskClient) -> tuple[dict[int, list[int]], dict[int, str], datetime]:
+    """Town merchants and users in the database, their visits in the event log.
+
+    Returns each user's visited merchant ids (in order), their tokens, and the last visit's time."""
+    world = town(users=50, visits_per_user=40, start_s=START.timestamp())
+    rows = [
+        merchant(f"m{i}", float(lat), float(lon))
+        for i, lat, lon in zip(world.item_ids, world.lats, world.lons, strict=True)
+    ]
+    merchant_of = {int(i): s.id for i, s in zip(world.item_ids, seed(engine, rows), strict=True)}
+    tokens: dict[int, str] = {}
+    user_of: dict[int, int] = {}
+    for u in np.unique(world.users).tolist():
+        user_id, token = make_user(client)
+        user_of[u], tokens[user_id] = user_id, token
+    visits: dict[int, list[int]] = {}
+    events = []
+    for u, item, t in zip(world.users.tolist(), world.items.tolist(), world.times.tolist(), strict=True):
+        at = datetime.fromtimestamp(t, UTC)
+        visits.setdefault(user_of[u], []).append(merchant_of[item])
+        events.append(
+            {
+                "kind": "visit",
+                "source": "client",
+                "user_id": user_of[u],
+                "merchant_id": merchant_of[item],
+                "occurred_at": at,
+                "received_at": at,
+            }
+        )
+    with Session(engine) as session, session.begin():
+        record_events(session, events)
+    return visits, tokens, datetime.fromtimestamp(float(world.times[-1]), UTC)
+
+
+@pytest.fixture
+def trained(engine: Engine, make_app: Callable[..., OpenAPI], tmp_path: Path):  # type: ignore[no-untyped-def]
+    plain = make_app()
+    visits, tokens, last = build_world(engine, plain.test_client())
+    with Session(engine) as session:
+        model = train_from_events(session, last + timedelta(hours=1), days=365, radius_m=RADIUS_M)
+    path = artifact.save(model, tmp_path / "models")
+    app = make_app(model_dir=str(tmp_path / "models"), model_reload_s=0.0)
+    return app.test_client(), plain.test_client(), visits, tokens, last + timedelta(hours=2), path
+
+
+def nearby(
+    client: FlaskClient, lat: float, lon: float, at: datetime, token: str | None = None, **extra: object
+) -> dict:  # type: ignore[type-arg]
+    query = {"lat": lat, "lon": lon, "radius_m": RADIUS_M, "limit": 20, "at": at.isoformat(), **extra}
+    response = client.get("/v1/nearby", query_string=query, headers=bearer(token) if token else {})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()  # type: ignore[no-any-return]
+
+
+def test_a_user_with_history_gets_their_places_first_with_reasons(trained) -> None:  # type: ignore[no-untyped-def]
+    client, _, visits, tokens, at, path = trained
+    user_id = max(visits, key=lambda u: Counter(visits[u]).most_common(1)[0][1])
+    favourite, count = Counter(visits[user_id]).most_common(1)[0]
+    spot = client.get(f"/v1/merchants/{favourite}").get_json()
+    page = nearby(client, spot["lat"], spot["lon"], at, tokens[user_id])
+    assert page["ranking"] == "relevance" and page["model"] in path.name
+    top = [item["merchant"]["id"] for item in page["items"][:3]]
+    assert favourite in top
+    item = next(i for i in page["items"] if i["merchant"]["id"] == favourite)
+    codes = {r["code"]: r for r in item["reasons"]}
+    assert codes["visited"]["visits"] == count
+    assert codes["visited"]["text"].startswith("you've been here")
+    for result in page["items"]:
+        assert result["reasons"][-1]["code"] == "distance"
+        assert all(isinstance(r["text"], str) and r["text"] for r in result["reasons"])
+
+
+def test_relevance_differs_from_distance_for_a_user_with_history(trained) -> None:  # type: ignore[no-untyped-def]
+    client, _, visits, tokens, at, _ = trained
+    user_id = next(iter(visits))
+    spot = client.get(f"/v1/merchants/{visits[user_id][-1]}").get_json()
+    ranked = nearby(client, spot["lat"], spot["lon"], at, tokens[user_id])
+    by_distance = nearby(client, spot["lat"], spot["lon"], at, tokens[user_id], sort="distance")
+    assert by_distance["ranking"] == "distance" and "reasons" not in by_distance["items"][0]
+    assert [i["merchant"]["id"] for i in ranked["items"]] != [
+        i["merchant"]["id"] for i in by_distance["items"]
+    ]
+    assert ranked["total"] == by_distance["total"]
+
+
+def test_anonymous_requests_get_a_non_personal_ranking(trained) -> None:  # type: ignore[no-untyped-def]
+    client, _, visits, _, at, _ = trained
+    spot = client.get(f"/v1/merchants/{next(iter(visits.values()))[0]}").get_json()
+    page = nearby(client, spot["lat"], spot["lon"], at)
+    assert page["ranking"] == "relevance"
+    codes = {r["code"] for item in page["items"] for r in item["reasons"]}
+    assert not codes & {"visited", "category_habit"}
+    assert "popular" in codes
+
+
+def test_without_a_model_relevance_is_distance(trained) -> None:  # type: ignore[no-untyped-def]
+    _, plain, visits, tokens, at, _ = trained
+    user_id = next(iter(visits))
+    spot = plain.get(f"/v1/merchants/{visits[user_id][0]}").get_json()
+    page = nearby(plain, spot["lat"], spot["lon"], at, tokens[user_id])
+    assert page["ranking"] == "distance" and "model" not in page
+    distances = [i["distance_m"] for i in page["items"]]
+    assert distances == sorted(distances)
+
+
+def test_relevance_pages_cover_every_merchant_once(trained) -> None:  # type: ignore[no-untyped-def]
+    client, _, visits, tokens, at, _ = trained
+    user_id = next(iter(visits))
+    spot = client.get(f"/v1/merchants/{visits[user_id][0]}").get_json()
+    seen: list[int] = []
+    page = nearby(client, spot["lat"], spot["lon"], at, tokens[user_id])
+    total = page["total"]
+    while True:
+        seen += [i["merchant"]["id"] for i in page["items"]]
+        if page["next_cursor"] is None:
+            break
+        page = nearby(client, spot["lat"], spot["lon"], at, tokens[user_id], cursor=page["next_cursor"])
+    assert len(seen) == len(set(seen)) == total
+
+
+def test_a_merchant_without_history_gets_an_exploration_slot(trained, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    client, _, visits, tokens, at, _ = trained
+    user_id = next(iter(visits))
+    spot = client.get(f"/v1/merchants/{visits[user_id][0]}").get_json()
+    (fresh,) = seed(engine, [merchant("Brand new", spot["lat"] + 0.002, spot["lon"])])
+    page = nearby(client, spot["lat"], spot["lon"], at, tokens[user_id])
+    sixth = page["items"][5]
+    assert "new" in {r["code"] for r in sixth["reasons"]}
+    ids = [i["merchant"]["id"] for i in page["items"]]
+    assert fresh.id in ids

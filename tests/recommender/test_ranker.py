@@ -1,0 +1,128 @@
+"""The trained ranking: it learns a town's habits, each feature moves the score its
+documented way, cold starts score, and the model file round-trips atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recommender import artifact, training
+from recommender.exploration import interleave
+from recommender.features import COLUMN, DIRECTION, FEATURES, History
+from recommender.model import Model
+from recommender.ranker import RankerParams
+from recommender.synthetic import Town, town
+
+RADIUS_M = 3000.0
+
+
+@pytest.fixture(scope="module")
+def world() -> Town:
+    return town()
+
+
+@pytest.fixture(scope="module")
+def model(world: Town) -> Model:
+    data = training.Interactions.visits_only(world.users, world.items, world.times)
+    return training.train(
+        data, world.candidates_of(RADIUS_M), training.TrainParams(ranker=RankerParams(rounds=60))
+    )
+
+
+def test_the_ranking_learns_habits_far_better_than_distance(model: Model) -> None:
+    metrics = model.meta["metrics"]
+    assert metrics["held_out"]["cases"] >= 50
+    assert metrics["held_out"]["all"]["ndcg@10"] > metrics["held_out_distance"]["all"]["ndcg@10"] + 0.3
+
+
+def test_too_little_history_is_refused_with_the_count(world: Town) -> None:
+    few = training.Interactions.visits_only(world.users[:40], world.items[:40], world.times[:40])
+    with pytest.raises(training.NotEnoughHistory, match="at least 30"):
+        training.train(few, world.candidates_of(RADIUS_M))
+
+
+rows = st.lists(st.floats(-8, 8, allow_nan=False, width=32), min_size=len(FEATURES), max_size=len(FEATURES))
+
+
+@settings(max_examples=200, deadline=None)
+@given(row=rows, feature=st.sampled_from([f for f in FEATURES if DIRECTION[f] == 1]), step=st.floats(0.01, 5))
+def test_a_feature_with_direction_plus_one_never_lowers_the_score(
+    model: Model, row: list[float], feature: str, step: float
+) -> None:
+    x = np.asarray([row, row], dtype=np.float32)
+    x[1, COLUMN[feature]] += step
+    low, high = model.ranker.scores(x)
+    assert high >= low - 1e-12
+
+
+def test_visiting_a_place_more_raises_it(model: Model, world: Town) -> None:
+    """Own history through the whole path: more visits there, higher than before."""
+    candidates = world.item_ids[:10]
+    distances = np.full(10, 300.0)
+    now = float(world.times[-1]) + 3600
+    once = model.history([now - 86_400], [candidates[3]])
+    often = model.history(np.linspace(now - 30 * 86_400, now - 86_400, 6), [candidates[3]] * 6)
+    before = model.score(None, once, None, candidates, distances, now).scores[3]
+    after = model.score(None, often, None, candidates, distances, now).scores[3]
+    assert after > before
+
+
+def test_cold_start_scores_new_users_and_new_merchants(model: Model, world: Town) -> None:
+    new_merchant = int(world.item_ids.max()) + 1000
+    candidates = np.append(world.item_ids[:5], new_merchant)
+    scored = model.score(10**9, History.empty(), None, candidates, np.linspace(50, 900, 6), world.times[-1])
+    assert np.isfinite(scored.scores).all()
+    assert scored.known.tolist() == [True] * 5 + [False]
+    for learned in ("popularity", "affinity", "newcomer_popularity", "hour_share"):
+        assert scored.value(learned)[-1] == 0.0
+    assert (scored.value("affinity") == 0.0).all()  # no factors for an unknown user
+    assert (scored.value("never_visited") == 1.0).all()
+
+
+def test_a_new_merchant_the_user_visited_still_counts_as_visited(model: Model, world: Town) -> None:
+    new_a, new_b = int(world.item_ids.max()) + 1, int(world.item_ids.max()) + 2
+    history = model.history([1.0, 2.0], [new_a, new_a])
+    scored = model.score(None, history, None, [new_a, new_b], [100.0, 100.0], 10.0)
+    assert np.expm1(scored.value("own_visits")).round().tolist() == [2.0, 0.0]
+
+
+def test_the_artifact_round_trips_and_the_pointer_moves_atomically(
+    model: Model, world: Town, tmp_path: Path
+) -> None:
+    assert artifact.current(tmp_path) is None
+    first = artifact.save(model, tmp_path)
+    second = artifact.save(model, tmp_path)
+    assert first != second and artifact.current(tmp_path) == second
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["CURRENT", first.name, second.name])
+    loaded = artifact.load(second)
+    assert loaded.meta["version"] in second.name and loaded.meta["format"] == artifact.FORMAT
+    candidates, distances = world.candidates_of(RADIUS_M)(int(world.item_ids[0]))
+    history = model.history(world.times[world.users == 5], world.items[world.users == 5])
+    for user in (5, None):
+        expected = model.score(user, history, int(world.item_ids[0]), candidates, distances, 2e9).scores
+        got = loaded.score(user, history, int(world.item_ids[0]), candidates, distances, 2e9).scores
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_a_damaged_artifact_is_refused_not_half_loaded(tmp_path: Path) -> None:
+    path = tmp_path / "model-x.npz"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(artifact.ArtifactError, match="not a readable model"):
+        artifact.load(path)
+
+
+def test_exploration_slots_go_to_merchants_without_history() -> None:
+    order = np.arange(30)
+    fresh = np.zeros(30, dtype=bool)
+    fresh[[20, 25]] = True
+    mixed = interleave(order, fresh, 0.1).tolist()
+    assert sorted(mixed) == list(range(30))
+    assert mixed[5] == 20 and mixed[15] == 25  # the 6th and 16th places, best fresh first
+    assert [p for p in mixed if not fresh[p]] == [p for p in range(30) if not fresh[p]]
+    assert interleave(order, fresh, 0.0).tolist() == list(range(30))
+    with pytest.raises(ValueError, match=r"outside 0\.\.1"):
+        interleave(order, fresh, 1.5)

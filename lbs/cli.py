@@ -161,8 +161,12 @@ def seed_synthetic(count: int, rng_seed: int, if_empty: bool) -> None:
 def evaluate(checkins: Path, pois: Path, radius_m: float, out: Path) -> None:
     """Offline evaluation on check-ins: the protocol of docs/recommender.md, every method."""
     from lbs.evaluation import plot, run, table
+    from recommender.training import NotEnoughHistory
 
-    result = run(checkins, pois, radius_m, progress=lambda step: click.echo(f"  {step}", err=True))
+    try:
+        result = run(checkins, pois, radius_m, progress=lambda step: click.echo(f"  {step}", err=True))
+    except NotEnoughHistory as exc:
+        raise SystemExit(f"not evaluated: {exc}") from None
     out.write_text(json.dumps(result, indent=2) + "\n")
     plot(result, out.with_suffix(".png"))
     click.echo(table(result))

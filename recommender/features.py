@@ -130,9 +130,11 @@ def features(
     known = (candidates >= 0) & (candidates < signals.n_items)
     items = np.where(known, candidates, 0)
 
-    visited, counts = np.unique(history.items, return_counts=True)
+    # One pass over the history: distinct places (sorted), latest visit first per place.
+    visited, latest_at, counts = np.unique(history.items[::-1], return_index=True, return_counts=True)
+    factors = signals.als.item_factors[items]
     if len(history):
-        last_index = len(history) - 1 - np.unique(history.items[::-1], return_index=True)[1]
+        last_index = len(history) - 1 - latest_at
         own = _lookup(visited, counts, candidates, 0.0)
         last_time = _lookup(visited, history.times[last_index], candidates, np.nan)
         age_days = np.maximum(now_s - last_time, 0.0) / SECONDS_PER_DAY
@@ -147,31 +149,29 @@ def features(
             targets, moves = np.unique(moved_to, return_counts=True)
             x[:, COLUMN["own_next"]] = np.log1p(_lookup(targets, moves, candidates, 0.0))
         x[:, COLUMN["never_visited"]] = own == 0
-    else:
-        x[:, COLUMN["never_visited"]] = 1.0
-        x[:, COLUMN["own_hours_since"]] = np.log1p(NEVER_HOURS)
-    x[:, COLUMN["explore"]] = (len(visited) + 1.0) / (len(history) + 2.0)
-    x[:, COLUMN["user_visits"]] = np.log1p(len(history))
-    if len(history):
         recent = history.items[-RECENT:]
         earlier = history.items[:-RECENT]
         firsts = np.count_nonzero(~np.isin(recent, earlier)) - (len(recent) - len(np.unique(recent)))
         x[:, COLUMN["recent_explore"]] = (firsts + 1.0) / (len(recent) + 2.0)
         x[:, COLUMN["hours_away"]] = np.log1p(max(now_s - history.times[-1], 0.0) / 3600.0)
-        latest_first, at = np.unique(history.items[::-1], return_index=True)
-        places = latest_first[np.argsort(at)][:LIKE_YOURS_PLACES]
+        places = visited[np.argsort(latest_at)][:LIKE_YOURS_PLACES]
         places = places[(places >= 0) & (places < signals.n_items)]
         if len(places):
-            unit = signals.item_units
-            cosine = unit[items] @ unit[places].T
+            norms = signals.item_norms
+            cosine = (factors @ signals.als.item_factors[places].T) / np.outer(norms[items], norms[places])
             cosine[items[:, None] == places[None, :]] = -1.0
             x[:, COLUMN["like_yours"]] = np.where(known, cosine.max(axis=1), 0.0)
+    else:
+        x[:, COLUMN["never_visited"]] = 1.0
+        x[:, COLUMN["own_hours_since"]] = np.log1p(NEVER_HOURS)
+    x[:, COLUMN["explore"]] = (len(visited) + 1.0) / (len(history) + 2.0)
+    x[:, COLUMN["user_visits"]] = np.log1p(len(history))
 
     x[:, COLUMN["closeness"]] = -np.log(np.asarray(distances_m, dtype=np.float64) + NEAR_M)
     x[:, COLUMN["popularity"]] = np.where(known, np.log1p(signals.popularity[items]), 0.0)
     x[:, COLUMN["newcomer_popularity"]] = np.where(known, np.log1p(signals.newcomers[items]), 0.0)
     if user_row is not None and 0 <= user_row < signals.n_users:
-        x[:, COLUMN["affinity"]] = np.where(known, signals.als.scores(user_row, items), 0.0)
+        x[:, COLUMN["affinity"]] = np.where(known, factors @ signals.als.user_factors[user_row], 0.0)
     if origin is not None:
         flows = row_values(signals.transitions, origin, items) * known.astype(np.float32)
         x[:, COLUMN["next_here"]] = np.log1p(flows)
@@ -182,7 +182,6 @@ def features(
         )
         x[:, COLUMN["is_origin"]] = candidates == origin
     hour = int(hour_of_day(now_s))
-    hours = signals.hours[items]
-    share = (hours[:, hour] + HOUR_PRIOR) / (hours.sum(axis=1) + HOURS * HOUR_PRIOR)
+    share = (signals.hours[items, hour] + HOUR_PRIOR) / (signals.hour_totals[items] + HOURS * HOUR_PRIOR)
     x[:, COLUMN["hour_share"]] = np.where(known, np.log(share * HOURS), 0.0)
     return x

@@ -86,11 +86,14 @@ class Signals:
     als: AlsModel
 
     @cached_property
-    def item_units(self) -> npt.NDArray[np.float32]:
-        """ALS item factors scaled to unit length (cosine similarity by dot product)."""
-        factors = self.als.item_factors
-        norms = np.linalg.norm(factors, axis=1, keepdims=True)
-        return (factors / np.maximum(norms, 1e-9)).astype(np.float32)
+    def item_norms(self) -> npt.NDArray[np.float32]:
+        """Length of each item's ALS factors (floored: an all-zero row has cosine 0)."""
+        return np.maximum(np.linalg.norm(self.als.item_factors, axis=1), 1e-9).astype(np.float32)
+
+    @cached_property
+    def hour_totals(self) -> npt.NDArray[np.float32]:
+        """Visits per item over all hours."""
+        return self.hours.sum(axis=1)
 
     @cached_property
     def moves_from(self) -> npt.NDArray[np.float32]:

@@ -110,7 +110,7 @@ def user_history(session: Session, user_id: int, before: datetime) -> tuple[list
 @dataclass(frozen=True)
 class Ranked:
     order: npt.NDArray[np.int64]  # positions into the candidates, best first
-    scored: Scored | None
+    scored: Scored
     fresh: npt.NDArray[np.bool_]  # merchants the model has no history for
 
 
@@ -135,7 +135,7 @@ def rank(
 ) -> Ranked:
     """Order candidates by the model's score plus the deal boost; merchants without
     history get every exploration slot (recommender.exploration). ``origin_id`` is the
-    merchant the user stands at: their last visit, when it is this close."""
+    merchant the user stands at (origin_here)."""
     scored = model.score(user_id, history, origin_id, ids, distances_m, now.timestamp())
     boost = np.array([deal_boost(offers.get(i), deal_weight) for i in ids])
     total = scored.scores + boost
@@ -177,30 +177,28 @@ def reasons(
     and the same in words."""
     out: list[dict[str, Any]] = []
     scored = ranked.scored
-    if scored is not None:
-        visits = round(float(np.expm1(scored.value("own_visits")[at])))
-        if visits:
-            out.append({"code": "visited", "visits": visits, "text": _times("you've been here", visits)})
-        elif visits_by_category.get(category):
-            n = visits_by_category[category]
-            out.append(
-                {
-                    "code": "category_habit",
-                    "category": category,
-                    "visits": n,
-                    "text": f"you visited {in_words(category, n)} like this",
-                }
-            )
-        if scored.value("next_share")[at] >= NEXT_SHARE:
-            share = float(scored.value("next_share")[at])
-            out.append(
-                {"code": "next_from_here", "share": round(share, 3), "text": "people often go here next"}
-            )
-        popularity = float(np.expm1(scored.value("popularity")[at]))
-        if popularity >= popular_at:
-            out.append({"code": "popular", "visits": round(popularity), "text": "popular around here"})
-        if scored.value("hour_share")[at] >= np.log(BUSY_HOUR_SHARE) and scored.known[at]:
-            out.append({"code": "busy_now", "text": "busy at this hour"})
+    visits = round(float(np.expm1(scored.value("own_visits")[at])))
+    if visits:
+        out.append({"code": "visited", "visits": visits, "text": _times("you've been here", visits)})
+    elif visits_by_category.get(category):
+        n = visits_by_category[category]
+        out.append(
+            {
+                "code": "category_habit",
+                "category": category,
+                "visits": n,
+                "text": f"you visited {in_words(category, n)} like this",
+            }
+        )
+    if scored.value("next_share")[at] >= NEXT_SHARE:
+        share = float(scored.value("next_share")[at])
+        out.append({"code": "next_from_here", "share": round(share, 3), "text": "people often go here next"})
+    popularity = float(np.expm1(scored.value("popularity")[at]))
+    if popularity >= popular_at:
+        total = round(popularity)
+        out.append({"code": "popular", "visits": total, "text": f"popular: {total:,} visits"})
+    if scored.value("hour_share")[at] >= np.log(BUSY_HOUR_SHARE) and scored.known[at]:
+        out.append({"code": "busy_now", "text": "busy at this hour"})
     if ranked.fresh[at]:
         out.append({"code": "new", "text": "new here: few visits yet"})
     if offer is not None and offer.now is not None:

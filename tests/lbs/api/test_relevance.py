@@ -11,19 +11,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from flask.testing import FlaskClient
 from flask_openapi3 import OpenAPI
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from lbs.cli import main
 from lbs.services.events import record_events
 from lbs.training import train_from_events
 from recommender import artifact
 from recommender.synthetic import town
-from tests.deals_factory import bearer, make_user
+from tests.conftest import OPERATOR
+from tests.deals_factory import bearer, create_deal, deal_payload, make_user, transition
 from tests.factories import merchant, seed
 
-START = datetime(2026, 8, 1, tzinfo=UTC)
+# Visits over the ~60 days before a week ago, so that deals valid at the last visit are
+# still valid now (a deal cannot end in the past).
+START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=75)
 RADIUS_M = 3000
 
 
@@ -123,6 +128,13 @@ def test_anonymous_requests_get_a_non_personal_ranking(trained) -> None:  # type
     assert "popular" in codes
 
 
+def test_relevance_with_no_merchants_in_range_is_an_empty_page(trained) -> None:  # type: ignore[no-untyped-def]
+    client, _, visits, tokens, at, _ = trained
+    page = nearby(client, 10.0, 10.0, at, tokens[next(iter(visits))])
+    assert page["ranking"] == "relevance" and page["total"] == 0
+    assert page["items"] == [] and page["next_cursor"] is None
+
+
 def test_without_a_model_relevance_is_distance(trained) -> None:  # type: ignore[no-untyped-def]
     _, plain, visits, tokens, at, _ = trained
     user_id = next(iter(visits))
@@ -153,8 +165,61 @@ def test_a_merchant_without_history_gets_an_exploration_slot(trained, engine: En
     user_id = next(iter(visits))
     spot = client.get(f"/v1/merchants/{visits[user_id][0]}").get_json()
     (fresh,) = seed(engine, [merchant("Brand new", spot["lat"] + 0.002, spot["lon"])])
+    never_visited = {fresh.id} | {
+        m["merchant"]["id"] for m in nearby(client, spot["lat"], spot["lon"], at, limit=100)["items"]
+    } - {m for ms in visits.values() for m in ms}
+    page = nearby(client, spot["lat"], spot["lon"], at, tokens[user_id], limit=100)
+    new = [i for i, item in enumerate(page["items"]) if "new" in {r["code"] for r in item["reasons"]}]
+    assert {page["items"][i]["merchant"]["id"] for i in new} == never_visited
+    # The 6th, 16th, ... places go to them, as long as any is left.
+    assert new[: len(never_visited)][:3] == [5, 15, 25][: len(never_visited)]
+
+
+def test_a_live_deal_lifts_its_merchant_and_says_so(trained, make_app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    client, _, visits, tokens, at, _ = trained
+    user_id = next(iter(visits))
+    spot = client.get(f"/v1/merchants/{visits[user_id][0]}").get_json()
+    before = nearby(client, spot["lat"], spot["lon"], at, tokens[user_id])
+    target = before["items"][-1]["merchant"]["id"]  # ranked last on the first page
+    issued = client.post(f"/v1/merchants/{target}/api-keys", headers=OPERATOR)
+    key = issued.get_json()["api_key"]
+    body = deal_payload(at, kind="percent_off", list_price_minor=1000, deal_price_minor=600)
+    deal = create_deal(
+        client,
+        key,
+        **{k: body[k] for k in ("kind", "list_price_minor", "deal_price_minor", "valid_from", "valid_until")},
+    )
+    transition(client, key, deal["id"], "publish")
+
     page = nearby(client, spot["lat"], spot["lon"], at, tokens[user_id])
-    sixth = page["items"][5]
-    assert "new" in {r["code"] for r in sixth["reasons"]}
+    item = next(i for i in page["items"] if i["merchant"]["id"] == target)
+    (reason,) = [r for r in item["reasons"] if r["code"] == "deal"]
+    assert reason["deal_id"] == deal["id"] and reason["discount_pct"] == 40
+    assert reason["text"].startswith("\N{MINUS SIGN}40 % until ")
     ids = [i["merchant"]["id"] for i in page["items"]]
-    assert fresh.id in ids
+    assert ids.index(target) <= len(before["items"]) - 1
+
+    heavy = make_app(model_dir=str(tmp_path / "models"), model_reload_s=0.0, rank_deal_weight=100.0)
+    first = nearby(heavy.test_client(), spot["lat"], spot["lon"], at, tokens[user_id])["items"][0]
+    assert first["merchant"]["id"] == target
+
+
+def test_lbs_train_writes_a_model_from_the_event_log_and_prints_metrics(
+    engine: Engine, database_url: str, make_app: Callable[..., OpenAPI], tmp_path: Path
+) -> None:
+    env = {"LBS_DATABASE_URL": database_url, "LBS_MODEL_DIR": str(tmp_path / "models")}
+    refused = CliRunner().invoke(main, ["train"], env=env)
+    assert refused.exit_code == 1 and "not trained" in refused.output
+    assert artifact.current(tmp_path / "models") is None
+
+    build_world(engine, make_app().test_client())
+    result = CliRunner().invoke(main, ["train", "--radius-m", str(RADIUS_M)], env=env)
+    assert result.exit_code == 0, result.output
+    assert "held-out NDCG@10" in result.output and "validation cases" in result.output
+    written = artifact.current(tmp_path / "models")
+    assert written is not None and str(written) in result.output
+    meta = artifact.load(written).meta
+    assert meta["users"] == 50 and meta["interactions"] == 50 * 40 and meta["radius_m"] == RADIUS_M
+    assert (
+        meta["metrics"]["held_out"]["all"]["ndcg@10"] > meta["metrics"]["held_out_distance"]["all"]["ndcg@10"]
+    )

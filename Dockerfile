@@ -17,6 +17,8 @@
 #                              Unset: read from LBS_SECRET_KEY_FILE, created on first start (/data/lbs-secret.key)
 #   LBS_RATE_LIMIT_CLAIM, _REDEEM, _NEW_USERS   default 30/minute per user token / merchant key / address
 #   LBS_RATE_LIMIT_STORAGE     memory:// (per worker) or redis://host:6379 (shared)
+#   LBS_MODEL_DIR              where `lbs train` writes ranking models and workers read them (/data/lbs-models);
+#                              train with: docker run ... lbs lbs train   (workers reload within LBS_MODEL_RELOAD_S, 10 s)
 #   LBS_LOG_LEVEL              default INFO
 # To serve without seeding demo data, override the command:
 #   docker run ... lbs sh -c 'lbs db upgrade && exec lbs serve --bind 0.0.0.0:8000'
@@ -41,7 +43,7 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore
-# libgomp1: the OpenMP runtime that implicit (ALS) links when it was compiled in the build stage.
+# libgomp1: the OpenMP runtime that LightGBM (the ranker) and implicit (ALS) link.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libgomp1 \
  && rm -rf /var/lib/apt/lists/*
@@ -60,6 +62,7 @@ ENV LBS_DATABASE_URL=sqlite:////data/lbs.sqlite3 \
     LBS_OPERATOR_TOKEN_SHA256= \
     LBS_INDEX_REFRESH_S=1 \
     LBS_SECRET_KEY_FILE=/data/lbs-secret.key \
+    LBS_MODEL_DIR=/data/lbs-models \
     LBS_LOG_LEVEL=INFO
 
 EXPOSE 8000

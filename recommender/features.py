@@ -130,36 +130,48 @@ def features(
     known = (candidates >= 0) & (candidates < signals.n_items)
     items = np.where(known, candidates, 0)
 
-    # One pass over the history: distinct places (sorted), latest visit first per place.
-    visited, latest_at, counts = np.unique(history.items[::-1], return_index=True, return_counts=True)
-    factors = signals.als.item_factors[items]
+    # One pass over the history: distinct places (sorted), where each was first and last
+    # visited, how often, and which of them each candidate is (slot; -1: never visited).
+    visited, first_index, inverse, counts = np.unique(
+        history.items, return_index=True, return_inverse=True, return_counts=True
+    )
+    units = signals.item_units[items]  # ALS item factors at unit length
     if len(history):
-        last_index = len(history) - 1 - latest_at
-        own = _lookup(visited, counts, candidates, 0.0)
-        last_time = _lookup(visited, history.times[last_index], candidates, np.nan)
-        age_days = np.maximum(now_s - last_time, 0.0) / SECONDS_PER_DAY
+        n_visits = len(history)
+        last_index = np.empty(len(visited), dtype=np.int64)
+        last_index[inverse] = np.arange(n_visits)  # repeated slots: the last write wins
+        at = np.minimum(np.searchsorted(visited, candidates), len(visited) - 1)
+        slot = np.where(visited[at] == candidates, at, -1)
+        seen = slot >= 0
+        own = np.where(seen, counts[slot], 0)
+        age_days = np.maximum(now_s - history.times[last_index[slot]], 0.0) / SECONDS_PER_DAY
         x[:, COLUMN["own_visits"]] = np.log1p(own)
-        x[:, COLUMN["own_recency"]] = np.where(own > 0, np.exp(-age_days / RECENCY_DAYS), 0.0)
-        x[:, COLUMN["own_hours_since"]] = np.log1p(np.where(own > 0, age_days * 24.0, NEVER_HOURS))
+        x[:, COLUMN["own_recency"]] = np.where(seen, np.exp(-age_days / RECENCY_DAYS), 0.0)
+        x[:, COLUMN["own_hours_since"]] = np.log1p(np.where(seen, age_days * 24.0, NEVER_HOURS))
         offset = (hour_of_day(history.times) - hour_of_day(now_s) + 1) % HOURS
-        near_hour, at_hour = np.unique(history.items[offset <= 2], return_counts=True)
-        x[:, COLUMN["own_at_this_hour"]] = np.log1p(_lookup(near_hour, at_hour, candidates, 0.0))
+        at_hour = np.bincount(inverse[offset <= 2], minlength=len(visited))
+        x[:, COLUMN["own_at_this_hour"]] = np.log1p(np.where(seen, at_hour[slot], 0))
         if origin is not None:
             moved_to = history.items[1:][history.items[:-1] == origin]
             targets, moves = np.unique(moved_to, return_counts=True)
             x[:, COLUMN["own_next"]] = np.log1p(_lookup(targets, moves, candidates, 0.0))
-        x[:, COLUMN["never_visited"]] = own == 0
-        recent = history.items[-RECENT:]
-        earlier = history.items[:-RECENT]
-        firsts = np.count_nonzero(~np.isin(recent, earlier)) - (len(recent) - len(np.unique(recent)))
-        x[:, COLUMN["recent_explore"]] = (firsts + 1.0) / (len(recent) + 2.0)
+        x[:, COLUMN["never_visited"]] = ~seen
+        recent = min(RECENT, n_visits)
+        firsts = np.count_nonzero(first_index >= n_visits - recent)
+        x[:, COLUMN["recent_explore"]] = (firsts + 1.0) / (recent + 2.0)
         x[:, COLUMN["hours_away"]] = np.log1p(max(now_s - history.times[-1], 0.0) / 3600.0)
-        places = visited[np.argsort(latest_at)][:LIKE_YOURS_PLACES]
+        latest_first = np.argsort(-last_index)[:LIKE_YOURS_PLACES]
+        places = visited[latest_first]
         places = places[(places >= 0) & (places < signals.n_items)]
         if len(places):
-            norms = signals.item_norms
-            cosine = (factors @ signals.als.item_factors[places].T) / np.outer(norms[items], norms[places])
-            cosine[items[:, None] == places[None, :]] = -1.0
+            cosine = units @ signals.item_units[places].T
+            # A visited candidate is not "like" itself.
+            own_place = np.flatnonzero(seen)
+            column = {int(p): k for k, p in enumerate(places.tolist())}
+            for row in own_place.tolist():
+                k = column.get(int(candidates[row]))
+                if k is not None:
+                    cosine[row, k] = -1.0
             x[:, COLUMN["like_yours"]] = np.where(known, cosine.max(axis=1), 0.0)
     else:
         x[:, COLUMN["never_visited"]] = 1.0
@@ -171,7 +183,8 @@ def features(
     x[:, COLUMN["popularity"]] = np.where(known, np.log1p(signals.popularity[items]), 0.0)
     x[:, COLUMN["newcomer_popularity"]] = np.where(known, np.log1p(signals.newcomers[items]), 0.0)
     if user_row is not None and 0 <= user_row < signals.n_users:
-        x[:, COLUMN["affinity"]] = np.where(known, factors @ signals.als.user_factors[user_row], 0.0)
+        affinity = (units @ signals.als.user_factors[user_row]) * signals.item_norms[items]
+        x[:, COLUMN["affinity"]] = np.where(known, affinity, 0.0)
     if origin is not None:
         flows = row_values(signals.transitions, origin, items) * known.astype(np.float32)
         x[:, COLUMN["next_here"]] = np.log1p(flows)

@@ -8,6 +8,7 @@ for which every learned signal is zero: the cold-start path.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,18 @@ import numpy.typing as npt
 from recommender.features import COLUMN, History, features
 from recommender.ranker import Ranker
 from recommender.signals import FloatArray, IntArray, Signals
+
+# Model.columns uses an id-indexed array while ids stay below this many per item (plus slack).
+DENSE_IDS_PER_ITEM = 8
+DENSE_IDS_SLACK = 1_000_000
+
+
+def columns_in(sorted_ids: IntArray, ids: IntArray) -> IntArray:
+    """Position of each id in sorted_ids, or -1 - id where it is absent."""
+    at = np.searchsorted(sorted_ids, ids)
+    clipped = np.minimum(at, max(len(sorted_ids) - 1, 0))
+    found = (at < len(sorted_ids)) & (sorted_ids[clipped] == ids) if len(sorted_ids) else at < 0
+    return np.where(found, at, -1 - ids).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -45,13 +58,28 @@ class Model:
         return at if at < len(self.user_ids) and self.user_ids[at] == user_id else None
 
     def columns(self, item_ids: npt.ArrayLike) -> IntArray:
-        """Column of each item. An item the model has not seen gets -1 - id: negative,
+        """Column of each item (ids are non-negative). One the model has not seen gets -1 - id: negative,
         so no learned signal applies, and still distinct, so own history still counts."""
         ids = np.asarray(item_ids, dtype=np.int64)
-        at = np.searchsorted(self.item_ids, ids)
-        clipped = np.minimum(at, max(len(self.item_ids) - 1, 0))
-        found = (at < len(self.item_ids)) & (self.item_ids[clipped] == ids) if len(self.item_ids) else at < 0
-        return np.where(found, at, -1 - ids).astype(np.int64)
+        dense = self._dense_columns
+        if dense is None:
+            return columns_in(self.item_ids, ids)
+        inside = (ids >= 0) & (ids < len(dense))
+        found = np.where(inside, dense[np.where(inside, ids, 0)], -1)
+        return np.where(found >= 0, found, -1 - ids).astype(np.int64)
+
+    @cached_property
+    def _dense_columns(self) -> npt.NDArray[np.int32] | None:
+        """id -> column as an array indexed by id, when ids are dense enough to afford it
+        (a gather instead of a binary search per candidate)."""
+        if not len(self.item_ids) or self.item_ids[0] < 0:
+            return None
+        top = int(self.item_ids[-1])
+        if top > DENSE_IDS_PER_ITEM * len(self.item_ids) + DENSE_IDS_SLACK:
+            return None
+        dense = np.full(top + 1, -1, dtype=np.int32)
+        dense[self.item_ids] = np.arange(len(self.item_ids), dtype=np.int32)
+        return dense
 
     def history(self, times_s: npt.ArrayLike, item_ids: npt.ArrayLike) -> History:
         """A user's visits (any ids) in internal columns, sorted by time."""

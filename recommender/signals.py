@@ -91,6 +91,11 @@ class Signals:
         return np.maximum(np.linalg.norm(self.als.item_factors, axis=1), 1e-9).astype(np.float32)
 
     @cached_property
+    def item_units(self) -> npt.NDArray[np.float32]:
+        """ALS item factors scaled to unit length (cosine similarity by dot product)."""
+        return np.ascontiguousarray(self.als.item_factors / self.item_norms[:, None], dtype=np.float32)
+
+    @cached_property
     def hour_totals(self) -> npt.NDArray[np.float32]:
         """Visits per item over all hours."""
         return self.hours.sum(axis=1)

@@ -23,7 +23,7 @@ from recommender.evaluation import Case, Checkins, build_cases, rank_of, train_c
 from recommender.features import COLUMN, History, features
 from recommender.interactions import Weighting, interaction_matrix
 from recommender.metrics import summary
-from recommender.model import Model
+from recommender.model import Model, columns_in
 from recommender.ranker import RankerParams, fit_ranker
 from recommender.signals import FloatArray, IntArray, Signals, Visits
 
@@ -85,10 +85,7 @@ class _Space:
         return np.searchsorted(self.user_ids, users).astype(np.int64)
 
     def cols(self, items: IntArray) -> IntArray:
-        at = np.searchsorted(self.item_ids, items)
-        clipped = np.minimum(at, len(self.item_ids) - 1)
-        found = (at < len(self.item_ids)) & (self.item_ids[clipped] == items)
-        return np.where(found, at, -1 - items).astype(np.int64)
+        return columns_in(self.item_ids, items)
 
 
 def _fit_signals(

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from lbs.categories import in_words
 from lbs.models import Event, Merchant
-from lbs.services.deal_offers import MerchantOffer
+from lbs.services.deal_offers import MerchantOffer, stock_left
 from recommender import artifact
 from recommender.exploration import interleave
 from recommender.features import History
@@ -41,6 +41,9 @@ HISTORY_VISITS = 1000
 POPULAR_QUANTILE = 0.9
 NEXT_SHARE = 0.05
 BUSY_HOUR_SHARE = 1.5  # x the venue's average hour
+# A deal's lift grows when it ends within this, or when this share of its stock is left.
+ENDING_SOON = timedelta(hours=3)
+SCARCE_SHARE = 0.1
 # The user stands at their last visit when it is this close (the evaluation's "origin").
 ORIGIN_M = 200.0
 
@@ -114,11 +117,22 @@ class Ranked:
     fresh: npt.NDArray[np.bool_]  # merchants the model has no history for
 
 
-def deal_boost(offer: MerchantOffer | None, weight: float) -> float:
-    """A claimable deal lifts a merchant by ``weight`` x (0.5 + its discount share)."""
+def deal_boost(offer: MerchantOffer | None, weight: float, now: datetime) -> float:
+    """A deal claimable now lifts its merchant by ``weight`` x (0.5 + its discount share,
+    + 0.25 if it ends within ENDING_SOON, + 0.25 if SCARCE_SHARE or less of it is left)."""
     if offer is None or offer.now is None:
         return 0.0
-    return weight * (0.5 + min(max(offer.now.discount, 0.0), 1.0))
+    deal = offer.now.deal
+    ends = offer.now.ends_at or deal.valid_until
+    left = stock_left(deal)
+    lift = 0.5 + min(max(offer.now.discount, 0.0), 1.0)
+    lift += 0.25 if ends - now <= ENDING_SOON else 0.0
+    lift += (
+        0.25
+        if left is not None and deal.quantity_total and left <= SCARCE_SHARE * deal.quantity_total
+        else 0.0
+    )
+    return weight * lift
 
 
 def rank(
@@ -137,7 +151,7 @@ def rank(
     history get every exploration slot (recommender.exploration). ``origin_id`` is the
     merchant the user stands at (origin_here)."""
     scored = model.score(user_id, history, origin_id, ids, distances_m, now.timestamp())
-    boost = np.array([deal_boost(offers.get(i), deal_weight) for i in ids])
+    boost = np.array([deal_boost(offers.get(i), deal_weight, now) for i in ids])
     total = scored.scores + boost
     by_score = np.lexsort((np.asarray(ids), -total))
     fresh = ~scored.known | (model.signals.popularity[np.where(scored.known, model.columns(ids), 0)] == 0)

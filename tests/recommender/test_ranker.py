@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from recommender import artifact, training
 from recommender.exploration import interleave
 from recommender.features import COLUMN, DIRECTION, FEATURES, History
-from recommender.model import Model
+from recommender.model import Model, columns_in
 from recommender.ranker import RankerParams
 from recommender.synthetic import Town, town
 
@@ -126,3 +126,19 @@ def test_exploration_slots_go_to_merchants_without_history() -> None:
     assert interleave(order, fresh, 0.0).tolist() == list(range(30))
     with pytest.raises(ValueError, match=r"outside 0\.\.1"):
         interleave(order, fresh, 1.5)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    known=st.sets(st.integers(0, 5000), min_size=1, max_size=200),
+    asked=st.lists(st.integers(0, 20_000), max_size=50),
+)
+def test_the_id_to_column_map_agrees_with_binary_search(known: set[int], asked: list[int]) -> None:
+    ids = np.array(sorted(known), dtype=np.int64)
+    model = Model.__new__(Model)
+    object.__setattr__(model, "item_ids", ids)
+    queries = np.array(asked, dtype=np.int64)
+    got = model.columns(queries)
+    np.testing.assert_array_equal(got, columns_in(ids, queries))
+    for q, column in zip(queries.tolist(), got.tolist(), strict=True):
+        assert (ids[column] == q) if column >= 0 else (column == -1 - q and q not in known)

@@ -343,7 +343,8 @@ def _search_relevance(
     positions = order[offset : offset + query.limit]
     page_ids = [found.hits[p].id for p in positions]
     merchants = public_merchants(session, page_ids)
-    page_offers = {**offers, **best_offers(session, [i for i in page_ids if i not in offers], at)}
+    beyond_head = [i for p, i in zip(positions, page_ids, strict=True) if p >= len(head)]
+    page_offers = {**offers, **best_offers(session, beyond_head, at)}
     categories = relevance.merchant_categories(session, visited)
     by_category = Counter(categories[m] for m in set(visited) if m in categories)
     page_distances = chord2_to_m([found.hits[p].chord2 for p in positions]).round(2).tolist()

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from lbs.cli import main
+from lbs.services import relevance
 from lbs.services.events import record_events
 from lbs.training import train_from_events
 from recommender import artifact
@@ -223,3 +224,27 @@ def test_lbs_train_writes_a_model_from_the_event_log_and_prints_metrics(
     assert (
         meta["metrics"]["held_out"]["all"]["ndcg@10"] > meta["metrics"]["held_out_distance"]["all"]["ndcg@10"]
     )
+
+
+def test_beyond_the_re_ranked_head_results_follow_by_distance(
+    trained, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    client, _, visits, tokens, at, _ = trained
+    monkeypatch.setattr(relevance, "RERANK_CANDIDATES", 10)
+    user_id = next(iter(visits))
+    spot = client.get(f"/v1/merchants/{visits[user_id][0]}").get_json()
+    items: list[dict] = []  # type: ignore[type-arg]
+    page = nearby(client, spot["lat"], spot["lon"], at, tokens[user_id], limit=7)
+    while True:
+        items += page["items"]
+        if page["next_cursor"] is None:
+            break
+        page = nearby(
+            client, spot["lat"], spot["lon"], at, tokens[user_id], limit=7, cursor=page["next_cursor"]
+        )
+    ids = [i["merchant"]["id"] for i in items]
+    assert len(ids) == len(set(ids)) == page["total"]
+    head, tail = items[:10], items[10:]
+    assert max(i["distance_m"] for i in head) <= min(i["distance_m"] for i in tail)
+    assert [i["distance_m"] for i in tail] == sorted(i["distance_m"] for i in tail)
+    assert all([r["code"] for r in i["reasons"]] == ["distance"] for i in tail)

@@ -73,30 +73,43 @@ class Cases:
 CandidateSource = Callable[[int], tuple[IntArray, FloatArray]]
 
 
-def build_cases(checkins: Checkins, cutoff: float, candidates: CandidateSource) -> Cases:
-    """Steps 2 of the protocol: every test check-in becomes a case or a counted skip."""
+def build_cases(checkins: Checkins, cutoff: float, candidates: CandidateSource, every: int = 1) -> Cases:
+    """Steps 2 of the protocol: every test check-in becomes a case or a counted skip.
+
+    ``every`` > 1 keeps only every so-many-th test check-in (training on a big window
+    samples its validation cases this way; the evaluation protocol keeps all).
+    """
     result = Cases()
-    has_train = set(checkins.users[checkins.times < cutoff].tolist())
-    last_venue: dict[int, int] = {}
-    last_time: dict[int, float] = {}
-    seen: dict[int, set[int]] = {}
+    # Check-ins are sorted by time, so train is a prefix: its state (each user's last
+    # check-in, the (user, venue) pairs seen) is read off it at once.
+    start = int(np.searchsorted(checkins.times, cutoff, side="left"))
+    users, venues = checkins.users[:start], checkins.venues[:start]
+    has_train = set(np.unique(users).tolist())
+    span = int(checkins.venues.max(initial=0)) + 1
+    last_users, last_at = np.unique(users[::-1], return_index=True)
+    last_venue: dict[int, int] = dict(zip(last_users.tolist(), venues[::-1][last_at].tolist(), strict=True))
+    seen: set[int] = set(np.unique(users * span + venues).tolist())
     # Check-ins at the same instant are not "strictly earlier" than each other: a user's
     # previous venue is updated only once the time moves on.
-    pending: list[tuple[int, int, float]] = []
+    pending: list[tuple[int, int]] = []
     current = -np.inf
     for user, venue, time in zip(
-        checkins.users.tolist(), checkins.venues.tolist(), checkins.times.tolist(), strict=True
+        checkins.users[start:].tolist(),
+        checkins.venues[start:].tolist(),
+        checkins.times[start:].tolist(),
+        strict=True,
     ):
         if time != current:
-            for u, v, t in pending:
-                last_venue[u], last_time[u] = v, t
-                seen.setdefault(u, set()).add(v)
+            for u, v in pending:
+                last_venue[u] = v
+                seen.add(u * span + v)
             pending.clear()
             current = time
-        pending.append((user, venue, time))
-        if time < cutoff:
-            continue
+        pending.append((user, venue))
         result.test_checkins += 1
+        if (result.test_checkins - 1) % every:
+            result.skipped["sampled_out"] += 1
+            continue
         if user not in has_train:
             result.skipped["no_train_history"] += 1
             continue
@@ -111,7 +124,7 @@ def build_cases(checkins: Checkins, cutoff: float, candidates: CandidateSource) 
         if len(ids) < 2:
             result.skipped["fewer_than_2_candidates"] += 1
             continue
-        discovery = venue not in seen.get(user, set())
+        discovery = user * span + venue not in seen
         result.cases.append(Case(user, venue, time, origin, ids, distances, discovery))
     return result
 

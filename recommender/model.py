@@ -35,7 +35,7 @@ def columns_in(sorted_ids: IntArray, ids: IntArray) -> IntArray:
 class Scored:
     """Scores of the candidates, with the features that produced them (for reasons)."""
 
-    scores: FloatArray
+    scores: FloatArray  # the ranker's order: see Ranker.scores (boost included)
     features: npt.NDArray[np.float32]
     known: npt.NDArray[np.bool_]  # the model has seen the candidate (it has history)
 
@@ -95,10 +95,13 @@ class Model:
         candidate_ids: npt.ArrayLike,
         distances_m: npt.ArrayLike,
         now_s: float,
+        boost: npt.ArrayLike | None = None,
     ) -> Scored:
         """Score candidates for a user standing ``distances_m`` from each, at ``now_s``.
 
-        ``history`` comes from history() and holds visits before now_s only.
+        ``history`` comes from history() and holds visits before now_s only; ``boost``
+        is added to the model's score of each candidate (the API's deal lift) before the
+        ranker's cascade picks whom to score in full.
         """
         columns = self.columns(candidate_ids)
         origin = None if origin_id is None else int(self.columns([origin_id])[0])
@@ -111,4 +114,5 @@ class Model:
             np.asarray(distances_m, dtype=np.float64),
             now_s,
         )
-        return Scored(self.ranker.scores(x), x, columns >= 0)
+        extra = None if boost is None else np.asarray(boost, dtype=np.float64)
+        return Scored(self.ranker.scores(x, extra), x, columns >= 0)

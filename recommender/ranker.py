@@ -35,16 +35,43 @@ class RankerParams:
     threads: int = 2
 
 
+# Scoring cascade (Ranker.scores): the first trees pick this many rows for all the trees.
+CASCADE_TREES = 15
+CASCADE_KEEP = 100
+
+
 @dataclass(frozen=True)
 class Ranker:
     booster: lightgbm.Booster
     params: RankerParams
 
-    def scores(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-        """One score per row of a features() matrix, higher first."""
+    def scores(
+        self, x: npt.NDArray[np.float32], boost: npt.NDArray[np.float64] | None = None
+    ) -> npt.NDArray[np.float64]:
+        """One score per row of a features() matrix, plus ``boost`` if given; higher first.
+
+        A cascade, when there are more than CASCADE_KEEP rows: the first CASCADE_TREES
+        trees score every row; the CASCADE_KEEP best go on through the rest of the trees;
+        the others keep their first-stage order, below all of those.
+        """
+        extra = np.zeros(len(x)) if boost is None else np.asarray(boost, dtype=np.float64)
         if len(x) == 0:
             return np.empty(0)
-        return np.asarray(self.booster.predict(x, num_threads=1), dtype=np.float64)
+        if len(x) <= CASCADE_KEEP or self.booster.num_trees() <= CASCADE_TREES:
+            return self._predict(x, 0, None) + extra
+        first = self._predict(x, 0, CASCADE_TREES) + extra
+        keep = np.argpartition(-first, CASCADE_KEEP - 1)[:CASCADE_KEEP]
+        out = first.copy()
+        out[keep] += self._predict(x[keep], CASCADE_TREES, None)
+        rest = np.ones(len(x), dtype=bool)
+        rest[keep] = False
+        out[rest] -= first[rest].max() - out[keep].min() + 1.0
+        return out
+
+    def _predict(self, x: npt.NDArray[np.float32], first: int, count: int | None) -> npt.NDArray[np.float64]:
+        """Sum of ``count`` trees from ``first`` (all the rest when None), one thread."""
+        scores = self.booster.predict(x, start_iteration=first, num_iteration=count, num_threads=1)
+        return np.asarray(scores, dtype=np.float64)
 
     def to_text(self) -> str:
         return str(self.booster.model_to_string())

@@ -60,6 +60,9 @@ class TrainParams:
     weighting: Weighting = field(default_factory=Weighting)
     ranker: RankerParams = field(default_factory=RankerParams)
     validation_share: float = 0.1
+    # A bigger validation window is sampled evenly down to about this many visits
+    # (foursquare-us has about 15,000, all kept): cases cost features per candidate.
+    max_validation_visits: int = 20_000
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -67,6 +70,7 @@ class TrainParams:
             "weighting": {**asdict(self.weighting), "kinds": dict(self.weighting.kinds)},
             "ranker": asdict(self.ranker),
             "validation_share": self.validation_share,
+            "max_validation_visits": self.max_validation_visits,
         }
 
 
@@ -174,7 +178,8 @@ def train(
         return space.cols(np.asarray(ids, dtype=np.int64)), distances
 
     say("validation cases")
-    found = build_cases(Checkins.of(users, items, visit_times), until, candidates)
+    every = max(1, -(-int((visit_times >= until).sum()) // params.max_validation_visits))
+    found = build_cases(Checkins.of(users, items, visit_times), until, candidates, every)
     if len(found.cases) < MIN_VALIDATION_CASES:
         raise NotEnoughHistory(
             f"{len(found.cases)} validation cases (a visit after a visit within the radius); "

@@ -150,10 +150,9 @@ def rank(
     """Order candidates by the model's score plus the deal boost; merchants without
     history get every exploration slot (recommender.exploration). ``origin_id`` is the
     merchant the user stands at (origin_here)."""
-    scored = model.score(user_id, history, origin_id, ids, distances_m, now.timestamp())
     boost = np.array([deal_boost(offers.get(i), deal_weight, now) for i in ids])
-    total = scored.scores + boost
-    by_score = np.lexsort((np.asarray(ids), -total))
+    scored = model.score(user_id, history, origin_id, ids, distances_m, now.timestamp(), boost)
+    by_score = np.lexsort((np.asarray(ids), -scored.scores))
     fresh = ~scored.known | (model.signals.popularity[np.where(scored.known, model.columns(ids), 0)] == 0)
     return Ranked(interleave(by_score, fresh, exploration_share), scored, fresh)
 

@@ -65,3 +65,18 @@ def test_metrics_by_hand() -> None:
     discovery_ndcg = (2 / math.log2(4) + 1 / math.log2(3)) / 3
     assert result["discovery"]["methods"]["distance"]["ndcg@10"] == pytest.approx(discovery_ndcg)
     assert result["methods"]["distance"]["hr@10"] == 1.0
+
+
+def test_sampling_keeps_every_nth_test_checkin_and_the_state_of_all() -> None:
+    """Training samples a big validation window; a sampled-out check-in still counts as
+    the next one's previous check-in and as a visit for discovery."""
+    users, venues, times = zip(*ROWS, strict=True)
+    found = build_cases(Checkins.of(users, venues, times), CUTOFF, lambda origin: CANDIDATES[origin], every=2)
+    assert found.test_checkins == 7 and found.skipped["sampled_out"] == 3
+    everything = cases()
+    # Test check-ins in time order: 1st, 3rd, 5th and 7th are kept.
+    assert [(c.user, c.origin, c.venue, c.discovery) for c in found.cases] == [
+        (c.user, c.origin, c.venue, c.discovery)
+        for c in everything
+        if (c.user, c.venue) in {(1, 2), (5, 0), (1, 1)}
+    ]

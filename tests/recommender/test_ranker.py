@@ -14,7 +14,7 @@ from recommender import artifact, training
 from recommender.exploration import interleave
 from recommender.features import COLUMN, DIRECTION, FEATURES, History
 from recommender.model import Model, columns_in
-from recommender.ranker import RankerParams
+from recommender.ranker import CASCADE_KEEP, RankerParams
 from recommender.synthetic import Town, town
 
 RADIUS_M = 3000.0
@@ -142,3 +142,17 @@ def test_the_id_to_column_map_agrees_with_binary_search(known: set[int], asked: 
     np.testing.assert_array_equal(got, columns_in(ids, queries))
     for q, column in zip(queries.tolist(), got.tolist(), strict=True):
         assert (ids[column] == q) if column >= 0 else (column == -1 - q and q not in known)
+
+
+def test_the_cascade_keeps_the_order_of_full_scores_at_the_top(model: Model) -> None:
+    """More rows than the cascade keeps: its top rows are the full scores' top rows."""
+    rng = np.random.default_rng(6)
+    x = rng.normal(0, 3, (500, len(FEATURES))).astype(np.float32)
+    full = model.ranker.booster.predict(x, num_threads=1)
+    cascade = model.ranker.scores(x)
+    assert np.argmax(cascade) == np.argmax(full)
+    kept = np.argsort(-cascade)[:CASCADE_KEEP]
+    # Every kept row has its full score, and all kept rows rank above the others.
+    np.testing.assert_allclose(cascade[kept], full[kept], rtol=1e-12)
+    others = np.setdiff1d(np.arange(500), kept)
+    assert cascade[kept].min() > cascade[others].max()

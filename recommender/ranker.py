@@ -36,8 +36,8 @@ class RankerParams:
 
 
 # Scoring cascade (Ranker.scores): the first trees pick this many rows for all the trees.
-CASCADE_TREES = 15
-CASCADE_KEEP = 100
+CASCADE_TREES = 10
+CASCADE_KEEP = 50
 
 
 @dataclass(frozen=True)

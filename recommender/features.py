@@ -138,8 +138,8 @@ def features(
     units = signals.item_units[items]  # ALS item factors at unit length
     if len(history):
         n_visits = len(history)
-        last_index = np.empty(len(visited), dtype=np.int64)
-        last_index[inverse] = np.arange(n_visits)  # repeated slots: the last write wins
+        last_index = np.zeros(len(visited), dtype=np.int64)
+        np.maximum.at(last_index, inverse, np.arange(n_visits))
         at = np.minimum(np.searchsorted(visited, candidates), len(visited) - 1)
         slot = np.where(visited[at] == candidates, at, -1)
         seen = slot >= 0

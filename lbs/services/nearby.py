@@ -29,6 +29,7 @@ from lbs.services.deal_offers import MerchantOffer, NearOffer, best_offers, deal
 from lbs.services.deal_schedule import EARLIEST, LATEST
 from lbs.services.merchants import public_merchants
 from lbs.services.revisions import latest_revision
+from recommender.model import Model
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_OFFSET = 1_000_000
@@ -251,8 +252,9 @@ def search_nearby(
     codes: Sequence[int] | None = None
     if query.categories is not None:
         codes = [CATEGORY_CODES[c] for c in query.categories]
-    if query.sort == "relevance" and ranking is not None and ranking.holder.get() is not None:
-        return _search_relevance(session, live, query, ranking, after, codes)
+    model = ranking.holder.get() if query.sort == "relevance" and ranking is not None else None
+    if model is not None and ranking is not None:
+        return _search_relevance(session, live, query, model, ranking, after, codes)
     # One extra hit tells whether another page exists.
     start = None if after is None else Cursor(after.chord2, after.id)
     found = live.query(query.lat, query.lon, query.radius_m, query.limit + 1, after=start, categories=codes)
@@ -303,6 +305,7 @@ def _search_relevance(
     session: Session,
     live: LiveIndex,
     query: NearbyQuery,
+    model: Model,
     ranking: Ranking,
     after: PageCursor | None,
     codes: Sequence[int] | None,
@@ -312,8 +315,6 @@ def _search_relevance(
     Pages are offsets into that order, taken at the first page's instant; the order is
     recomputed per page, so it holds while the model and the user's history hold.
     """
-    model = ranking.holder.get()
-    assert model is not None
     offset = 0 if after is None or after.offset is None else after.offset
     at = query.at if after is None or after.at_us is None else EPOCH + timedelta(microseconds=after.at_us)
     wanted = max(relevance.RERANK_CANDIDATES, offset + query.limit + 1)

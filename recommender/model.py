@@ -37,7 +37,12 @@ class Scored:
 
     scores: FloatArray  # the ranker's order: see Ranker.scores (boost included)
     features: npt.NDArray[np.float32]
-    known: npt.NDArray[np.bool_]  # the model has seen the candidate (it has history)
+    columns: IntArray  # each candidate's column; negative: unknown to the model
+
+    @property
+    def known(self) -> npt.NDArray[np.bool_]:
+        """The model has seen the candidate (it has history)."""
+        return self.columns >= 0
 
     def value(self, name: str) -> npt.NDArray[np.float32]:
         return self.features[:, COLUMN[name]]
@@ -115,4 +120,4 @@ class Model:
             now_s,
         )
         extra = None if boost is None else np.asarray(boost, dtype=np.float64)
-        return Scored(self.ranker.scores(x, extra), x, columns >= 0)
+        return Scored(self.ranker.scores(x, extra), x, columns)

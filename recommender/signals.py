@@ -58,11 +58,12 @@ class Visits:
         mask[first] = True
         return mask
 
-    def steps(self) -> tuple[IntArray, IntArray, npt.NDArray[np.bool_]]:
-        """(from, to, to-is-a-first-visit) for each user's consecutive visits."""
+    def steps(self, first: npt.NDArray[np.bool_]) -> tuple[IntArray, IntArray, npt.NDArray[np.bool_]]:
+        """(from, to, to-is-a-first-visit) for each user's consecutive visits, given
+        first_visit() of these visits."""
         by_user = np.lexsort((np.arange(len(self)), self.users))  # time order kept per user
         users, items = self.users[by_user], self.items[by_user]
-        first = self.first_visit()[by_user]
+        first = first[by_user]
         same = users[1:] == users[:-1]
         return items[:-1][same], items[1:][same], first[1:][same]
 
@@ -126,7 +127,7 @@ class Signals:
         first = visits.first_visit()
         popularity = np.bincount(visits.items, minlength=n_items).astype(np.float32)
         newcomers = np.bincount(visits.items[first], minlength=n_items).astype(np.float32)
-        origins, nexts, next_first = visits.steps()
+        origins, nexts, next_first = visits.steps(first)
         hours = np.zeros((n_items, HOURS), dtype=np.float32)
         np.add.at(hours, (visits.items, hour_of_day(visits.times)), 1.0)
         return cls(

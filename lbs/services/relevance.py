@@ -153,7 +153,7 @@ def rank(
     boost = np.array([deal_boost(offers.get(i), deal_weight, now) for i in ids])
     scored = model.score(user_id, history, origin_id, ids, distances_m, now.timestamp(), boost)
     by_score = np.lexsort((np.asarray(ids), -scored.scores))
-    fresh = ~scored.known | (model.signals.popularity[np.where(scored.known, model.columns(ids), 0)] == 0)
+    fresh = ~scored.known | (model.signals.popularity[np.maximum(scored.columns, 0)] == 0)
     return Ranked(interleave(by_score, fresh, exploration_share), scored, fresh)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from lbs.categories import Category
 from lbs.models import Merchant
 from lbs.services.merchants import MerchantFields, import_merchants
+from recommender.synthetic import Town
 from tests.oracle import Points, destination
 
 CATEGORIES = [c.value for c in Category]
@@ -48,6 +49,15 @@ def seed(engine: Engine, rows: Sequence[MerchantFields]) -> list[Seeded]:
             name: merchant_id for name, merchant_id in session.execute(select(Merchant.name, Merchant.id))
         }
     return [Seeded(id_of[r.name], r.name, r.lat, r.lon, r.category.value, r.status) for r in rows]
+
+
+def seed_town(engine: Engine, world: Town) -> dict[int, int]:
+    """A synthetic town's items as merchants (cafés, names m<item id>): item id -> merchant id."""
+    rows = [
+        merchant(f"m{i}", float(lat), float(lon))
+        for i, lat, lon in zip(world.item_ids, world.lats, world.lons, strict=True)
+    ]
+    return {int(i): s.id for i, s in zip(world.item_ids, seed(engine, rows), strict=True)}
 
 
 def scatter(

@@ -15,7 +15,7 @@ from recommender.ranker import RankerParams
 from recommender.synthetic import town
 from tests.conftest import OPERATOR_TOKEN_SHA256
 from tests.e2e.server import Server, gunicorn
-from tests.factories import merchant, seed
+from tests.factories import seed_town
 
 RELOAD_S = 1.0
 MARGIN_S = 2.0
@@ -43,19 +43,13 @@ def test_every_worker_switches_to_a_new_model_within_the_delay(
     engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
     world = town(users=40, visits_per_user=30)
-    seeded = seed(
-        engine,
-        [
-            merchant(f"m{i}", float(a), float(o))
-            for i, a, o in zip(world.item_ids, world.lats, world.lons, strict=True)
-        ],
-    )
-    id_of = {int(i): s.id for i, s in zip(world.item_ids, seeded, strict=True)}
+    id_of = seed_town(engine, world)
+    item_of = {merchant_id: item for item, merchant_id in id_of.items()}
     items = [id_of[int(i)] for i in world.items]
     data = training.Interactions.visits_only(world.users, items, world.times)
 
     def candidates(item: int):  # type: ignore[no-untyped-def]
-        ids, distances = world.candidates_of(3000)(next(k for k, v in id_of.items() if v == item))
+        ids, distances = world.candidates_of(3000)(item_of[item])
         return [id_of[int(i)] for i in ids], distances
 
     params = training.TrainParams(ranker=RankerParams(rounds=20))

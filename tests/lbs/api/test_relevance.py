@@ -25,7 +25,7 @@ from recommender import artifact
 from recommender.synthetic import town
 from tests.conftest import OPERATOR
 from tests.deals_factory import bearer, create_deal, deal_payload, make_user, transition
-from tests.factories import merchant, seed
+from tests.factories import merchant, seed, seed_town
 
 # Visits over the ~60 days before a week ago, so that deals valid at the last visit are
 # still valid now (a deal cannot end in the past).
@@ -38,11 +38,7 @@ def build_world(engine: Engine, client: FlaskClient) -> tuple[dict[int, list[int
 
     Returns each user's visited merchant ids (in order), their tokens, and the last visit's time."""
     world = town(users=50, visits_per_user=40, start_s=START.timestamp())
-    rows = [
-        merchant(f"m{i}", float(lat), float(lon))
-        for i, lat, lon in zip(world.item_ids, world.lats, world.lons, strict=True)
-    ]
-    merchant_of = {int(i): s.id for i, s in zip(world.item_ids, seed(engine, rows), strict=True)}
+    merchant_of = seed_town(engine, world)
     tokens: dict[int, str] = {}
     user_of: dict[int, int] = {}
     for u in np.unique(world.users).tolist():

@@ -30,7 +30,6 @@ import os
 import random
 import re
 import secrets
-import shlex
 import socket
 import subprocess
 import sys
@@ -49,7 +48,7 @@ from typing import Any
 
 import numpy as np
 import psutil
-from run_report import git_state, machine, ratio, write_section
+from run_report import machine, ratio, run_facts, write_section
 from scratch_database import reset_database
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
@@ -340,17 +339,10 @@ def main() -> None:
     if not 1 <= args.quantity <= 1_000_000 or args.users < 1 or args.deals < 1:
         parser.error("--quantity in 1..1,000,000; --users and --deals at least 1")
 
-    kind = "sqlite" if make_url(args.database_url).get_backend_name() == "sqlite" else "postgresql"
     began = time.monotonic()
     deadline = began + args.time_limit
-    facts: dict[str, Any] = {
-        "kind": kind,
-        "command": shlex.join([".venv/bin/python", "benchmarks/claims.py", *sys.argv[1:]]),
-        "args": vars(args),
-        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "loadavg_start": os.getloadavg(),
-        "git": git_state(),
-    }
+    facts = run_facts("claims.py", args.database_url, args)
+    kind = facts["kind"]
     print(f"resetting {make_url(args.database_url).render_as_string(hide_password=True)} ...", flush=True)
     reset_database(args.database_url, MARKER_TABLE)
     engine = make_engine(args.database_url)

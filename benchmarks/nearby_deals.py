@@ -33,8 +33,6 @@ import math
 import os
 import pstats
 import secrets
-import shlex
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,7 +44,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 import psycopg
-from run_report import git_state, machine, ratio, write_section
+from run_report import machine, ratio, run_facts, write_section
 from scratch_database import libpq_url, reset_database
 from sqlalchemy import Engine, event, insert, select, text
 from sqlalchemy.engine import make_url
@@ -714,16 +712,8 @@ def main() -> None:
     deadline = began + args.run_limit
     now = datetime.now(UTC).replace(microsecond=0)
     at = datetime.fromisoformat(args.at).astimezone(UTC) if args.at else default_at(now)
-    kind = "sqlite" if make_url(args.database_url).get_backend_name() == "sqlite" else "postgresql"
-    facts: dict[str, Any] = {
-        "kind": kind,
-        "command": shlex.join([".venv/bin/python", "benchmarks/nearby_deals.py", *sys.argv[1:]]),
-        "args": vars(args),
-        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "loadavg_start": os.getloadavg(),
-        "git": git_state(),
-        "at": at,
-    }
+    facts = {**run_facts("nearby_deals.py", args.database_url, args), "at": at}
+    kind = facts["kind"]
     print(f"resetting {make_url(args.database_url).render_as_string(hide_password=True)} ...", flush=True)
     reset_database(args.database_url, MARKER_TABLE)
     facts["database"] = database_info(args.database_url)

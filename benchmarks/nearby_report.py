@@ -9,6 +9,7 @@ from typing import Any
 import h3
 import numpy as np
 import psycopg
+from run_report import cpu_model
 
 TARGET_RATIO = 2.0
 TARGET_BUILD_S = 30.0
@@ -25,15 +26,9 @@ LABELS = {
 
 
 def machine() -> dict[str, str]:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     return {
         "nproc": str(len(os.sched_getaffinity(0))),
-        "CPU": cpu,
+        "CPU": cpu_model(),
         "RAM": f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
         "Python": platform.python_version(),
         "numpy": np.__version__,

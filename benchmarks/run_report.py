@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import re
+import shlex
 import subprocess
+import sys
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ("postgresql", "sqlite")
@@ -27,14 +34,31 @@ def git_state() -> str:
     )
 
 
-def machine(*packages: str) -> str:
-    """Cores, CPU, RAM, Python and the versions of the named packages."""
-    cpu = "unknown"
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo."""
     with open("/proc/cpuinfo") as f:
         for line in f:
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def run_facts(script: str, database_url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """What every database benchmark records about its run before it starts."""
+    backend = make_url(database_url).get_backend_name()
+    return {
+        "kind": "sqlite" if backend == "sqlite" else "postgresql",
+        "command": shlex.join([".venv/bin/python", f"benchmarks/{script}", *sys.argv[1:]]),
+        "args": vars(args),
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "loadavg_start": os.getloadavg(),
+        "git": git_state(),
+    }
+
+
+def machine(*packages: str) -> str:
+    """Cores, CPU, RAM, Python and the versions of the named packages."""
+    cpu = cpu_model()
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     versions = "".join(f", {name} {version(name)}" for name in packages)
     return (

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 import psutil
-from run_report import machine, ratio, run_facts, write_section
+from run_report import load_line, ratio, report_heading, run_facts, write_section
 from scratch_database import reset_database
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
@@ -469,17 +469,12 @@ def render(
     users_rps = users.requests_per_s
     measured = [h.requests_per_s for h in (h1, h2) if h.replies]
     healthz_rps = sum(measured) / len(measured) if measured else 0.0
-    title = "PostgreSQL" if facts["kind"] == "postgresql" else "SQLite"
-    out = [
-        f"## {title}",
-        "",
-        "```",
-        facts["command"],
-        "```",
-        "",
-        f"{facts['when']}, commit {facts['git']}. {machine(*VERSIONS_OF)}. {facts['database']}. "
-        f"gunicorn: {args['workers']} sync workers; client: {args['threads']} threads in this process, "
-        "a fresh loopback connection per request.",
+    out = report_heading(facts, VERSIONS_OF)
+    out[-1] += (
+        f" gunicorn: {args['workers']} sync workers; client: {args['threads']} threads in this process, "
+        "a fresh loopback connection per request."
+    )
+    out += [
         "",
         "| run | requests | 201 | 409 | other | seconds | requests/s | claims/s | p50 ms | p99 ms "
         "| claims/s ÷ users/s | claims/s ÷ healthz/s | client CPU s | server CPU s |",
@@ -526,9 +521,7 @@ def render(
         f"- Oversold check over all {check.deals} deals: `quantity_claimed > quantity_total`: {oversold}; "
         f"`count(vouchers) != quantity_claimed`: {mismatched}; users above `per_user_limit`: "
         f"{check.users_over_limit}. {consistent}.",
-        f"- Load average (1/5/15 min) at start {'/'.join(f'{x:.2f}' for x in facts['loadavg_start'])}, "
-        f"at end {'/'.join(f'{x:.2f}' for x in facts['loadavg_end'])}; whole run {facts['total_s']:.0f} s "
-        f"(limit {args['time_limit']:.0f} s).",
+        load_line(facts) + f"(limit {args['time_limit']:.0f} s).",
     ]
     errors = [line for line in facts["log_tail"].splitlines() if re.search(r"ERROR|Traceback|locked", line)]
     if errors:

@@ -44,7 +44,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 import psycopg
-from run_report import machine, ratio, run_facts, write_section
+from run_report import load_line, ratio, report_heading, run_facts, write_section
 from scratch_database import libpq_url, reset_database
 from sqlalchemy import Engine, event, insert, select, text
 from sqlalchemy.engine import make_url
@@ -580,16 +580,9 @@ def render(
 ) -> str:
     args = facts["args"]
     loaded: Loaded = facts["loaded"]
-    title = "PostgreSQL" if facts["kind"] == "postgresql" else "SQLite"
     at: datetime = facts["at"]
-    out = [
-        f"## {title}",
-        "",
-        "```",
-        facts["command"],
-        "```",
-        "",
-        f"{facts['when']}, commit {facts['git']}. {machine(*VERSIONS_OF)}. {facts['database']}.",
+    out = report_heading(facts, VERSIONS_OF)
+    out += [
         "",
         f"- Data: {loaded.merchants:,} merchants (`seed.synthetic.seed_city`, seed {args['seed']}) loaded in "
         f"{loaded.load_s:.1f} s; {loaded.deals:,} published deals at {loaded.merchants_with_deals:,} "
@@ -632,9 +625,7 @@ def render(
     verdict = "all agree" if not problems else f"**{len(problems)} problem(s)**"
     out += [
         f"- Check: {checked} queries per radius, every mode, against the oracle: {verdict}.",
-        f"- Load average (1/5/15 min) at start {'/'.join(f'{x:.2f}' for x in facts['loadavg_start'])}, "
-        f"at end {'/'.join(f'{x:.2f}' for x in facts['loadavg_end'])}; whole run {facts['total_s']:.0f} s "
-        f"(measuring {facts['measure_s']:.0f} s).",
+        load_line(facts) + f"(measuring {facts['measure_s']:.0f} s).",
     ]
     if problems:
         out += ["", "```", *problems, "```"]

@@ -9,6 +9,7 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -54,6 +55,25 @@ def run_facts(script: str, database_url: str, args: argparse.Namespace) -> dict[
         "loadavg_start": os.getloadavg(),
         "git": git_state(),
     }
+
+
+def report_heading(facts: dict[str, Any], packages: Sequence[str]) -> list[str]:
+    """A database kind's section starts: title, the command, when, commit, machine, database."""
+    return [
+        f"## {'PostgreSQL' if facts['kind'] == 'postgresql' else 'SQLite'}",
+        "",
+        "```",
+        facts["command"],
+        "```",
+        "",
+        f"{facts['when']}, commit {facts['git']}. {machine(*packages)}. {facts['database']}.",
+    ]
+
+
+def load_line(facts: dict[str, Any]) -> str:
+    """The load average at the start and end of the run, and its length."""
+    start, end = ("/".join(f"{x:.2f}" for x in facts[key]) for key in ("loadavg_start", "loadavg_end"))
+    return f"- Load average (1/5/15 min) at start {start}, at end {end}; whole run {facts['total_s']:.0f} s "
 
 
 def machine(*packages: str) -> str:

@@ -60,10 +60,8 @@ def candidate_source(venues: Venues, radius_m: float) -> Any:
             if origin not in where:
                 cache[origin] = (np.empty(0, dtype=np.int64), np.empty(0))
             else:
-                lat, lon = where[origin]
-                hits = index.query(lat, lon, radius_m, limit=len(venues.ids)).hits
-                ids = np.array([h.id for h in hits], dtype=np.int64)
-                cache[origin] = (ids, chord2_to_m([h.chord2 for h in hits]))
+                ids, chord2 = index.within(*where[origin], radius_m)
+                cache[origin] = (ids, chord2_to_m(chord2))
         return cache[origin]
 
     return candidates

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import numpy.typing as npt
 from implicit.als import AlternatingLeastSquares
+from implicit.cpu.als import AlternatingLeastSquares as CpuAls
 from scipy.sparse import csr_matrix
 from threadpoolctl import threadpool_limits
 
@@ -25,6 +26,9 @@ class AlsParams:
     # Confidence of a positive: 1 + alpha x value (Hu, Koren and Volinsky).
     alpha: float = 20.0
     iterations: int = 15
+    # Sweeps when continuing from factors already fitted on most of the same window
+    # (training refits on the whole window after fitting on its first 90 %).
+    refit_iterations: int = 5
     seed: int = 0
 
 
@@ -37,14 +41,16 @@ def gpu_available() -> bool:
         return False
 
 
-def make_als(params: AlsParams, use_gpu: bool | None = None) -> AlternatingLeastSquares:
+def make_als(
+    params: AlsParams, use_gpu: bool | None = None, iterations: int | None = None
+) -> AlternatingLeastSquares:
     """The one place that chooses the backend: GPU if asked for or, by default, if present."""
     gpu = gpu_available() if use_gpu is None else use_gpu
     return AlternatingLeastSquares(
         factors=params.factors,
         regularization=params.regularization,
         alpha=params.alpha,
-        iterations=params.iterations,
+        iterations=params.iterations if iterations is None else iterations,
         random_state=params.seed,
         use_gpu=gpu,
     )
@@ -67,14 +73,31 @@ class AlsModel:
 
 
 def train_als(
-    user_items: csr_matrix, params: AlsParams | None = None, use_gpu: bool | None = None
+    user_items: csr_matrix,
+    params: AlsParams | None = None,
+    use_gpu: bool | None = None,
+    start: AlsModel | None = None,
 ) -> AlsModel:
-    """Fit ALS to a users x items matrix of interaction values (see interactions.py)."""
+    """Fit ALS to a users x items matrix of interaction values (see interactions.py).
+
+    With ``start`` (factors of the same shape, e.g. fitted on most of the same window),
+    the CPU backend continues from them for ``refit_iterations`` sweeps instead of
+    starting from random factors; the GPU backend always starts afresh.
+    """
     params = params or AlsParams()
     # implicit parallelises over users itself; a BLAS thread pool underneath only contends
     # (implicit checks this when the model is made, so the limit covers both steps).
     with threadpool_limits(1, "blas"):
         model = make_als(params, use_gpu)
+        if start is not None and isinstance(model, CpuAls):
+            if (
+                start.user_factors.shape != (user_items.shape[0], params.factors)
+                or len(start.item_factors) != user_items.shape[1]
+            ):
+                raise ValueError("start factors do not match the matrix's shape")
+            model.iterations = params.refit_iterations
+            model.user_factors = start.user_factors.copy()
+            model.item_factors = start.item_factors.copy()
         model.fit(user_items, show_progress=False)
     if hasattr(model, "to_cpu"):
         model = model.to_cpu()

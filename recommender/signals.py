@@ -61,7 +61,7 @@ class Visits:
     def steps(self, first: npt.NDArray[np.bool_]) -> tuple[IntArray, IntArray, npt.NDArray[np.bool_]]:
         """(from, to, to-is-a-first-visit) for each user's consecutive visits, given
         first_visit() of these visits."""
-        by_user = np.lexsort((np.arange(len(self)), self.users))  # time order kept per user
+        by_user = np.argsort(self.users, kind="stable")  # time order kept per user
         users, items = self.users[by_user], self.items[by_user]
         first = first[by_user]
         same = users[1:] == users[:-1]
@@ -121,22 +121,24 @@ class Signals:
         interactions: csr_matrix,
         als_params: AlsParams | None = None,
         use_gpu: bool | None = None,
+        als_start: AlsModel | None = None,
     ) -> Signals:
-        """Fit on a window's visits; ALS on ``interactions`` (users x items, see interactions.py)."""
+        """Fit on a window's visits; ALS on ``interactions`` (users x items, see
+        interactions.py), continuing from ``als_start`` if given (see train_als)."""
         n_items = interactions.shape[1]
         first = visits.first_visit()
         popularity = np.bincount(visits.items, minlength=n_items).astype(np.float32)
         newcomers = np.bincount(visits.items[first], minlength=n_items).astype(np.float32)
         origins, nexts, next_first = visits.steps(first)
-        hours = np.zeros((n_items, HOURS), dtype=np.float32)
-        np.add.at(hours, (visits.items, hour_of_day(visits.times)), 1.0)
+        cells = visits.items * HOURS + hour_of_day(visits.times)
+        hours = np.bincount(cells, minlength=n_items * HOURS).astype(np.float32).reshape(n_items, HOURS)
         return cls(
             popularity=popularity,
             newcomers=newcomers,
             transitions=_pair_counts(origins, nexts, n_items),
             first_transitions=_pair_counts(origins[next_first], nexts[next_first], n_items),
             hours=hours,
-            als=train_als(interactions, als_params, use_gpu),
+            als=train_als(interactions, als_params, use_gpu, als_start),
         )
 
 

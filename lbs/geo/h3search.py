@@ -231,16 +231,37 @@ class RadiusQuery:
             bound = _kth_upper_bound(np.concatenate(farthest), np.concatenate(counts), self.limit)
         return bound
 
-    def run(self) -> NearbyHits:
+    def _classified(self) -> bool:
+        """The overlay checked and the tree classified; False when the tree is empty."""
         ov_ids, ov_xyz, ov_cats = self.ix._overlay_view()
         if len(ov_ids):
             wanted = None if self.cats is None else np.isin(ov_cats, self.cats)
             self._collect(ov_ids, ov_xyz, wanted, counted=False)
         if self.ix._levels and len(self.ix._levels[0].cells):
             self._classify(0, self.ix.coarse_groups(self.lat, self.lng, self.angle))
+            return True
+        return False
+
+    def _found(self) -> tuple[FloatArray, IntArray]:
+        c2 = np.concatenate(self.found_c2) if self.found_c2 else np.empty(0)
+        ids = np.concatenate(self.found_ids) if self.found_ids else np.empty(0, dtype=np.int64)
+        return c2, ids
+
+    def every(self) -> tuple[IntArray, FloatArray]:
+        """Every merchant within the radius as arrays (ids, chord2), nearest first, ties by id:
+        the inside groups are read whole, with no page bound (for bulk callers)."""
+        if self._classified():
+            for depth, parts in enumerate(self.inside):
+                for groups, _, _, _ in parts:
+                    self._collect_groups(self.ix._levels[depth], groups, counted=True)
+        c2_all, ids_all = self._found()
+        order = np.lexsort((ids_all, c2_all))
+        return ids_all[order], c2_all[order]
+
+    def run(self) -> NearbyHits:
+        if self._classified():
             self._page()
-        c2_all = np.concatenate(self.found_c2) if self.found_c2 else np.empty(0)
-        ids_all = np.concatenate(self.found_ids) if self.found_ids else np.empty(0, dtype=np.int64)
+        c2_all, ids_all = self._found()
         if len(c2_all) > self.limit:
             # Only ties at the limit-th distance need the full (distance, id) sort.
             kth = np.partition(c2_all, self.limit - 1)[self.limit - 1]

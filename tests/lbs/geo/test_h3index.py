@@ -21,6 +21,19 @@ def test_query_returns_exactly_the_points_within_the_radius(s: Scenario) -> None
     assert_nearby_exact(s.points(), s.lat, s.lon, s.radius_m, ids, found.total, distances)
 
 
+@settings(max_examples=150)
+@given(scenarios())
+def test_within_is_every_hit_of_the_query_as_arrays(s: Scenario) -> None:
+    index = s.index()
+    everything = index.query(s.lat, s.lon, s.radius_m, limit=len(s.ids) + 1)
+
+    ids, chord2 = index.within(s.lat, s.lon, s.radius_m)
+
+    assert ids.tolist() == [h.id for h in everything.hits]
+    assert chord2.tolist() == [h.chord2 for h in everything.hits]
+    assert len(ids) == everything.total
+
+
 @settings(max_examples=100)
 @given(scenarios(), st.integers(1, 30))
 def test_first_page_is_the_nearest_limit(s: Scenario, limit: int) -> None:

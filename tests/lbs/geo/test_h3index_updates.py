@@ -119,6 +119,10 @@ class IndexUnderWrites(RuleBasedStateMachine):
         )
         got_ids, distances = ids_and_distances(everything.hits)
         assert_nearby_exact(points, lat, lon, radius_m, got_ids, everything.total, distances)
+        if only is None:  # within(): the same hits as arrays, after removals and overlay
+            within_ids, within_chord2 = self.index.within(lat, lon, radius_m)
+            assert within_ids.tolist() == got_ids
+            assert within_chord2.tolist() == [h.chord2 for h in everything.hits]
 
         walked, after = [], None
         while True:

@@ -25,7 +25,7 @@ class AlsParams:
     regularization: float = 0.05
     # Confidence of a positive: 1 + alpha x value (Hu, Koren and Volinsky).
     alpha: float = 20.0
-    iterations: int = 15
+    iterations: int = 10
     # Sweeps when continuing from factors already fitted on most of the same window
     # (training refits on the whole window after fitting on its first 90 %).
     refit_iterations: int = 5
@@ -41,16 +41,14 @@ def gpu_available() -> bool:
         return False
 
 
-def make_als(
-    params: AlsParams, use_gpu: bool | None = None, iterations: int | None = None
-) -> AlternatingLeastSquares:
+def make_als(params: AlsParams, use_gpu: bool | None = None) -> AlternatingLeastSquares:
     """The one place that chooses the backend: GPU if asked for or, by default, if present."""
     gpu = gpu_available() if use_gpu is None else use_gpu
     return AlternatingLeastSquares(
         factors=params.factors,
         regularization=params.regularization,
         alpha=params.alpha,
-        iterations=params.iterations if iterations is None else iterations,
+        iterations=params.iterations,
         random_state=params.seed,
         use_gpu=gpu,
     )

@@ -73,59 +73,64 @@ class Cases:
 CandidateSource = Callable[[int], tuple[IntArray, FloatArray]]
 
 
+def _previous_venue(checkins: Checkins) -> IntArray:
+    """Each check-in's user's venue at the latest earlier instant (the last of several
+    there in order), or -1: check-ins at the same instant are not "strictly earlier"."""
+    n = len(checkins)
+    by_user = np.argsort(checkins.users, kind="stable")  # time order kept per user
+    users, times = checkins.users[by_user], checkins.times[by_user]
+    instant_starts = np.r_[True, (users[1:] != users[:-1]) | (times[1:] != times[:-1])]
+    before = np.maximum.accumulate(np.where(instant_starts, np.arange(n), 0)) - 1
+    same_user = (before >= 0) & (users[np.maximum(before, 0)] == users)
+    previous = np.full(n, -1, dtype=np.int64)
+    previous[by_user] = np.where(same_user, checkins.venues[by_user][np.maximum(before, 0)], -1)
+    return previous
+
+
+def _first_time_at(checkins: Checkins) -> FloatArray:
+    """For each check-in, when its user first checked in at its venue."""
+    span = int(checkins.venues.max(initial=0)) + 1
+    pairs = checkins.users * span + checkins.venues
+    by_pair = np.argsort(pairs, kind="stable")  # check-ins are in time order
+    sorted_pairs = pairs[by_pair]
+    run_starts = np.r_[True, sorted_pairs[1:] != sorted_pairs[:-1]]
+    first = np.maximum.accumulate(np.where(run_starts, np.arange(len(pairs)), 0))
+    out = np.empty(len(pairs))
+    out[by_pair] = checkins.times[by_pair][first]
+    return out
+
+
 def build_cases(checkins: Checkins, cutoff: float, candidates: CandidateSource, every: int = 1) -> Cases:
     """Steps 2 of the protocol: every test check-in becomes a case or a counted skip.
 
     ``every`` > 1 keeps only every so-many-th test check-in (training on a big window
-    samples its validation cases this way; the evaluation protocol keeps all).
+    samples its validation cases this way; the evaluation protocol keeps all). Sampled-out
+    check-ins still count as a later one's previous check-in and as a visit for discovery.
     """
     result = Cases()
-    # Check-ins are sorted by time, so train is a prefix: its state (each user's last
-    # check-in, the (user, venue) pairs seen) is read off it at once.
-    start = int(np.searchsorted(checkins.times, cutoff, side="left"))
-    users, venues = checkins.users[:start], checkins.venues[:start]
-    has_train = set(np.unique(users).tolist())
-    span = int(checkins.venues.max(initial=0)) + 1
-    last_users, last_at = np.unique(users[::-1], return_index=True)
-    last_venue: dict[int, int] = dict(zip(last_users.tolist(), venues[::-1][last_at].tolist(), strict=True))
-    seen: set[int] = set(np.unique(users * span + venues).tolist())
-    # Check-ins at the same instant are not "strictly earlier" than each other: a user's
-    # previous venue is updated only once the time moves on.
-    pending: list[tuple[int, int]] = []
-    current = -np.inf
-    for user, venue, time in zip(
-        checkins.users[start:].tolist(),
-        checkins.venues[start:].tolist(),
-        checkins.times[start:].tolist(),
-        strict=True,
-    ):
-        if time != current:
-            for u, v in pending:
-                last_venue[u] = v
-                seen.add(u * span + v)
-            pending.clear()
-            current = time
-        pending.append((user, venue))
-        result.test_checkins += 1
-        if (result.test_checkins - 1) % every:
-            result.skipped["sampled_out"] += 1
-            continue
-        if user not in has_train:
-            result.skipped["no_train_history"] += 1
-            continue
-        origin = last_venue.get(user)
-        if origin is None:
-            result.skipped["no_previous_checkin"] += 1
-            continue
+    start = int(np.searchsorted(checkins.times, cutoff, side="left"))  # test: from here on
+    result.test_checkins = len(checkins) - start
+    test = np.arange(start, len(checkins))
+    kept = (test - start) % every == 0
+    result.skipped["sampled_out"] = int((~kept).sum())
+    test = test[kept]
+    has_train = np.isin(checkins.users[test], checkins.users[:start])
+    result.skipped["no_train_history"] = int((~has_train).sum())
+    test = test[has_train]
+    origins = _previous_venue(checkins)[test]
+    result.skipped["no_previous_checkin"] = int((origins < 0).sum())  # none with train history
+    test, origins = test[origins >= 0], origins[origins >= 0]
+    discovery = _first_time_at(checkins)[test] >= checkins.times[test]
+    for i, origin, new in zip(test.tolist(), origins.tolist(), discovery.tolist(), strict=True):
+        user, venue, time = int(checkins.users[i]), int(checkins.venues[i]), float(checkins.times[i])
         ids, distances = candidates(origin)
-        if venue not in set(ids.tolist()):
+        if not (ids == venue).any():
             result.skipped["outside_radius"] += 1
-            continue
-        if len(ids) < 2:
+        elif len(ids) < 2:
             result.skipped["fewer_than_2_candidates"] += 1
-            continue
-        discovery = user * span + venue not in seen
-        result.cases.append(Case(user, venue, time, origin, ids, distances, discovery))
+        else:
+            result.cases.append(Case(user, venue, time, origin, ids, distances, new))
+    result.skipped += Counter()  # drop the zero counts
     return result
 
 

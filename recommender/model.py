@@ -31,6 +31,32 @@ def columns_in(sorted_ids: IntArray, ids: IntArray) -> IntArray:
     return np.where(found, at, -1 - ids).astype(np.int64)
 
 
+def _dense_enough(top: int, count: int) -> bool:
+    return top <= DENSE_IDS_PER_ITEM * count + DENSE_IDS_SLACK
+
+
+def dense_table(sorted_ids: IntArray) -> npt.NDArray[np.int32] | None:
+    """id -> position as an array indexed by id, or None when the ids are negative or
+    too sparse to afford it (a gather instead of a binary search per lookup)."""
+    if not len(sorted_ids) or sorted_ids[0] < 0 or not _dense_enough(int(sorted_ids[-1]), len(sorted_ids)):
+        return None
+    table = np.full(int(sorted_ids[-1]) + 1, -1, dtype=np.int32)
+    table[sorted_ids] = np.arange(len(sorted_ids), dtype=np.int32)
+    return table
+
+
+def unique_inverse(ids: IntArray) -> tuple[IntArray, IntArray]:
+    """np.unique(ids, return_inverse=True), by a table indexed by id when ids are dense
+    (no sort of the millions of interactions a training window holds)."""
+    if len(ids) and int(ids.min()) >= 0 and _dense_enough(int(ids.max()), len(ids)):
+        present = np.zeros(int(ids.max()) + 1, dtype=bool)
+        present[ids] = True
+        position = np.cumsum(present) - 1
+        return np.flatnonzero(present).astype(np.int64), position[ids].astype(np.int64)
+    unique, inverse = np.unique(ids, return_inverse=True)
+    return unique.astype(np.int64), inverse.ravel().astype(np.int64)
+
+
 @dataclass(frozen=True)
 class Scored:
     """Scores of the candidates, with the features that produced them (for reasons)."""
@@ -75,16 +101,7 @@ class Model:
 
     @cached_property
     def _dense_columns(self) -> npt.NDArray[np.int32] | None:
-        """id -> column as an array indexed by id, when ids are dense enough to afford it
-        (a gather instead of a binary search per candidate)."""
-        if not len(self.item_ids) or self.item_ids[0] < 0:
-            return None
-        top = int(self.item_ids[-1])
-        if top > DENSE_IDS_PER_ITEM * len(self.item_ids) + DENSE_IDS_SLACK:
-            return None
-        dense = np.full(top + 1, -1, dtype=np.int32)
-        dense[self.item_ids] = np.arange(len(self.item_ids), dtype=np.int32)
-        return dense
+        return dense_table(self.item_ids)
 
     def history(self, times_s: npt.ArrayLike, item_ids: npt.ArrayLike) -> History:
         """A user's visits (any ids) in internal columns, sorted by time."""

@@ -53,9 +53,10 @@ class Visits:
     def first_visit(self) -> npt.NDArray[np.bool_]:
         """True where the user had not visited the item earlier in these visits."""
         pairs = self.users * (int(self.items.max(initial=0)) + 1) + self.items
-        _, first = np.unique(pairs, return_index=True)
-        mask = np.zeros(len(pairs), dtype=bool)
-        mask[first] = True
+        by_pair = np.argsort(pairs, kind="stable")  # time order kept per pair
+        sorted_pairs = pairs[by_pair]
+        mask = np.empty(len(pairs), dtype=bool)
+        mask[by_pair] = np.r_[True, sorted_pairs[1:] != sorted_pairs[:-1]]
         return mask
 
     def steps(self, first: npt.NDArray[np.bool_]) -> tuple[IntArray, IntArray, npt.NDArray[np.bool_]]:

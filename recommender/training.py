@@ -24,7 +24,7 @@ from recommender.evaluation import Case, Checkins, build_cases, rank_of, train_c
 from recommender.features import COLUMN, History, features
 from recommender.interactions import Weighting, interaction_matrix
 from recommender.metrics import summary
-from recommender.model import Model, columns_in
+from recommender.model import Model, columns_in, unique_inverse
 from recommender.ranker import RankerParams, fit_ranker
 from recommender.signals import FloatArray, IntArray, Signals, Visits
 
@@ -64,6 +64,9 @@ class TrainParams:
     # A bigger validation window is sampled evenly down to about this many visits
     # (foursquare-us has about 15,000, all kept): cases cost features per candidate.
     max_validation_visits: int = 20_000
+    # ... and its cases sampled evenly down to about this many candidate rows: the
+    # ranker's fit costs per row (foursquare-us: 0.3 M at 1 km, 1.1 M at 2 km, 4 M at 5 km).
+    max_validation_rows: int = 1_200_000
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -72,6 +75,7 @@ class TrainParams:
             "ranker": asdict(self.ranker),
             "validation_share": self.validation_share,
             "max_validation_visits": self.max_validation_visits,
+            "max_validation_rows": self.max_validation_rows,
         }
 
 
@@ -81,15 +85,25 @@ class NotEnoughHistory(ValueError):
 
 @dataclass(frozen=True)
 class _Space:
-    """The window's users and items, in ascending id order: rows and columns."""
+    """The window's users and items, in ascending id order: rows and columns; and each
+    interaction's row and column."""
 
     user_ids: IntArray
     item_ids: IntArray
+    rows: IntArray
+    cols: IntArray
 
-    def rows(self, users: IntArray) -> IntArray:
-        return np.searchsorted(self.user_ids, users).astype(np.int64)
+    @classmethod
+    def of(cls, data: Interactions) -> _Space:
+        user_ids, rows = unique_inverse(data.users)
+        item_ids, cols = unique_inverse(data.items)
+        return cls(user_ids, item_ids, rows, cols)
 
-    def cols(self, items: IntArray) -> IntArray:
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.user_ids), len(self.item_ids)
+
+    def cols_of(self, items: IntArray) -> IntArray:
         return columns_in(self.item_ids, items)
 
 
@@ -103,13 +117,20 @@ def _fit_signals(
 ) -> Signals:
     """Signals from the interactions strictly before ``until``."""
     keep = data.times < until
-    users, items = space.rows(data.users[keep]), space.cols(data.items[keep])
-    kinds, times = data.kinds[keep], data.times[keep]
-    shape = (len(space.user_ids), len(space.item_ids))
-    matrix = interaction_matrix(users, items, kinds, times, until, shape, params.weighting)
+    users, items, kinds, times = space.rows[keep], space.cols[keep], data.kinds[keep], data.times[keep]
+    matrix = interaction_matrix(users, items, kinds, times, until, space.shape, params.weighting)
     visit = np.isin(kinds, VISIT_KINDS)
     visits = Visits.of(users[visit], items[visit], times[visit])
     return Signals.fit(visits, matrix, params.als, use_gpu, als_start)
+
+
+def _thinned(cases: list[Case], max_rows: int) -> list[Case]:
+    """Cases sampled evenly (in time order) down to about max_rows candidates in all."""
+    rows = sum(len(c.candidates) for c in cases)
+    if rows <= max_rows:
+        return cases
+    keep = np.unique(np.linspace(0, len(cases) - 1, max(1, len(cases) * max_rows // rows)).round())
+    return [cases[int(i)] for i in keep]
 
 
 def histories(users: IntArray, items: IntArray, times: FloatArray) -> dict[int, History]:
@@ -169,7 +190,7 @@ def train(
     params = params or TrainParams()
     say = progress or (lambda _: None)
     started = time.perf_counter()
-    space = _Space(np.unique(data.users), np.unique(data.items))
+    space = _Space.of(data)
     visit = np.isin(data.kinds, VISIT_KINDS)
     if visit.sum() < 2:
         raise NotEnoughHistory("no visits to learn from")
@@ -178,14 +199,14 @@ def train(
 
     say("signals on the first 90 % of the window")
     early = _fit_signals(data, space, until, params, use_gpu)
-    users, items = space.rows(data.users[visit]), space.cols(data.items[visit])
+    users, items = space.rows[visit], space.cols[visit]
 
     mapped: dict[int, tuple[IntArray, FloatArray]] = {}
 
     def candidates(origin: int) -> tuple[IntArray, FloatArray]:
         if origin not in mapped:
             ids, distances = candidates_of(int(space.item_ids[origin]))
-            mapped[origin] = (space.cols(np.asarray(ids, dtype=np.int64)), distances)
+            mapped[origin] = (space.cols_of(np.asarray(ids, dtype=np.int64)), distances)
         return mapped[origin]
 
     say("validation cases")
@@ -196,8 +217,10 @@ def train(
             f"{len(found.cases)} validation cases (a visit after a visit within the radius); "
             f"at least {MIN_VALIDATION_CASES} are needed"
         )
+    found.cases = _thinned(found.cases, params.max_validation_rows)
     rows = {u: u for u in range(len(space.user_ids))}
-    history = histories(users, items, visit_times)
+    of_cases = np.isin(users, [c.user for c in found.cases])
+    history = histories(users[of_cases], items[of_cases], visit_times[of_cases])
     validation = case_features(early, rows, found.cases, history)
 
     say(f"ranker on {len(found.cases):,} validation cases")
@@ -222,6 +245,7 @@ def train(
         "users": len(space.user_ids),
         "items": len(space.item_ids),
         "validation_cases": len(found.cases),
+        "validation_rows": sum(len(c.candidates) for c in found.cases),
         "params": params.describe(),
         "metrics": metrics,
         "train_seconds": time.perf_counter() - started,

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from recommender import artifact, training
 from recommender.exploration import interleave
 from recommender.features import COLUMN, DIRECTION, FEATURES, History
-from recommender.model import Model, columns_in
+from recommender.model import Model, columns_in, unique_inverse
 from recommender.ranker import CASCADE_KEEP, RankerParams
 from recommender.synthetic import Town, town
 
@@ -142,6 +142,32 @@ def test_the_id_to_column_map_agrees_with_binary_search(known: set[int], asked: 
     np.testing.assert_array_equal(got, columns_in(ids, queries))
     for q, column in zip(queries.tolist(), got.tolist(), strict=True):
         assert (ids[column] == q) if column >= 0 else (column == -1 - q and q not in known)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(-3, 10_000) | st.integers(-(2**40), 2**40), max_size=60))
+def test_unique_inverse_is_numpys_dense_or_not(ids: list[int]) -> None:
+    """Dense ids go through an id-indexed table, others through np.unique: the same answer."""
+    array = np.array(ids, dtype=np.int64)
+    unique, inverse = unique_inverse(array)
+    want_unique, want_inverse = np.unique(array, return_inverse=True)
+    np.testing.assert_array_equal(unique, want_unique)
+    np.testing.assert_array_equal(inverse, want_inverse.ravel())
+
+
+def test_a_big_validation_window_is_thinned_to_the_row_budget(world: Town, model: Model) -> None:
+    data = training.Interactions.visits_only(world.users, world.items, world.times)
+    rows = model.meta["validation_rows"]
+    budget = rows // 3
+
+    thinned = training.train(
+        data, world.candidates_of(RADIUS_M), training.TrainParams(max_validation_rows=budget)
+    )
+
+    per_case = rows / model.meta["validation_cases"]
+    assert thinned.meta["validation_rows"] <= budget + per_case
+    assert thinned.meta["validation_rows"] >= budget - 2 * per_case
+    assert thinned.meta["validation_cases"] < model.meta["validation_cases"] / 2
 
 
 def test_the_cascade_keeps_the_order_of_full_scores_at_the_top(model: Model) -> None:

@@ -98,17 +98,6 @@ class History:
         return int(self.items[-1]) if len(self.items) else None
 
 
-def _lookup(keys: IntArray, values: npt.NDArray, wanted: IntArray, default: float) -> FloatArray:
-    """values[keys == w] for each w in wanted (keys sorted and unique), else default."""
-    out = np.full(len(wanted), default, dtype=np.float64)
-    if len(keys) == 0:
-        return out
-    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-    found = keys[at] == wanted
-    out[found] = values[at[found]]
-    return out
-
-
 def features(
     signals: Signals,
     user_row: int | None,
@@ -126,7 +115,7 @@ def features(
     (unknown to the model, see Model.columns) get zero for every learned signal.
     """
     n = len(candidates)
-    x = np.zeros((n, len(FEATURES)), dtype=np.float32)
+    x = np.zeros((len(FEATURES), n), dtype=np.float32).T  # column-major: filled a feature at a time
     known = (candidates >= 0) & (candidates < signals.n_items)
     items = np.where(known, candidates, 0)
 
@@ -152,9 +141,10 @@ def features(
         at_hour = np.bincount(inverse[offset <= 2], minlength=len(visited))
         x[:, COLUMN["own_at_this_hour"]] = np.log1p(np.where(seen, at_hour[slot], 0))
         if origin is not None:
-            moved_to = history.items[1:][history.items[:-1] == origin]
-            targets, moves = np.unique(moved_to, return_counts=True)
-            x[:, COLUMN["own_next"]] = np.log1p(_lookup(targets, moves, candidates, 0.0))
+            # The user's own moves origin -> place, counted per visited place.
+            moved_to = inverse[1:][history.items[:-1] == origin]
+            moves = np.bincount(moved_to, minlength=len(visited))
+            x[:, COLUMN["own_next"]] = np.log1p(np.where(seen, moves[slot], 0))
         x[:, COLUMN["never_visited"]] = ~seen
         recent = min(RECENT, n_visits)
         firsts = np.count_nonzero(first_index >= n_visits - recent)

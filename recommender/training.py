@@ -1,19 +1,22 @@
-"""Training: interactions in, a Model out, tuned on a validation split of its own window.
+"""Training: interactions in, a Model out, tuned on validation windows of its own data.
 
 The protocol of docs/recommender.md, applied to whatever window is given: the last 10 %
-of the visits (by time) is validation; signals are fitted on the first 90 %; every
-validation visit becomes a case (stand at the user's previous visit, candidates within
-the radius, the visited one relevant); the ranker learns from those cases; then the
-signals are refitted on the whole window (ALS continuing from the first fit's factors).
-The first three quarters of the validation cases also train a ranker scored on the last
-quarter: the held-out metrics reported.
+of the visits (by time) is the first validation window; signals are fitted on the visits
+before it; every visit in it becomes a case (stand at the user's previous visit,
+candidates within the radius, the visited one relevant). While the ranker's row budget
+lasts, the 10 % before that window adds cases the same way (signals fitted before it),
+up to validation_windows windows. The ranker learns from all those cases; then the
+signals are refitted on the whole window (ALS continuing from the latest fit's factors).
+A trial ranker trained without the last quarter of the most recent window's cases is
+scored on that quarter: the held-out metrics reported.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -25,7 +28,7 @@ from recommender.features import COLUMN, History, features
 from recommender.interactions import Weighting, interaction_matrix
 from recommender.metrics import summary
 from recommender.model import Model, columns_in, unique_inverse
-from recommender.ranker import RankerParams, fit_ranker
+from recommender.ranker import Ranker, RankerParams, fit_ranker
 from recommender.signals import FloatArray, IntArray, Signals, Visits
 
 VISIT_KINDS = ("visit", "redemption")
@@ -64,9 +67,16 @@ class TrainParams:
     # A bigger validation window is sampled evenly down to about this many visits
     # (foursquare-us has about 15,000, all kept): cases cost features per candidate.
     max_validation_visits: int = 20_000
-    # ... and its cases sampled evenly down to about this many candidate rows: the
-    # ranker's fit costs per row (foursquare-us: 0.3 M at 1 km, 1.1 M at 2 km, 4 M at 5 km).
+    # Cases of all windows are sampled evenly down to about this many candidate rows:
+    # the ranker's fit costs per row (100k users x 5M visits: 1.1 M rows in 7 s).
     max_validation_rows: int = 1_200_000
+    # Earlier windows of the same length add cases while a tenth of the row budget is
+    # left (foursquare-us: 4 windows at 1 km, 3 at 2 km, 2 at 5 km; 8 did no better).
+    validation_windows: int = 4
+    # A case's candidates beyond this many are a random sample of the others (the visited
+    # one kept): more cases in the budget. On foursquare-us, 100 gave +0.003 NDCG@10 at
+    # 1 km, +0.005 at 2 km and +0.006 at 5 km over keeping them all (docs/recommender.md).
+    max_case_candidates: int = 100
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -76,6 +86,8 @@ class TrainParams:
             "validation_share": self.validation_share,
             "max_validation_visits": self.max_validation_visits,
             "max_validation_rows": self.max_validation_rows,
+            "validation_windows": self.validation_windows,
+            "max_case_candidates": self.max_case_candidates,
         }
 
 
@@ -124,6 +136,19 @@ def _fit_signals(
     return Signals.fit(visits, matrix, params.als, use_gpu, als_start)
 
 
+def fewer_candidates(case: Case, limit: int, seed: int) -> Case:
+    """The case with at most ``limit`` candidates: the visited one and a random sample of
+    the others (in their distance order)."""
+    if len(case.candidates) <= limit:
+        return case
+    rng = np.random.default_rng([seed, case.user, int(case.time)])
+    others = np.flatnonzero(case.candidates != case.venue)
+    keep = np.sort(
+        np.r_[np.flatnonzero(case.candidates == case.venue), rng.choice(others, limit - 1, replace=False)]
+    )
+    return replace(case, candidates=case.candidates[keep], distances_m=case.distances_m[keep])
+
+
 def _thinned(cases: list[Case], max_rows: int) -> list[Case]:
     """Cases sampled evenly (in time order) down to about max_rows candidates in all."""
     rows = sum(len(c.candidates) for c in cases)
@@ -135,6 +160,8 @@ def _thinned(cases: list[Case], max_rows: int) -> list[Case]:
 
 def histories(users: IntArray, items: IntArray, times: FloatArray) -> dict[int, History]:
     """Each user's visits in time order (stable)."""
+    if not len(users):
+        return {}
     order = np.lexsort((np.arange(len(users)), times, users))
     users, items, times = users[order], items[order], times[order]
     starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
@@ -147,26 +174,35 @@ class CaseFeatures:
     cases: list[Case]
     matrices: list[npt.NDArray[np.float32]]
 
+    def __add__(self, other: CaseFeatures) -> CaseFeatures:
+        return CaseFeatures(self.cases + other.cases, self.matrices + other.matrices)
+
+    def __getitem__(self, part: slice) -> CaseFeatures:
+        return CaseFeatures(self.cases[part], self.matrices[part])
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    @property
+    def rows(self) -> int:
+        return sum(len(c.candidates) for c in self.cases)
+
     def relevant(self) -> list[npt.NDArray[np.bool_]]:
         return [c.candidates == c.venue for c in self.cases]
 
     def discovery(self) -> list[bool]:
         return [c.discovery for c in self.cases]
 
+    def fit(self, params: RankerParams) -> Ranker:
+        return fit_ranker(self.matrices, self.relevant(), self.discovery(), params)
 
-def case_features(
-    signals: Signals, user_rows: dict[int, int], cases: Sequence[Case], history: dict[int, History]
-) -> CaseFeatures:
-    """features() of each case, with the user's history strictly before the case."""
+
+def case_features(signals: Signals, cases: Sequence[Case], history: dict[int, History]) -> CaseFeatures:
+    """features() of each case (users are rows of the signals), with the user's history
+    strictly before the case."""
     matrices = [
         features(
-            signals,
-            user_rows.get(c.user),
-            history[c.user].before(c.time),
-            c.origin,
-            c.candidates,
-            c.distances_m,
-            c.time,
+            signals, c.user, history[c.user].before(c.time), c.origin, c.candidates, c.distances_m, c.time
         )
         for c in cases
     ]
@@ -177,6 +213,62 @@ def ndcg_of(part: CaseFeatures, score: Callable[[npt.NDArray[np.float32]], Float
     ranks = [rank_of(c, score(x)) for c, x in zip(part.cases, part.matrices, strict=True)]
     discovery = [r for r, c in zip(ranks, part.cases, strict=True) if c.discovery]
     return {"all": summary(ranks, 10), "discovery": summary(discovery, 10), "cases": len(ranks)}
+
+
+@dataclass
+class _Validation:
+    """Cases of the validation windows, the most recent window first, with their features."""
+
+    windows: list[CaseFeatures] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    latest_signals: Signals | None = None  # fitted before the most recent window
+
+    @property
+    def cases(self) -> int:
+        return sum(len(w) for w in self.windows)
+
+
+def _validation(
+    data: Interactions,
+    space: _Space,
+    candidates_of: CandidatesOf,
+    params: TrainParams,
+    say: Progress,
+    use_gpu: bool | None,
+) -> _Validation:
+    """Cases from the last validation_share of the visits, with signals fitted before
+    them; then from the same share before that, and so on, while the row budget lasts."""
+    visit = np.isin(data.kinds, VISIT_KINDS)
+    checkins = Checkins.of(space.rows[visit], space.cols[visit], data.times[visit])
+    mapped: dict[int, tuple[IntArray, FloatArray]] = {}
+
+    def candidates(origin: int) -> tuple[IntArray, FloatArray]:
+        if origin not in mapped:
+            ids, distances = candidates_of(int(space.item_ids[origin]))
+            mapped[origin] = (space.cols_of(np.asarray(ids, dtype=np.int64)), distances)
+        return mapped[origin]
+
+    found = _Validation()
+    budget, upper = params.max_validation_rows, np.inf
+    for k in range(1, params.validation_windows + 1):
+        lower = train_cutoff(checkins.times, 1.0 - k * params.validation_share)
+        if k > 1 and (budget < params.max_validation_rows // 10 or lower <= checkins.times[0]):
+            break
+        say(f"validation window {k}: signals before it")
+        signals = _fit_signals(data, space, lower, params, use_gpu)
+        found.latest_signals = found.latest_signals or signals
+        say(f"validation window {k}: cases")
+        window = checkins.subset(checkins.times < upper)
+        every = max(1, -(-int((window.times >= lower).sum()) // params.max_validation_visits))
+        built = build_cases(window, lower, candidates, every)
+        found.skipped += built.skipped
+        cases = _thinned([fewer_candidates(c, params.max_case_candidates, k) for c in built.cases], budget)
+        mine = np.isin(checkins.users, [c.user for c in cases])
+        history = histories(checkins.users[mine], checkins.venues[mine], checkins.times[mine])
+        found.windows.append(case_features(signals, cases, history))
+        budget -= found.windows[-1].rows
+        upper = lower
+    return found
 
 
 def train(
@@ -191,61 +283,41 @@ def train(
     say = progress or (lambda _: None)
     started = time.perf_counter()
     space = _Space.of(data)
-    visit = np.isin(data.kinds, VISIT_KINDS)
-    if visit.sum() < 2:
+    visits = int(np.isin(data.kinds, VISIT_KINDS).sum())
+    if visits < 2:
         raise NotEnoughHistory("no visits to learn from")
-    visit_times = data.times[visit]
-    until = train_cutoff(visit_times, 1.0 - params.validation_share)
-
-    say("signals on the first 90 % of the window")
-    early = _fit_signals(data, space, until, params, use_gpu)
-    users, items = space.rows[visit], space.cols[visit]
-
-    mapped: dict[int, tuple[IntArray, FloatArray]] = {}
-
-    def candidates(origin: int) -> tuple[IntArray, FloatArray]:
-        if origin not in mapped:
-            ids, distances = candidates_of(int(space.item_ids[origin]))
-            mapped[origin] = (space.cols_of(np.asarray(ids, dtype=np.int64)), distances)
-        return mapped[origin]
-
-    say("validation cases")
-    every = max(1, -(-int((visit_times >= until).sum()) // params.max_validation_visits))
-    found = build_cases(Checkins.of(users, items, visit_times), until, candidates, every)
-    if len(found.cases) < MIN_VALIDATION_CASES:
+    validation = _validation(data, space, candidates_of, params, say, use_gpu)
+    if validation.cases < MIN_VALIDATION_CASES:
         raise NotEnoughHistory(
-            f"{len(found.cases)} validation cases (a visit after a visit within the radius); "
+            f"{validation.cases} validation cases (a visit after a visit within the radius); "
             f"at least {MIN_VALIDATION_CASES} are needed"
         )
-    found.cases = _thinned(found.cases, params.max_validation_rows)
-    rows = {u: u for u in range(len(space.user_ids))}
-    of_cases = np.isin(users, [c.user for c in found.cases])
-    history = histories(users[of_cases], items[of_cases], visit_times[of_cases])
-    validation = case_features(early, rows, found.cases, history)
 
-    say(f"ranker on {len(found.cases):,} validation cases")
-    cut = len(found.cases) * 3 // 4
-    fit_part = CaseFeatures(validation.cases[:cut], validation.matrices[:cut])
-    held_out = CaseFeatures(validation.cases[cut:], validation.matrices[cut:])
-    trial = fit_ranker(fit_part.matrices, fit_part.relevant(), fit_part.discovery(), params.ranker)
+    say(f"ranker on {validation.cases:,} validation cases")
+    latest, *older = validation.windows
+    cut = len(latest) * 3 // 4
+    fit_part, held_out = sum(older, latest[:cut]), latest[cut:]
+    trial = fit_part.fit(params.ranker)
     metrics = {
         "held_out": ndcg_of(held_out, trial.scores),
         "held_out_distance": ndcg_of(held_out, lambda x: x[:, COLUMN["closeness"]].astype(np.float64)),
-        "skipped": dict(found.skipped),
+        "skipped": dict(validation.skipped),
     }
-    ranker = fit_ranker(validation.matrices, validation.relevant(), validation.discovery(), params.ranker)
+    ranker = (fit_part + held_out).fit(params.ranker)
 
     say("signals on the whole window")
-    # ALS continues from the first fit's factors: the same users and items, 90 % of the data.
-    signals = _fit_signals(data, space, np.inf, params, use_gpu, als_start=early.als)
+    assert validation.latest_signals is not None
+    # ALS continues from the last window's factors: the same users and items, 90 % of the data.
+    signals = _fit_signals(data, space, np.inf, params, use_gpu, als_start=validation.latest_signals.als)
     meta = {
         "window": {"from": float(data.times.min()), "to": float(data.times.max())},
         "interactions": len(data),
-        "visits": int(visit.sum()),
+        "visits": visits,
         "users": len(space.user_ids),
         "items": len(space.item_ids),
-        "validation_cases": len(found.cases),
-        "validation_rows": sum(len(c.candidates) for c in found.cases),
+        "validation_cases": validation.cases,
+        "validation_windows": len(validation.windows),
+        "validation_rows": sum(w.rows for w in validation.windows),
         "params": params.describe(),
         "metrics": metrics,
         "train_seconds": time.perf_counter() - started,

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recommender import artifact, training
+from recommender.evaluation import Case
 from recommender.exploration import interleave
 from recommender.features import COLUMN, DIRECTION, FEATURES, History
 from recommender.model import Model, columns_in, unique_inverse
@@ -168,6 +169,21 @@ def test_a_big_validation_window_is_thinned_to_the_row_budget(world: Town, model
     assert thinned.meta["validation_rows"] <= budget + per_case
     assert thinned.meta["validation_rows"] >= budget - 2 * per_case
     assert thinned.meta["validation_cases"] < model.meta["validation_cases"] / 2
+
+
+def test_a_case_with_many_candidates_keeps_the_visited_one_and_distance_order() -> None:
+    ids = np.arange(100, 400)
+    case = Case(
+        user=1, venue=377, time=5.0, origin=100, candidates=ids, distances_m=ids * 10.0, discovery=True
+    )
+
+    fewer = training.fewer_candidates(case, 40, seed=1)
+
+    assert len(fewer.candidates) == 40 and 377 in fewer.candidates
+    assert np.all(np.diff(fewer.distances_m) > 0)
+    np.testing.assert_array_equal(fewer.distances_m, fewer.candidates * 10.0)
+    assert training.fewer_candidates(case, 300, seed=1) is case
+    assert not np.array_equal(training.fewer_candidates(case, 40, seed=2).candidates, fewer.candidates)
 
 
 def test_the_cascade_keeps_the_order_of_full_scores_at_the_top(model: Model) -> None:

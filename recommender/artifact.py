@@ -113,8 +113,13 @@ def load(path: Path) -> Model:
             meta = json.loads(arrays["meta"].tobytes())
             if meta.get("format") != FORMAT:
                 raise ArtifactError(f"{path.name}: format {meta.get('format')!r}, expected {FORMAT}")
-            als_params = AlsParams(**{k: meta["als"][k] for k in AlsParams.__dataclass_fields__})
-            ranker_params = RankerParams(**{k: meta["ranker"][k] for k in RankerParams.__dataclass_fields__})
+            # A parameter added since the file was written keeps its default.
+            als_params = AlsParams(
+                **{k: v for k, v in meta["als"].items() if k in AlsParams.__dataclass_fields__}
+            )
+            ranker_params = RankerParams(
+                **{k: v for k, v in meta["ranker"].items() if k in RankerParams.__dataclass_fields__}
+            )
             signals = Signals(
                 popularity=arrays["popularity"],
                 newcomers=arrays["newcomers"],

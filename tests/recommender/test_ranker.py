@@ -3,6 +3,7 @@ documented way, cold starts score, and the model file round-trips atomically."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recommender import artifact, training
+from recommender.als import AlsParams
 from recommender.evaluation import Case
 from recommender.exploration import interleave
 from recommender.features import COLUMN, DIRECTION, FEATURES, History
@@ -107,6 +109,23 @@ def test_the_artifact_round_trips_and_the_pointer_moves_atomically(
         expected = model.score(user, history, int(world.item_ids[0]), candidates, distances, 2e9).scores
         got = loaded.score(user, history, int(world.item_ids[0]), candidates, distances, 2e9).scores
         np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_an_artifact_written_before_a_parameter_existed_loads_with_its_default(
+    model: Model, tmp_path: Path
+) -> None:
+    path = artifact.save(model, tmp_path)
+    with np.load(path) as stored:
+        arrays = dict(stored)
+    meta = json.loads(arrays["meta"].tobytes())
+    del meta["als"]["refit_iterations"]
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(path, **arrays)
+
+    loaded = artifact.load(path)
+
+    assert loaded.signals.als.params.refit_iterations == AlsParams().refit_iterations
+    assert loaded.signals.als.params.factors == model.signals.als.params.factors
 
 
 def test_a_damaged_artifact_is_refused_not_half_loaded(tmp_path: Path) -> None:

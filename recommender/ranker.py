@@ -36,7 +36,8 @@ class RankerParams:
 
 
 # Scoring cascade (Ranker.scores): the first trees pick this many rows for all the trees.
-CASCADE_TREES = 10
+# On foursquare-us, 6 first trees rank as 10 did (NDCG@10 within 0.0001 at 1 and 5 km).
+CASCADE_TREES = 6
 CASCADE_KEEP = 50
 
 

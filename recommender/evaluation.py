@@ -6,6 +6,7 @@ own nearby index), and each ranker is a function of a case. See docs/recommender
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -100,18 +101,26 @@ def _first_time_at(checkins: Checkins) -> FloatArray:
     return out
 
 
-def build_cases(checkins: Checkins, cutoff: float, candidates: CandidateSource, every: int = 1) -> Cases:
+def evenly(n: int, m: int) -> IntArray:
+    """m of the positions 0..n-1, evenly spread, the first included (all if m >= n)."""
+    m = max(0, min(m, n))
+    return (np.arange(m, dtype=np.int64) * n) // max(m, 1)
+
+
+def build_cases(checkins: Checkins, cutoff: float, candidates: CandidateSource, share: float = 1.0) -> Cases:
     """Steps 2 of the protocol: every test check-in becomes a case or a counted skip.
 
-    ``every`` > 1 keeps only every so-many-th test check-in (training on a big window
-    samples its validation cases this way; the evaluation protocol keeps all). Sampled-out
+    ``share`` < 1 keeps only that share of the test check-ins, evenly spread (training on
+    a big window samples its validation cases this way; the evaluation protocol keeps
+    all). Sampled-out
     check-ins still count as a later one's previous check-in and as a visit for discovery.
     """
     result = Cases()
     start = int(np.searchsorted(checkins.times, cutoff, side="left"))  # test: from here on
     result.test_checkins = len(checkins) - start
     test = np.arange(start, len(checkins))
-    kept = (test - start) % every == 0
+    kept = np.zeros(len(test), dtype=bool)
+    kept[evenly(len(test), math.ceil(len(test) * share - 1e-9))] = True
     result.skipped["sampled_out"] = int((~kept).sum())
     test = test[kept]
     has_train = np.isin(checkins.users[test], checkins.users[:start])

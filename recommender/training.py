@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recommender.als import AlsModel, AlsParams
-from recommender.evaluation import Case, Checkins, build_cases, rank_of, train_cutoff
+from recommender.evaluation import Case, Checkins, build_cases, evenly, rank_of, train_cutoff
 from recommender.features import COLUMN, History, features
 from recommender.interactions import Weighting, interaction_matrix
 from recommender.metrics import summary
@@ -64,15 +64,18 @@ class TrainParams:
     weighting: Weighting = field(default_factory=Weighting)
     ranker: RankerParams = field(default_factory=RankerParams)
     validation_share: float = 0.1
-    # A bigger validation window is sampled evenly down to about this many visits
-    # (foursquare-us has about 15,000, all kept): cases cost features per candidate.
-    max_validation_visits: int = 20_000
-    # Cases of all windows are sampled evenly down to about this many candidate rows:
-    # the ranker's fit costs per row (100k users x 5M visits: 1.1 M rows in 7 s).
-    max_validation_rows: int = 1_200_000
-    # Earlier windows of the same length add cases while a tenth of the row budget is
-    # left (foursquare-us: 4 windows at 1 km, 3 at 2 km, 2 at 5 km; 8 did no better).
+    # A validation window with more visits is sampled evenly down to this many: a case
+    # costs a lookup of its candidates and their features (foursquare-us: 14,900 a window).
+    max_validation_visits: int = 12_000
+    # Earlier windows of the same length add cases, as many (up to this) as there are
+    # windows' worth of visits in validation_windows x max_validation_visits: four when a
+    # window is small, one when it is sampled anyway (each window costs a fit of the
+    # signals). foursquare-us: 3 windows; 8 windows of all their visits did no better.
     validation_windows: int = 4
+    # The cases of all windows are sampled evenly down to about this many candidate rows
+    # (while a tenth of it is left, another window may add cases): the ranker's fit costs
+    # per row (100k users x 5M visits: 0.67 M rows, two fits in 5 s).
+    max_validation_rows: int = 1_200_000
     # A case's candidates beyond this many are a random sample of the others (the visited
     # one kept): more cases in the budget. On foursquare-us, 100 gave +0.003 NDCG@10 at
     # 1 km, +0.005 at 2 km and +0.006 at 5 km over keeping them all (docs/recommender.md).
@@ -154,8 +157,7 @@ def _thinned(cases: list[Case], max_rows: int) -> list[Case]:
     rows = sum(len(c.candidates) for c in cases)
     if rows <= max_rows:
         return cases
-    keep = np.unique(np.linspace(0, len(cases) - 1, max(1, len(cases) * max_rows // rows)).round())
-    return [cases[int(i)] for i in keep]
+    return [cases[i] for i in evenly(len(cases), max(1, len(cases) * max_rows // rows)).tolist()]
 
 
 def histories(users: IntArray, items: IntArray, times: FloatArray) -> dict[int, History]:
@@ -250,7 +252,13 @@ def _validation(
 
     found = _Validation()
     budget, upper = params.max_validation_rows, np.inf
-    for k in range(1, params.validation_windows + 1):
+    # Small data gets more windows; big data, whose windows are sampled, one: each window
+    # costs a fit of the signals, and the visits of validation_windows full windows are
+    # the most there is use for.
+    per_window = int((checkins.times >= train_cutoff(checkins.times, 1.0 - params.validation_share)).sum())
+    most = params.validation_windows * params.max_validation_visits
+    windows = min(params.validation_windows, max(1, most // max(per_window, 1)))
+    for k in range(1, windows + 1):
         lower = train_cutoff(checkins.times, 1.0 - k * params.validation_share)
         if k > 1 and (budget < params.max_validation_rows // 10 or lower <= checkins.times[0]):
             break
@@ -259,8 +267,8 @@ def _validation(
         found.latest_signals = found.latest_signals or signals
         say(f"validation window {k}: cases")
         window = checkins.subset(checkins.times < upper)
-        every = max(1, -(-int((window.times >= lower).sum()) // params.max_validation_visits))
-        built = build_cases(window, lower, candidates, every)
+        share = min(1.0, params.max_validation_visits / max(int((window.times >= lower).sum()), 1))
+        built = build_cases(window, lower, candidates, share)
         found.skipped += built.skipped
         cases = _thinned([fewer_candidates(c, params.max_case_candidates, k) for c in built.cases], budget)
         mine = np.isin(checkins.users, [c.user for c in cases])

@@ -67,16 +67,38 @@ def test_metrics_by_hand() -> None:
     assert result["methods"]["distance"]["hr@10"] == 1.0
 
 
-def test_sampling_keeps_every_nth_test_checkin_and_the_state_of_all() -> None:
+def test_sampled_out_checkins_still_count_as_previous_checkins_and_visits() -> None:
     """Training samples a big validation window; a sampled-out check-in still counts as
     the next one's previous check-in and as a visit for discovery."""
-    users, venues, times = zip(*ROWS, strict=True)
-    found = build_cases(Checkins.of(users, venues, times), CUTOFF, lambda origin: CANDIDATES[origin], every=2)
-    assert found.test_checkins == 7 and found.skipped["sampled_out"] == 3
-    everything = cases()
-    # Test check-ins in time order: 1st, 3rd, 5th and 7th are kept.
-    assert [(c.user, c.origin, c.venue, c.discovery) for c in found.cases] == [
-        (c.user, c.origin, c.venue, c.discovery)
-        for c in everything
-        if (c.user, c.venue) in {(1, 2), (5, 0), (1, 1)}
+    rows = [(7, 0, 1), (7, 0, 9), (7, 1, 10), (7, 2, 11), (7, 1, 12), (7, 0, 13), (7, 2, 14)]
+    users, venues, times = zip(*rows, strict=True)
+    found = build_cases(
+        Checkins.of(users, venues, times), CUTOFF, lambda origin: CANDIDATES[origin], share=1 / 3
+    )
+
+    assert found.test_checkins == 6 and found.skipped["sampled_out"] == 4
+    # Kept: the 1st and 4th test check-ins. The 4th stands where the sampled-out 3rd was,
+    # and is no discovery: the sampled-out 2nd was a visit there.
+    assert [(c.origin, c.venue, c.time, c.discovery) for c in found.cases] == [
+        (0, 0, 9, False),
+        (2, 1, 12, False),
     ]
+
+
+@pytest.mark.parametrize("share", [0.1, 0.25, 0.4, 0.75, 0.9, 1.0])
+def test_a_share_keeps_that_share_of_test_checkins_evenly(share: float) -> None:
+    users = np.random.default_rng(3).integers(0, 5, 1000)
+    times = np.arange(1000, dtype=np.float64)  # test: from 200 on
+    both = (np.array([0, 1]), np.array([0.0, 10.0]))
+    found = build_cases(
+        Checkins.of(users, np.zeros(1000, dtype=np.int64), times), 200.0, lambda _: both, share
+    )
+
+    kept = np.array([c.time for c in found.cases]) - 200
+    assert (
+        found.test_checkins == 800
+        and len(kept) == math.ceil(800 * share) == 800 - found.skipped["sampled_out"]
+    )
+    assert kept[0] == 0
+    gaps = set(np.diff(kept).tolist())
+    assert gaps <= {math.floor(1 / share), math.ceil(1 / share)}

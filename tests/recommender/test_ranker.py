@@ -190,6 +190,20 @@ def test_a_big_validation_window_is_thinned_to_the_row_budget(world: Town, model
     assert thinned.meta["validation_cases"] < model.meta["validation_cases"] / 2
 
 
+def test_small_data_learns_from_several_windows_and_sampled_data_from_fewer(
+    world: Town, model: Model
+) -> None:
+    data = training.Interactions.visits_only(world.users, world.items, world.times)
+    assert model.meta["validation_windows"] == 4  # 480 visits a window, all kept
+
+    sampled = training.train(
+        data, world.candidates_of(RADIUS_M), training.TrainParams(max_validation_visits=250)
+    )
+
+    assert sampled.meta["validation_windows"] == 2  # 4 x 250 visits: two windows of 480
+    assert sampled.meta["validation_cases"] < model.meta["validation_cases"] / 2
+
+
 def test_a_case_with_many_candidates_keeps_the_visited_one_and_distance_order() -> None:
     ids = np.arange(100, 400)
     case = Case(

@@ -7,10 +7,11 @@ three favourite places near each other, a quarter of visits to popular places an
 at the issue's scale. Candidates come from the service's nearby index (as in `lbs
 evaluate`).
 
-- Training: recommender.training.train end to end (signals and ALS on 90 % of the
-  window, validation cases and their features, the LambdaRank fit, signals and ALS
-  again on the whole window), against implicit's ALS fit alone on the same matrix (the
-  peer: what any ALS recommender pays).
+- Training: recommender.training.train end to end (signals and ALS before the
+  validation window, its cases sampled to 12,000 visits with their candidates and
+  features, the trial and final LambdaRank fits, signals and ALS again on the whole
+  window), against implicit's ALS fit alone on the same matrix (the peer: what any ALS
+  recommender pays), each step's time printed.
 - Re-ranking: users standing at their last visit, the 500 nearest merchants, their
   history before now: Model.score (features, cascade of trees) plus the final sort, one
   thread, against numpy sorting the same 500 by distance (the floor of any ranking).

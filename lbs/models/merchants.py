@@ -15,7 +15,10 @@ from lbs.models.base import Base, BigId, UTCDateTime
 class Merchant(Base):
     __tablename__ = "merchants"
     # has_deal searches join live deals to merchants inside a lat/lon box (migration 0002).
-    __table_args__ = (Index("ix_merchants_lat_lon", "lat", "lon"),)
+    __table_args__ = (
+        Index("ix_merchants_lat_lon", "lat", "lon"),
+        Index("ux_merchants_osm_ref", "osm_ref", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -29,6 +32,8 @@ class Merchant(Base):
     opening_hours: Mapped[str | None] = mapped_column(Text)
     timezone: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="active")
+    # The OpenStreetMap element it was imported from ("node/123", "way/45"), if any.
+    osm_ref: Mapped[str | None] = mapped_column(String(32))
     # Position in the merchant change log; see services.revisions.
     revision: Mapped[int] = mapped_column(BigInteger, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import opening_hours
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, field_validator
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from lbs.categories import Category
@@ -108,6 +109,54 @@ def import_merchants(session: Session, rows: Sequence[MerchantFields], now: date
     return len(values)
 
 
+@dataclass(frozen=True)
+class Upserted:
+    inserted: int
+    updated: int
+    unchanged: int
+
+
+def upsert_by_osm_ref(
+    session: Session, rows: Sequence[tuple[str, MerchantFields]], now: datetime
+) -> Upserted:
+    """Merchants keyed by their OpenStreetMap element: new ones inserted, changed ones
+    updated (a new revision), the same ones left alone; all in the caller's transaction."""
+    by_ref = dict(rows)  # a ref given twice: the last wins
+    existing = {
+        ref: row
+        for ref, *row in session.execute(
+            select(Merchant.osm_ref, Merchant.id, *_FIELD_COLUMNS).where(Merchant.osm_ref.is_not(None))
+        )
+    }
+    fresh, changed, unchanged = [], [], 0
+    for ref, fields in by_ref.items():
+        values = fields.model_dump(mode="json")
+        if ref not in existing:
+            fresh.append((ref, values))
+        elif dict(zip(_FIELD_NAMES, existing[ref][1:], strict=True)) != values:
+            changed.append((existing[ref][0], fields, values))
+        else:
+            unchanged += 1
+    if fresh or changed:
+        revision = next_revision(session)
+        inserts = [{**_row_values(by_ref[ref], revision, now), "osm_ref": ref} for ref, _ in fresh]
+        for start in range(0, len(inserts), 10_000):
+            session.execute(insert(Merchant), inserts[start : start + 10_000])
+        updates = [
+            {
+                **values,
+                "id": merchant_id,
+                "timezone": timezone_at(f.lat, f.lon),
+                "revision": revision,
+                "updated_at": now,
+            }
+            for merchant_id, f, values in changed
+        ]
+        if updates:
+            session.execute(update(Merchant), updates)
+    return Upserted(len(fresh), len(changed), unchanged)
+
+
 def get_merchant(session: Session, merchant_id: int) -> Merchant:
     merchant = session.get(Merchant, merchant_id)
     if merchant is None:
@@ -154,6 +203,9 @@ _PUBLIC_COLUMNS = (
     Merchant.updated_at,
 )
 
+
+_FIELD_NAMES = tuple(MerchantFields.model_fields)
+_FIELD_COLUMNS = tuple(getattr(Merchant, name) for name in _FIELD_NAMES)
 
 # Built once: constructing the statement per page cost more than running it.
 _PUBLIC_BY_IDS = select(*_PUBLIC_COLUMNS).where(Merchant.id.in_(bindparam("ids", expanding=True)))

@@ -1,0 +1,95 @@
+"""The OpenStreetMap loader on the real Helsinki extract: what it reads, maps and repairs,
+and that a re-import through `lbs seed osm` updates instead of duplicating (both databases)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from lbs.categories import Category
+from lbs.cli import main
+from lbs.models import Merchant
+from seed import osm
+
+HELSINKI = Path(__file__).resolve().parents[3] / "shared" / "data" / "osm-helsinki" / "Helsinki.osm.pbf"
+
+
+@pytest.fixture(scope="module")
+def helsinki() -> osm.OsmMerchants:
+    return osm.read(HELSINKI)
+
+
+def test_every_named_business_is_read_with_its_tags(helsinki: osm.OsmMerchants) -> None:
+    assert len(helsinki.rows) == 1016
+    maya = helsinki.rows["node/59622323"]
+    assert (maya.name, maya.category, maya.address) == (
+        "Maya Bar & Grill",
+        Category.restaurant,
+        "Mikonkatu 18, 00100 Helsinki",
+    )
+    assert maya.opening_hours == "Mo-Th 11:00-23:00; Fr 11:00-24:00; Sa 12:00-24:00; Su 13:00-23:00"
+    assert str(maya.website) == "https://www.maya.fi/"
+    assert helsinki.rows["node/55211772"].category == Category.lodging  # Hilton Helsinki Strand
+    # A building mapped as a way is placed at its nodes' mean: Ateneum, the art museum.
+    ateneum = helsinki.rows["way/8033120"]
+    assert (ateneum.name, ateneum.category) == ("Ateneum", Category.culture)
+    assert ateneum.lat == pytest.approx(60.1700, abs=3e-4) and ateneum.lon == pytest.approx(24.9442, abs=6e-4)
+    categories = Counter(row.category for row in helsinki.rows.values())
+    assert categories[Category.restaurant] > 200 and categories[Category.cafe] > 80
+
+
+def test_what_cannot_be_used_is_counted_not_fatal(helsinki: osm.OsmMerchants) -> None:
+    assert helsinki.skipped == {"relation (not placed)": 5}
+    assert helsinki.repaired == {"opening_hours dropped (invalid)": 10, "phone dropped (invalid)": 3}
+    assert sum(1 for row in helsinki.rows.values() if row.opening_hours) == 482
+
+
+@pytest.mark.parametrize(
+    ("tags", "category"),
+    [
+        ({"amenity": "pub"}, Category.bar),
+        ({"shop": "optician"}, Category.health),
+        ({"shop": "yes"}, Category.other),  # a shop of an unmapped kind is still a business
+        ({"amenity": "bench"}, None),  # an amenity that is not a business
+        ({"tourism": "artwork"}, None),
+        ({"leisure": "park"}, None),
+        ({"amenity": "parking", "shop": "bakery"}, Category.bakery),
+    ],
+)
+def test_tags_map_to_categories(tags: dict[str, str], category: Category | None) -> None:
+    assert osm.category_of(tags) == category
+
+
+def lbs_seed_osm(database_url: str) -> str:
+    invoked = CliRunner().invoke(main, ["seed", "osm", str(HELSINKI)], env={"LBS_DATABASE_URL": database_url})
+    assert invoked.exit_code == 0, invoked.output
+    return invoked.output
+
+
+def test_a_reimport_updates_instead_of_duplicating(database_url: str, engine: Engine) -> None:
+    first = lbs_seed_osm(database_url)
+    assert "1016 new, 0 updated, 0 unchanged (© OpenStreetMap contributors)" in first
+    assert "opening_hours dropped (invalid): 10" in first
+    with Session(engine) as session, session.begin():
+        session.execute(update(Merchant).where(Merchant.osm_ref == "node/59622323").values(name="Old name"))
+        revision_before = session.execute(
+            select(Merchant.revision).where(Merchant.osm_ref == "way/8033120")
+        ).scalar()
+
+    second = lbs_seed_osm(database_url)
+
+    assert "0 new, 1 updated, 1015 unchanged" in second
+    with Session(engine) as session:
+        assert session.query(Merchant).count() == 1016
+        maya = session.execute(select(Merchant).where(Merchant.osm_ref == "node/59622323")).scalar_one()
+        assert maya.name == "Maya Bar & Grill" and maya.timezone == "Europe/Helsinki"
+        ateneum_revision = session.execute(
+            select(Merchant.revision).where(Merchant.osm_ref == "way/8033120")
+        ).scalar()
+        assert ateneum_revision == revision_before  # unchanged rows keep their revision
+        assert maya.revision > revision_before

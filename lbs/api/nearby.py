@@ -98,6 +98,7 @@ def nearby(query: NearbyParams) -> Response:
             {
                 "merchant": i.merchant,
                 "distance_m": i.distance_m,
+                **i.hours.public(),
                 "deal": i.deal,
                 "next_deal": i.next_deal,
                 **({"reasons": i.reasons} if i.reasons is not None else {}),

@@ -62,6 +62,9 @@ class ReasonOut(BaseModel):
 class NearbyItemOut(BaseModel):
     merchant: MerchantOut
     distance_m: float
+    open_now: bool | None = Field(description="at `at`, in the merchant's zone; null: hours unknown")
+    closes_at: str | None = Field(description="when open: the next closing (ISO 8601 with offset)")
+    next_open_at: str | None = Field(description="when not open: the next opening (ISO 8601 with offset)")
     deal: DealSummaryOut | None
     next_deal: DealSummaryOut | None
     reasons: list[ReasonOut] | None = Field(None, description="sort=relevance with a model only")

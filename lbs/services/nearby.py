@@ -10,7 +10,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from lbs.models import Merchant
 from lbs.services import relevance
 from lbs.services.deal_offers import MerchantOffer, NearOffer, best_offers, deal_summary, offers_near
 from lbs.services.deal_schedule import EARLIEST, LATEST
+from lbs.services.hours import UNKNOWN, Hours, merchant_hours
 from lbs.services.merchants import public_merchants
 from lbs.services.revisions import latest_revision
 from recommender.model import Model
@@ -160,6 +161,7 @@ class NearbyItem:
     deal: dict[str, Any] | None = None
     next_deal: dict[str, Any] | None = None
     reasons: list[dict[str, Any]] | None = None  # sort=relevance only
+    hours: Hours = UNKNOWN  # open at the page's instant, and the next change
 
 
 @dataclass(frozen=True)
@@ -242,8 +244,15 @@ def _micros(instant: datetime) -> int:
 def search_nearby(
     session: Session, live: LiveIndex, query: NearbyQuery, ranking: Ranking | None = None
 ) -> NearbyPage:
-    """One page of active merchants within the radius, with their deals: nearest first
-    (ties by id), or by relevance when ``ranking`` holds a model."""
+    """One page of active merchants within the radius, with their deals and whether each
+    is open at the page's instant: nearest first (ties by id), or by relevance when
+    ``ranking`` holds a model."""
+    page = _search(session, live, query, ranking)
+    items = [replace(item, hours=merchant_hours(item.merchant, page.at)) for item in page.items]
+    return replace(page, items=items)
+
+
+def _search(session: Session, live: LiveIndex, query: NearbyQuery, ranking: Ranking | None) -> NearbyPage:
     after = decode_cursor(query, query.cursor) if query.cursor else None
     at = query.at
     if query.has_deal or query.sort == "deal_ending":
@@ -434,6 +443,7 @@ def page_to_geojson(page: NearbyPage) -> dict[str, Any]:
                 "properties": {
                     **item.merchant,
                     "distance_m": item.distance_m,
+                    **item.hours.public(),
                     "deal": item.deal,
                     "next_deal": item.next_deal,
                 },

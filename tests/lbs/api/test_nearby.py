@@ -61,6 +61,37 @@ def test_items_carry_the_merchant_record(engine: Engine, client: FlaskClient) ->
     assert 0 < item["distance_m"] < 30
 
 
+def test_items_say_whether_each_merchant_is_open_at_the_pages_instant(
+    engine: Engine, client: FlaskClient
+) -> None:
+    hours = {"Baari": "Fr-Sa 18:00-02:00", "Toimisto": "Mo-Fr 09:00-18:00", "Kioski": None}
+    seed(
+        engine,
+        [
+            merchant(name, 60.1701 + 0.0001 * k, 24.9402).model_copy(update={"opening_hours": expression})
+            for k, (name, expression) in enumerate(hours.items())
+        ],
+    )
+    params = {"lat": 60.17, "lon": 24.94, "sort": "distance", "at": "2026-11-27T23:00:00+02:00"}  # a Friday
+
+    body = client.get("/v1/nearby", query_string=params).get_json()
+    features = client.get("/v1/nearby", query_string={**params, "format": "geojson"}).get_json(force=True)
+
+    by_name = {
+        i["merchant"]["name"]: (i["open_now"], i["closes_at"], i["next_open_at"]) for i in body["items"]
+    }
+    assert by_name == {
+        "Baari": (True, "2026-11-28T02:00:00+02:00", None),
+        "Toimisto": (False, None, "2026-11-30T09:00:00+02:00"),
+        "Kioski": (None, None, None),
+    }
+    assert {f["properties"]["name"]: f["properties"]["open_now"] for f in features["features"]} == {
+        "Baari": True,
+        "Toimisto": False,
+        "Kioski": None,
+    }
+
+
 def test_defaults_are_a_1000_m_radius_and_20_results(engine: Engine, client: FlaskClient) -> None:
     rng = random.Random(1)
     rows = [merchant(f"in{i}", *destination(0.0, 0.0, rng.uniform(0, 360), 900.0)) for i in range(30)]

@@ -1,0 +1,86 @@
+"""Opening hours: a merchant's OSM opening_hours evaluated at an instant, in its own zone.
+
+Parsed and evaluated by opening-hours-py: overnight ranges (Fr-Sa 18:00-02:00) run past
+midnight, 24/7 never closes, "off" never opens, and a day of a DST change has its real
+length (times are wall-clock times in the merchant's zone). PH rules use the public
+holidays of the country at the merchant's coordinates (the library's calendar); where it
+knows no calendar, PH matches no day. Hours that do not parse, or that leave the instant
+undecided ("unknown"), give open_now null: the merchant is kept, not hidden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import opening_hours
+
+# Missing from the library's stubs:
+_UNPARSEABLE = (opening_hours.ParserError, ValueError)  # type: ignore[attr-defined]
+_NO_CALENDAR = (opening_hours.UnknownCountryError, opening_hours.InvalidCoordinatesError)  # type: ignore[attr-defined]
+# Steps of next_change() walked to find the next opening (closed -> unknown -> open ...).
+_MAX_STEPS = 8
+
+
+@dataclass(frozen=True)
+class Hours:
+    open_now: bool | None  # None: no hours, hours that do not parse, or undecided now
+    closes_at: datetime | None  # when open: the next closing, None if it never closes
+    next_open_at: datetime | None  # when not open: the next opening, None if none is known
+
+    def public(self) -> dict[str, Any]:
+        """ISO 8601 with the merchant's offset."""
+        return {
+            "open_now": self.open_now,
+            "closes_at": None if self.closes_at is None else self.closes_at.isoformat(),
+            "next_open_at": None if self.next_open_at is None else self.next_open_at.isoformat(),
+        }
+
+
+UNKNOWN = Hours(None, None, None)
+
+
+@lru_cache(maxsize=65_536)
+def _parsed(expression: str, zone: str, lat: float, lon: float) -> opening_hours.OpeningHours | None:
+    tz = ZoneInfo(zone)
+    try:
+        return opening_hours.OpeningHours(expression, timezone=tz, coords=(lat, lon), auto_country=True)
+    except _NO_CALENDAR:
+        pass  # no holiday calendar here: PH matches no day
+    except _UNPARSEABLE:
+        return None
+    try:
+        return opening_hours.OpeningHours(expression, timezone=tz)
+    except _UNPARSEABLE:
+        return None
+
+
+def hours_at(expression: str | None, zone: str, lat: float, lon: float, at: datetime) -> Hours:
+    """Whether the merchant is open at ``at`` (any zone), and its next change."""
+    if not expression:
+        return UNKNOWN
+    parsed = _parsed(expression, zone, lat, lon)
+    if parsed is None:
+        return UNKNOWN
+    local = at.astimezone(ZoneInfo(zone))
+    state, _ = parsed.state(local)
+    if state == opening_hours.State.OPEN:
+        return Hours(True, parsed.next_change(local), None)
+    when: datetime | None = local
+    for _ in range(_MAX_STEPS):
+        assert when is not None
+        when = parsed.next_change(when)
+        if when is None:
+            break
+        if parsed.state(when)[0] == opening_hours.State.OPEN:
+            return Hours(None if state == opening_hours.State.UNKNOWN else False, None, when)
+    return Hours(None if state == opening_hours.State.UNKNOWN else False, None, None)
+
+
+def merchant_hours(merchant: Mapping[str, Any], at: datetime) -> Hours:
+    """hours_at() of a public merchant representation."""
+    return hours_at(merchant["opening_hours"], merchant["timezone"], merchant["lat"], merchant["lon"], at)

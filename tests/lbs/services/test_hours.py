@@ -1,0 +1,58 @@
+"""Opening hours at fixed clocks: overnight, 24/7, off, public holidays, DST days, midnight."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from lbs.services.hours import hours_at
+
+HELSINKI = ("Europe/Helsinki", 60.1699, 24.9384)
+
+
+def at_helsinki(expression: str | None, instant: str) -> tuple[bool | None, str | None, str | None]:
+    hours = hours_at(expression, *HELSINKI, datetime.fromisoformat(instant))
+    public = hours.public()
+    return public["open_now"], public["closes_at"], public["next_open_at"]
+
+
+@pytest.mark.parametrize(
+    ("expression", "instant", "expected"),
+    [
+        # A Wednesday in November (EET, +02:00), asked in UTC.
+        ("Mo-Fr 09:00-18:00", "2026-11-25T10:00:00+00:00", (True, "2026-11-25T18:00:00+02:00", None)),
+        # Friday night after closing: next Monday.
+        ("Mo-Fr 09:00-18:00", "2026-11-27T23:00:00+02:00", (False, None, "2026-11-30T09:00:00+02:00")),
+        # Overnight: open on Saturday 00:30 from Friday's range, until 02:00.
+        ("Fr-Sa 18:00-02:00", "2026-11-28T00:30:00+02:00", (True, "2026-11-28T02:00:00+02:00", None)),
+        ("Fr-Sa 18:00-02:00", "2026-11-28T02:00:00+02:00", (False, None, "2026-11-28T18:00:00+02:00")),
+        ("24/7", "2026-11-25T10:00:00+00:00", (True, None, None)),
+        ("off", "2026-11-25T10:00:00+00:00", (False, None, None)),
+        # Finnish public holidays: Christmas Eve, Christmas Day and St Stephen's Day, then a Sunday.
+        (
+            "Mo-Fr 09:00-18:00; PH off",
+            "2026-12-24T10:00:00+02:00",
+            (False, None, "2026-12-28T09:00:00+02:00"),
+        ),
+        ("Mo-Fr 09:00-18:00", "2026-12-24T10:00:00+02:00", (True, "2026-12-24T18:00:00+02:00", None)),
+        # DST ends 2026-10-25 04:00 EEST -> 03:00 EET: 04:30 is after the change, closing at 06:00 EET.
+        ("Su 02:00-06:00", "2026-10-25T02:30:00+00:00", (True, "2026-10-25T06:00:00+02:00", None)),
+        # DST starts 2026-03-29 03:00 EET -> 04:00 EEST: at 04:30 EEST it closes at 06:00 EEST.
+        ("Su 02:00-06:00", "2026-03-29T01:30:00+00:00", (True, "2026-03-29T06:00:00+03:00", None)),
+        # No hours, or hours no parser reads: unknown, not closed.
+        (None, "2026-11-25T10:00:00+00:00", (None, None, None)),
+        ("whenever we feel like it", "2026-11-25T10:00:00+00:00", (None, None, None)),
+    ],
+)
+def test_hours_in_the_merchants_zone(
+    expression: str | None, instant: str, expected: tuple[bool | None, str | None, str | None]
+) -> None:
+    assert at_helsinki(expression, instant) == expected
+
+
+def test_closing_across_a_dst_change_takes_its_real_length() -> None:
+    # Open from 02:00 to 06:00 wall clock on the night clocks go back: 5 real hours.
+    hours = hours_at("Su 02:00-06:00", *HELSINKI, datetime.fromisoformat("2026-10-25T00:00:00+00:00"))
+    assert hours.open_now is True and hours.closes_at is not None
+    assert (hours.closes_at - datetime.fromisoformat("2026-10-25T00:00:00+00:00")).total_seconds() == 4 * 3600

@@ -53,7 +53,14 @@ class NearbyParams(QueryModel):
         "deal_ending: soonest-ending claimable deal first (implies has_deal)",
     )
     has_deal: bool = Field(False, description="only merchants with a deal claimable at `at`")
-    at: Instant | None = Field(None, description="ISO 8601 with offset: deals as of this time (default now)")
+    open_now: bool = Field(
+        False,
+        description="only merchants open at `at` by their opening_hours, in their own zone "
+        "(unknown hours: left out)",
+    )
+    at: Instant | None = Field(
+        None, description="ISO 8601 with offset: deals and opening hours as of this time (default now)"
+    )
     format: Literal["json", "geojson"] = "json"
 
 
@@ -74,6 +81,7 @@ def nearby(query: NearbyParams) -> Response:
             categories=tuple(sorted({c.value for c in query.category})) if query.category else None,
             sort=query.sort,
             has_deal=query.has_deal,
+            open_now=query.open_now,
             at=query.at or utc_now(),
             user_id=user_id,
         ),

@@ -268,7 +268,9 @@ class NearbyIndex:
         """Merchants within radius_m of (lat, lng), nearest first (ties by id), after a cursor."""
         return RadiusQuery(self, lat, lng, radius_m, limit, after, categories).run()
 
-    def within(self, lat: float, lng: float, radius_m: float) -> tuple[IntArray, FloatArray]:
+    def within(
+        self, lat: float, lng: float, radius_m: float, categories: Sequence[int] | None = None
+    ) -> tuple[IntArray, FloatArray]:
         """Every merchant within radius_m as arrays (ids, chord2), nearest first, ties by id:
-        query() without a limit, for bulk callers (the offline evaluation, training)."""
-        return RadiusQuery(self, lat, lng, radius_m, 0, None, None).every()  # no page: no limit
+        query() without a limit, for callers that filter or rank all of them."""
+        return RadiusQuery(self, lat, lng, radius_m, 0, None, categories).every()  # no page: no limit

@@ -10,7 +10,7 @@ undecided ("unknown"), give open_now null: the merchant is kept, not hidden.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -18,10 +18,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import opening_hours
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lbs.models import Merchant
 
 # Missing from the library's stubs:
 _UNPARSEABLE = (opening_hours.ParserError, ValueError)  # type: ignore[attr-defined]
 _NO_CALENDAR = (opening_hours.UnknownCountryError, opening_hours.InvalidCoordinatesError)  # type: ignore[attr-defined]
+# Merchant ids per query of open_at() (bound parameters stay well under SQLite's limit).
+_CHUNK = 5000
 # Steps of next_change() walked to find the next opening (closed -> unknown -> open ...).
 _MAX_STEPS = 8
 
@@ -84,3 +90,18 @@ def hours_at(expression: str | None, zone: str, lat: float, lon: float, at: date
 def merchant_hours(merchant: Mapping[str, Any], at: datetime) -> Hours:
     """hours_at() of a public merchant representation."""
     return hours_at(merchant["opening_hours"], merchant["timezone"], merchant["lat"], merchant["lon"], at)
+
+
+def open_at(session: Session, merchant_ids: Sequence[int], at: datetime) -> set[int]:
+    """The merchants among ``merchant_ids`` that are open at ``at`` (unknown hours: not open)."""
+    columns = (Merchant.id, Merchant.opening_hours, Merchant.timezone, Merchant.lat, Merchant.lon)
+    opened: set[int] = set()
+    for start in range(0, len(merchant_ids), _CHUNK):
+        chunk = list(merchant_ids[start : start + _CHUNK])
+        rows = session.execute(
+            select(*columns).where(Merchant.id.in_(chunk), Merchant.opening_hours.is_not(None))
+        )
+        for merchant_id, expression, zone, lat, lon in rows:
+            if hours_at(expression, zone, lat, lon, at).open_now:
+                opened.add(merchant_id)
+    return opened

@@ -23,11 +23,12 @@ from lbs.categories import CATEGORY_CODES, N_CATEGORIES
 from lbs.errors import InvalidParameter, NotReady
 from lbs.geo.distance import chord2_to_m
 from lbs.geo.h3index import Cursor, NearbyHits, NearbyIndex
+from lbs.geo.h3search import Hit
 from lbs.models import Merchant
 from lbs.services import relevance
 from lbs.services.deal_offers import MerchantOffer, NearOffer, best_offers, deal_summary, offers_near
 from lbs.services.deal_schedule import EARLIEST, LATEST
-from lbs.services.hours import UNKNOWN, Hours, merchant_hours
+from lbs.services.hours import UNKNOWN, Hours, merchant_hours, open_at
 from lbs.services.merchants import public_merchants
 from lbs.services.revisions import latest_revision
 from recommender.model import Model
@@ -135,6 +136,14 @@ class LiveIndex:
         with self._lock:
             return self.index.query(lat, lng, radius_m, limit, after=after, categories=categories)
 
+    def within(
+        self, lat: float, lng: float, radius_m: float, categories: Sequence[int] | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        if self.index is None:
+            raise NotReady("the nearby index is not loaded yet")
+        with self._lock:
+            return self.index.within(lat, lng, radius_m, categories)
+
     @property
     def size(self) -> int:
         return 0 if self.index is None else self.index.size
@@ -152,6 +161,7 @@ class NearbyQuery:
     sort: str = "distance"
     has_deal: bool = False
     user_id: int | None = None  # whose history sort=relevance reads (None: anonymous)
+    open_now: bool = False  # only merchants open at `at` (in their own zone)
 
 
 @dataclass(frozen=True)
@@ -186,7 +196,9 @@ class PageCursor:
 
 
 def _fingerprint(query: NearbyQuery) -> str:
-    key = json.dumps([query.lat, query.lon, query.radius_m, query.categories, query.sort, query.has_deal])
+    key = json.dumps(
+        [query.lat, query.lon, query.radius_m, query.categories, query.sort, query.has_deal, query.open_now]
+    )
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -232,7 +244,8 @@ def decode_cursor(query: NearbyQuery, token: str) -> PageCursor:
     if fingerprint != _fingerprint(query) or (query.sort == "deal_ending") != (cursor.ends_us is not None):
         raise InvalidParameter(
             "cursor",
-            "cursor belongs to another query; keep lat, lon, radius_m, category, has_deal and sort unchanged",
+            "cursor belongs to another query; keep lat, lon, radius_m, category, has_deal, open_now "
+            "and sort unchanged",
         )
     return cursor
 
@@ -262,11 +275,15 @@ def _search(session: Session, live: LiveIndex, query: NearbyQuery, ranking: Rank
     if query.categories is not None:
         codes = [CATEGORY_CODES[c] for c in query.categories]
     model = ranking.holder.get() if query.sort == "relevance" and ranking is not None else None
+    source: LiveIndex | _OpenOnly = live
+    if query.open_now:
+        pinned = at if after is None or after.at_us is None else EPOCH + timedelta(microseconds=after.at_us)
+        source = _OpenOnly(session, live, query, codes, pinned if model is not None else at)
     if model is not None and ranking is not None:
-        return _search_relevance(session, live, query, model, ranking, after, codes)
+        return _search_relevance(session, source, query, model, ranking, after, codes)
     # One extra hit tells whether another page exists.
     start = None if after is None else Cursor(after.chord2, after.id)
-    found = live.query(query.lat, query.lon, query.radius_m, query.limit + 1, after=start, categories=codes)
+    found = source.query(query.lat, query.lon, query.radius_m, query.limit + 1, after=start, categories=codes)
     hits = found.hits[: query.limit]
     merchants = public_merchants(session, [h.id for h in hits])
     offers = best_offers(session, [h.id for h in hits if h.id in merchants], at)
@@ -310,9 +327,38 @@ class Ranking:
     exploration_share: float
 
 
+class _OpenOnly:
+    """LiveIndex.query() over just the merchants open at an instant: every merchant in the
+    radius is read and its hours evaluated once per page, so totals stay exact."""
+
+    def __init__(
+        self, session: Session, live: LiveIndex, query: NearbyQuery, codes: Sequence[int] | None, at: datetime
+    ) -> None:
+        ids, chord2 = live.within(query.lat, query.lon, query.radius_m, codes)
+        keep = np.isin(ids, list(open_at(session, ids.tolist(), at)))
+        self.ids, self.chord2 = ids[keep], chord2[keep]
+
+    def query(
+        self,
+        lat: float,
+        lng: float,
+        radius_m: float,
+        limit: int,
+        after: Cursor | None = None,
+        categories: Sequence[int] | None = None,
+    ) -> NearbyHits:
+        start = 0
+        if after is not None:  # strictly after (chord2, id): the order is (chord2, id)
+            start = int(np.searchsorted(self.chord2, after.chord2, side="left"))
+            while start < len(self.ids) and (self.chord2[start], self.ids[start]) <= (after.chord2, after.id):
+                start += 1
+        ids, chord2 = self.ids[start : start + limit].tolist(), self.chord2[start : start + limit].tolist()
+        return NearbyHits(total=len(self.ids), hits=[Hit(i, c) for i, c in zip(ids, chord2, strict=True)])
+
+
 def _search_relevance(
     session: Session,
-    live: LiveIndex,
+    live: LiveIndex | _OpenOnly,
     query: NearbyQuery,
     model: Model,
     ranking: Ranking,
@@ -402,6 +448,9 @@ def _search_offers(
     if after is not None and after.at_us is not None:
         at = EPOCH + timedelta(microseconds=after.at_us)  # every page is taken at the first page's instant
     near = offers_near(session, query.lat, query.lon, query.radius_m, at, query.categories)
+    if query.open_now:
+        opened = open_at(session, [n.merchant_id for n in near], at)
+        near = [n for n in near if n.merchant_id in opened]
 
     def key(n: NearOffer) -> tuple[Any, ...]:
         ends = _micros(n.offer.ends_at or n.offer.deal.valid_until)

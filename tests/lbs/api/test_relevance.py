@@ -244,3 +244,34 @@ def test_beyond_the_re_ranked_head_results_follow_by_distance(
     assert max(i["distance_m"] for i in head) <= min(i["distance_m"] for i in tail)
     assert [i["distance_m"] for i in tail] == sorted(i["distance_m"] for i in tail)
     assert all([r["code"] for r in i["reasons"]] == ["distance"] for i in tail)
+
+
+def every_page(client: FlaskClient, spot: dict, at: datetime, token: str, **extra: object) -> list[dict]:  # type: ignore[type-arg]
+    """Every page of a relevance query, following next_cursor."""
+    pages = [nearby(client, spot["lat"], spot["lon"], at, token, limit=100, **extra)]
+    while pages[-1]["next_cursor"] is not None:
+        cursor = pages[-1]["next_cursor"]
+        pages.append(nearby(client, spot["lat"], spot["lon"], at, token, limit=100, cursor=cursor, **extra))
+    return pages
+
+
+def test_open_now_ranks_only_the_open_merchants(trained) -> None:  # type: ignore[no-untyped-def]
+    client, _, visits, tokens, at, _ = trained
+    user_id = next(iter(visits))
+    spot = client.get(f"/v1/merchants/{visits[user_id][0]}").get_json()
+    ids = [i["merchant"]["id"] for p in every_page(client, spot, at, tokens[user_id]) for i in p["items"]]
+    closed = set(ids[::3])
+    for merchant_id in ids:
+        hours = "off" if merchant_id in closed else "24/7"
+        patched = client.patch(
+            f"/v1/merchants/{merchant_id}", json={"opening_hours": hours}, headers=OPERATOR
+        )
+        assert patched.status_code == 200
+
+    pages = every_page(client, spot, at, tokens[user_id], open_now="true")
+
+    items = [i for p in pages for i in p["items"]]
+    assert {p["ranking"] for p in pages} == {"relevance"}
+    assert {p["total"] for p in pages} == {len(ids) - len(closed)}
+    assert sorted(i["merchant"]["id"] for i in items) == sorted(set(ids) - closed)  # each open one once
+    assert all(i["open_now"] and i["reasons"] for i in items)

@@ -93,3 +93,11 @@ def test_a_reimport_updates_instead_of_duplicating(database_url: str, engine: En
         ).scalar()
         assert ateneum_revision == revision_before  # unchanged rows keep their revision
         assert maya.revision > revision_before
+
+
+def test_the_documented_mapping_is_the_one_used() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "seeding.md").read_text()
+    for key, values in osm.TAGS.items():
+        for value, category in values.items():
+            row = next(line for line in docs.splitlines() if line.startswith(f"| `{category.value}` |"))
+            assert f"`{key}={value}`" in row, f"{key}={value} -> {category.value} is not in docs/seeding.md"

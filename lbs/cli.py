@@ -141,13 +141,13 @@ def seed_synthetic(count: int, rng_seed: int, if_empty: bool) -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def seed_osm(path: Path) -> None:
     """Merchants from an OpenStreetMap extract (.osm.pbf); a re-import updates them."""
-    from lbs.services.merchants import upsert_by_osm_ref
+    from lbs.services.merchants import upsert_by_source_ref
     from seed import osm
 
     found = osm.read(path)
     engine = make_engine(_settings().database_url)
     with Session(engine) as session, session.begin():
-        done = upsert_by_osm_ref(session, list(found.rows.items()), _now())
+        done = upsert_by_source_ref(session, list(found.rows.items()), _now())
     click.echo(
         f"{len(found.rows)} merchants from {path.name}: {done.inserted} new, {done.updated} updated, "
         f"{done.unchanged} unchanged ({osm.ATTRIBUTION})"

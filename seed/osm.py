@@ -203,7 +203,7 @@ def _position(element: osmium.osm.Node | osmium.osm.Way) -> tuple[float, float] 
 
 
 def read(path: Path) -> OsmMerchants:
-    """Merchants of an .osm.pbf extract, keyed "node/<id>" or "way/<id>"."""
+    """Merchants of an .osm.pbf extract, keyed "osm:node/<id>" or "osm:way/<id>"."""
     found = OsmMerchants()
     named = osmium.FileProcessor(str(path)).with_locations().with_filter(osmium.filter.KeyFilter("name"))
     for element in named:
@@ -222,5 +222,5 @@ def read(path: Path) -> OsmMerchants:
         if fields is None:
             found.skipped["invalid"] += 1
         else:
-            found.rows[f"{_KINDS[element.type_str()]}/{element.id}"] = fields
+            found.rows[f"osm:{_KINDS[element.type_str()]}/{element.id}"] = fields
     return found

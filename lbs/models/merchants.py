@@ -17,7 +17,7 @@ class Merchant(Base):
     # has_deal searches join live deals to merchants inside a lat/lon box (migration 0002).
     __table_args__ = (
         Index("ix_merchants_lat_lon", "lat", "lon"),
-        Index("ux_merchants_osm_ref", "osm_ref", unique=True),
+        Index("ux_merchants_source_ref", "source_ref", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -32,8 +32,9 @@ class Merchant(Base):
     opening_hours: Mapped[str | None] = mapped_column(Text)
     timezone: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="active")
-    # The OpenStreetMap element it was imported from ("node/123", "way/45"), if any.
-    osm_ref: Mapped[str | None] = mapped_column(String(32))
+    # What it was imported from, if anything ("osm:node/123", "osm:way/45"): a re-import
+    # of the same source updates it instead of adding a copy.
+    source_ref: Mapped[str | None] = mapped_column(String(64))
     # Position in the merchant change log; see services.revisions.
     revision: Mapped[int] = mapped_column(BigInteger, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -116,16 +116,17 @@ class Upserted:
     unchanged: int
 
 
-def upsert_by_osm_ref(
+def upsert_by_source_ref(
     session: Session, rows: Sequence[tuple[str, MerchantFields]], now: datetime
 ) -> Upserted:
-    """Merchants keyed by their OpenStreetMap element: new ones inserted, changed ones
-    updated (a new revision), the same ones left alone; all in the caller's transaction."""
+    """Merchants keyed by what they were imported from ("osm:node/123"): new ones inserted,
+    changed ones updated (a new revision), the same ones left alone; all in the caller's
+    transaction."""
     by_ref = dict(rows)  # a ref given twice: the last wins
     existing = {
         ref: row
         for ref, *row in session.execute(
-            select(Merchant.osm_ref, Merchant.id, *_FIELD_COLUMNS).where(Merchant.osm_ref.is_not(None))
+            select(Merchant.source_ref, Merchant.id, *_FIELD_COLUMNS).where(Merchant.source_ref.is_not(None))
         )
     }
     fresh, changed, unchanged = [], [], 0
@@ -139,7 +140,7 @@ def upsert_by_osm_ref(
             unchanged += 1
     if fresh or changed:
         revision = next_revision(session)
-        inserts = [{**_row_values(by_ref[ref], revision, now), "osm_ref": ref} for ref, _ in fresh]
+        inserts = [{**_row_values(by_ref[ref], revision, now), "source_ref": ref} for ref, _ in fresh]
         for start in range(0, len(inserts), 10_000):
             session.execute(insert(Merchant), inserts[start : start + 10_000])
         updates = [

@@ -26,7 +26,7 @@ def helsinki() -> osm.OsmMerchants:
 
 def test_every_named_business_is_read_with_its_tags(helsinki: osm.OsmMerchants) -> None:
     assert len(helsinki.rows) == 1016
-    maya = helsinki.rows["node/59622323"]
+    maya = helsinki.rows["osm:node/59622323"]
     assert (maya.name, maya.category, maya.address) == (
         "Maya Bar & Grill",
         Category.restaurant,
@@ -34,9 +34,9 @@ def test_every_named_business_is_read_with_its_tags(helsinki: osm.OsmMerchants) 
     )
     assert maya.opening_hours == "Mo-Th 11:00-23:00; Fr 11:00-24:00; Sa 12:00-24:00; Su 13:00-23:00"
     assert str(maya.website) == "https://www.maya.fi/"
-    assert helsinki.rows["node/55211772"].category == Category.lodging  # Hilton Helsinki Strand
+    assert helsinki.rows["osm:node/55211772"].category == Category.lodging  # Hilton Helsinki Strand
     # A building mapped as a way is placed at its nodes' mean: Ateneum, the art museum.
-    ateneum = helsinki.rows["way/8033120"]
+    ateneum = helsinki.rows["osm:way/8033120"]
     assert (ateneum.name, ateneum.category) == ("Ateneum", Category.culture)
     assert ateneum.lat == pytest.approx(60.1700, abs=3e-4) and ateneum.lon == pytest.approx(24.9442, abs=6e-4)
     categories = Counter(row.category for row in helsinki.rows.values())
@@ -76,9 +76,11 @@ def test_a_reimport_updates_instead_of_duplicating(database_url: str, engine: En
     assert "1016 new, 0 updated, 0 unchanged (© OpenStreetMap contributors)" in first
     assert "opening_hours dropped (invalid): 10" in first
     with Session(engine) as session, session.begin():
-        session.execute(update(Merchant).where(Merchant.osm_ref == "node/59622323").values(name="Old name"))
+        session.execute(
+            update(Merchant).where(Merchant.source_ref == "osm:node/59622323").values(name="Old name")
+        )
         revision_before = session.execute(
-            select(Merchant.revision).where(Merchant.osm_ref == "way/8033120")
+            select(Merchant.revision).where(Merchant.source_ref == "osm:way/8033120")
         ).scalar()
 
     second = lbs_seed_osm(database_url)
@@ -86,10 +88,12 @@ def test_a_reimport_updates_instead_of_duplicating(database_url: str, engine: En
     assert "0 new, 1 updated, 1015 unchanged" in second
     with Session(engine) as session:
         assert session.query(Merchant).count() == 1016
-        maya = session.execute(select(Merchant).where(Merchant.osm_ref == "node/59622323")).scalar_one()
+        maya = session.execute(
+            select(Merchant).where(Merchant.source_ref == "osm:node/59622323")
+        ).scalar_one()
         assert maya.name == "Maya Bar & Grill" and maya.timezone == "Europe/Helsinki"
         ateneum_revision = session.execute(
-            select(Merchant.revision).where(Merchant.osm_ref == "way/8033120")
+            select(Merchant.revision).where(Merchant.source_ref == "osm:way/8033120")
         ).scalar()
         assert ateneum_revision == revision_before  # unchanged rows keep their revision
         assert maya.revision > revision_before

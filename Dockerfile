@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # lbs: the API under gunicorn, as a non-root user, running the same commands as
-# `bash scripts/run` (migrate, seed a demo city if empty, serve).
+# `bash scripts/run` (migrate, `lbs demo`: seed the demo city once, serve). The image has no
+# ../shared/data, so its demo city is the synthetic one.
 #
 #   docker build -t lbs .
 #   docker run --rm -p 8000:8000 -v lbs-data:/data lbs
@@ -68,4 +69,4 @@ ENV LBS_DATABASE_URL=sqlite:////data/lbs.sqlite3 \
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]
-CMD ["sh", "-c", "lbs db upgrade && lbs seed synthetic --if-empty && exec lbs serve --bind 0.0.0.0:8000"]
+CMD ["sh", "-c", "lbs db upgrade && lbs demo && exec lbs serve --bind 0.0.0.0:8000"]

@@ -197,6 +197,10 @@ def evaluate(checkins: Path, pois: Path, radius_m: float, out: Path) -> None:
 @click.option("--radius-m", type=click.FloatRange(min=1, max=50_000), default=2000, show_default=True)
 def train(days: int, radius_m: float) -> None:
     """Train the ranking model on the event log; API workers pick it up within LBS_MODEL_RELOAD_S."""
+    _train(days, radius_m)
+
+
+def _train(days: int, radius_m: float) -> None:
     from tqdm import tqdm
 
     from lbs.training import train_from_events
@@ -232,6 +236,46 @@ def train(days: int, radius_m: float) -> None:
         f"{held_out['discovery']['ndcg@10']:.4f}, distance {distance['discovery']['ndcg@10']:.4f}"
     )
     click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.option("--reset", is_flag=True, help="drop every table, model and row first, then seed again")
+@click.option(
+    "--osm",
+    "osm_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="OpenStreetMap extract [default: ../shared/data/osm-helsinki/Helsinki.osm.pbf beside the clone]",
+)
+@click.option("--users", type=click.IntRange(50, 1_000_000), default=2000, show_default=True)
+def demo(reset: bool, osm_path: Path | None, users: int) -> None:
+    """A living demo city: Helsinki's merchants, synthetic visitors and deals, a trained model.
+
+    Each step runs only when its data is missing: a second run is quick and adds nothing.
+    """
+    import shutil
+
+    from lbs import migrate
+    from recommender import artifact
+    from seed import demo as city
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    if reset:
+        migrate.downgrade(engine, "base")
+        shutil.rmtree(settings.model_dir, ignore_errors=True)
+        click.echo("demo: reset")
+    migrate.upgrade(engine)
+    params = city.DemoParams(users=users)
+    with Session(engine) as session, session.begin():
+        city.merchants(session, _now(), osm_path or city.HELSINKI_OSM, click.echo)
+    with Session(engine) as session, session.begin():
+        city.visits(session, _now(), params, click.echo)
+        city.deals(session, _now(), params, click.echo)
+    if artifact.current(Path(settings.model_dir)) is None:
+        _train(params.days + 1, 2000.0)
+    else:
+        click.echo("model: already there")
 
 
 @main.command("operator-token")

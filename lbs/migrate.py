@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -11,9 +12,18 @@ from sqlalchemy import Engine
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def upgrade(engine: Engine, target: str = "head") -> None:
+def _run(engine: Engine, step: Callable[[Config, str], None], target: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, target)
+        step(config, target)
+
+
+def upgrade(engine: Engine, target: str = "head") -> None:
+    _run(engine, command.upgrade, target)
+
+
+def downgrade(engine: Engine, target: str = "base") -> None:
+    """Undo migrations down to ``target`` ("base": no tables left)."""
+    _run(engine, command.downgrade, target)

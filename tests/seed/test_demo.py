@@ -1,0 +1,62 @@
+"""`lbs demo` on both databases: Helsinki's merchants, visitors, deals and a model, once;
+a second run adds nothing; the README's open_now query answers from it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from click.testing import CliRunner
+from flask_openapi3 import OpenAPI
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from lbs.cli import main
+from lbs.models import Deal, Event, Merchant, User
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    with Session(engine) as session:
+        return {
+            m.__tablename__: session.execute(select(func.count()).select_from(m)).scalar_one()
+            for m in (Merchant, User, Event, Deal)
+        }
+
+
+def test_the_demo_city_is_seeded_once_and_answers_open_now(
+    database_url: str, engine: Engine, make_app: Callable[..., OpenAPI], tmp_path: Path
+) -> None:
+    env = {"LBS_DATABASE_URL": database_url, "LBS_MODEL_DIR": str(tmp_path / "models")}
+    first = CliRunner().invoke(main, ["demo", "--users", "100"], env=env)
+    assert first.exit_code == 0, first.output
+    assert "merchants: 1016 from Helsinki.osm.pbf (© OpenStreetMap contributors)" in first.output
+    seeded = counts(engine)
+    assert seeded["merchants"] == 1016 and seeded["users"] == 100 and seeded["events"] == 4000
+    assert seeded["deals"] > 20
+    assert len(list((tmp_path / "models").glob("model-*.npz"))) == 1
+
+    again = CliRunner().invoke(main, ["demo", "--users", "100"], env=env)
+
+    assert again.exit_code == 0, again.output
+    assert again.output.count("already there") == 4 and counts(engine) == seeded
+    client = make_app(model_dir=str(tmp_path / "models")).test_client()
+    query = {"lat": 60.1699, "lon": 24.9384, "open_now": "true", "at": "2026-11-25T12:00:00+02:00"}
+    page = client.get("/v1/nearby", query_string=query).get_json()
+    assert page["ranking"] == "relevance" and page["total"] > 100
+    assert all(i["open_now"] and i["merchant"]["opening_hours"] for i in page["items"])
+
+
+def test_reset_starts_over(database_url: str, engine: Engine, tmp_path: Path) -> None:
+    env = {"LBS_DATABASE_URL": database_url, "LBS_MODEL_DIR": str(tmp_path / "models")}
+    assert CliRunner().invoke(main, ["demo", "--users", "60"], env=env).exit_code == 0
+    with Session(engine) as session, session.begin():
+        session.execute(Merchant.__table__.update().values(name="renamed"))
+
+    reset = CliRunner().invoke(main, ["demo", "--users", "60", "--reset"], env=env)
+
+    assert reset.exit_code == 0, reset.output
+    assert "demo: reset" in reset.output and "already there" not in reset.output
+    with Session(engine) as session:
+        names = session.execute(select(Merchant.name)).scalars().all()
+    assert len(names) == 1016 and "renamed" not in names
+    assert len(list((tmp_path / "models").glob("model-*.npz"))) == 1

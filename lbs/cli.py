@@ -156,6 +156,22 @@ def seed_osm(path: Path) -> None:
         click.echo(f"  {what}: {n}")
 
 
+@seed.command("foursquare")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def seed_foursquare(directory: Path) -> None:
+    """Foursquare check-ins (venues, users, visits at their real times); a re-import adds nothing twice."""
+    from seed import foursquare
+
+    engine = make_engine(_settings().database_url)
+    with Session(engine) as session, session.begin():
+        loaded = foursquare.load(session, directory, _now())
+    click.echo(
+        f"{loaded.venues} new venues, {loaded.users} users, {loaded.visits} new visits from {directory}"
+    )
+    for what, n in sorted(loaded.counts.items()):
+        click.echo(f"  {what}: {n}")
+
+
 @main.command()
 @click.option(
     "--checkins",

@@ -23,9 +23,9 @@ import osmium
 from pydantic import ValidationError
 
 from lbs.categories import Category
-from lbs.services.merchants import MerchantFields
+from lbs.services.merchants import ATTRIBUTIONS, MerchantFields
 
-ATTRIBUTION = "© OpenStreetMap contributors"
+ATTRIBUTION = ATTRIBUTIONS["osm"]
 
 # (key, value) -> category. Key order matters: the first business key an element has wins.
 TAGS: Mapping[str, Mapping[str, Category]] = {

@@ -48,6 +48,9 @@ class MerchantOut(BaseModel):
     status: str
     created_at: str
     updated_at: str
+    attribution: str | None = Field(
+        description="credit to show with this merchant's data, e.g. © OpenStreetMap contributors; null: none"
+    )
 
 
 class ReasonOut(BaseModel):

@@ -19,6 +19,8 @@ from lbs.models import Merchant
 from lbs.services.revisions import next_revision
 
 Status = Literal["active", "inactive", "closed"]
+# What a merchant imported from a source must show wherever it is shown, by source_ref prefix.
+ATTRIBUTIONS = {"osm": "© OpenStreetMap contributors"}
 
 
 def _valid_opening_hours(value: str | None) -> str | None:
@@ -158,6 +160,17 @@ def upsert_by_source_ref(
     return Upserted(len(fresh), len(changed), unchanged)
 
 
+def merchant_ids_by_source_ref(session: Session, refs: Sequence[str]) -> dict[str, int]:
+    """source_ref -> merchant id, for those of ``refs`` that were imported."""
+    found: dict[str, int] = {}
+    for start in range(0, len(refs), 5000):
+        query = select(Merchant.source_ref, Merchant.id).where(
+            Merchant.source_ref.in_(refs[start : start + 5000])
+        )
+        found.update((ref, merchant_id) for ref, merchant_id in session.execute(query) if ref is not None)
+    return found
+
+
 def get_merchant(session: Session, merchant_id: int) -> Merchant:
     merchant = session.get(Merchant, merchant_id)
     if merchant is None:
@@ -202,6 +215,7 @@ _PUBLIC_COLUMNS = (
     Merchant.status,
     Merchant.created_at,
     Merchant.updated_at,
+    Merchant.source_ref,
 )
 
 
@@ -214,6 +228,8 @@ _PUBLIC_BY_IDS = select(*_PUBLIC_COLUMNS).where(Merchant.id.in_(bindparam("ids",
 
 def _public(values: Mapping[Any, Any]) -> dict[str, Any]:
     public = dict(values)
+    source = (public.pop("source_ref") or "").partition(":")[0]
+    public["attribution"] = ATTRIBUTIONS.get(source)
     public["created_at"] = public["created_at"].isoformat()
     public["updated_at"] = public["updated_at"].isoformat()
     return public

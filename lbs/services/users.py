@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from lbs.errors import Unauthorized
@@ -31,3 +32,27 @@ def user_id_for_token(session: Session, token: str) -> int:
     if user_id is None:
         raise Unauthorized("unknown user token; get one from POST /v1/users")
     return int(user_id)
+
+
+def _imported_ids(session: Session, refs: Sequence[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for start in range(0, len(refs), 5000):
+        query = select(User.source_ref, User.id).where(User.source_ref.in_(refs[start : start + 5000]))
+        found.update((ref, user_id) for ref, user_id in session.execute(query) if ref is not None)
+    return found
+
+
+def imported_users(session: Session, refs: Sequence[str], now: datetime) -> dict[str, int]:
+    """Users for these source refs, created once: ref -> user id. Their tokens are never
+    shown (the digest of random bytes), so nobody signs in as them."""
+    wanted = sorted(set(refs))
+    found = _imported_ids(session, wanted)
+    missing = [ref for ref in wanted if ref not in found]
+    if missing:
+        rows = [
+            {"token_sha256": sha256_hex(secrets.token_urlsafe(32)), "created_at": now, "source_ref": ref}
+            for ref in missing
+        ]
+        session.execute(insert(User), rows)
+        found.update(_imported_ids(session, missing))
+    return found

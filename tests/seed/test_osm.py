@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from flask.testing import FlaskClient
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
@@ -15,6 +16,7 @@ from lbs.categories import Category
 from lbs.cli import main
 from lbs.models import Merchant
 from seed import osm
+from tests.conftest import OPERATOR
 
 HELSINKI = Path(__file__).resolve().parents[3] / "shared" / "data" / "osm-helsinki" / "Helsinki.osm.pbf"
 
@@ -105,3 +107,26 @@ def test_the_documented_mapping_is_the_one_used() -> None:
         for value, category in values.items():
             row = next(line for line in docs.splitlines() if line.startswith(f"| `{category.value}` |"))
             assert f"`{key}={value}`" in row, f"{key}={value} -> {category.value} is not in docs/seeding.md"
+
+
+def test_osm_merchants_carry_the_attribution_wherever_shown(
+    database_url: str, engine: Engine, client: FlaskClient
+) -> None:
+    lbs_seed_osm(database_url)
+    with Session(engine) as session:
+        maya = session.execute(
+            select(Merchant.id).where(Merchant.source_ref == "osm:node/59622323")
+        ).scalar_one()
+    own = client.post(
+        "/v1/merchants",
+        json={"name": "Own", "category": "cafe", "lat": 60.1722, "lon": 24.945},
+        headers=OPERATOR,
+    ).get_json()
+
+    assert client.get(f"/v1/merchants/{maya}").get_json()["attribution"] == "© OpenStreetMap contributors"
+    assert client.get(f"/v1/merchants/{own['id']}").get_json()["attribution"] is None
+    page = client.get(
+        "/v1/nearby", query_string={"lat": 60.1721106, "lon": 24.9449953, "radius_m": 30}
+    ).get_json()
+    by_id = {i["merchant"]["id"]: i["merchant"]["attribution"] for i in page["items"]}
+    assert by_id[maya] == "© OpenStreetMap contributors" and by_id[own["id"]] is None

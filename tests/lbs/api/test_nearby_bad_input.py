@@ -66,6 +66,8 @@ OTHER = {
     "category": ["", ",", " , ", "Cafe", "pub", "cafe,pub", "cafe;bar", "x" * 401],
     "sort": ["", "rating", "DISTANCE", "nearest", "distance,relevance"],
     "format": ["", "xml", "GEOJSON", "geo+json", "csv"],
+    "open_now": ["", "maybe", "2", "open"],
+    "has_deal": ["", "perhaps", "-1"],
 }
 
 
@@ -119,7 +121,7 @@ def test_a_crafted_cursor_for_this_query_is_not_a_500(client: FlaskClient) -> No
             assert_problem(response, field="cursor")
 
 
-@pytest.mark.parametrize("name", ["foo", "radius", "lng", "open_now", "LAT"])
+@pytest.mark.parametrize("name", ["foo", "radius", "lng", "open", "LAT"])
 def test_unknown_parameters_are_named(name: str, client: FlaskClient) -> None:
     _bad(client, {**GOOD, name: "1"}, name)
 

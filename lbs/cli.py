@@ -211,12 +211,18 @@ def evaluate(checkins: Path, pois: Path, radius_m: float, out: Path) -> None:
 @main.command()
 @click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True, help="window of events")
 @click.option("--radius-m", type=click.FloatRange(min=1, max=50_000), default=2000, show_default=True)
-def train(days: int, radius_m: float) -> None:
+@click.option(
+    "--until",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    default=None,
+    help="end of the window, UTC [default: now] (e.g. 2013-09-30 for the Foursquare check-ins)",
+)
+def train(days: int, radius_m: float, until: datetime | None) -> None:
     """Train the ranking model on the event log; API workers pick it up within LBS_MODEL_RELOAD_S."""
-    _train(days, radius_m)
+    _train(days, radius_m, None if until is None else until.replace(tzinfo=UTC))
 
 
-def _train(days: int, radius_m: float) -> None:
+def _train(days: int, radius_m: float, until: datetime | None = None) -> None:
     from tqdm import tqdm
 
     from lbs.training import train_from_events
@@ -233,7 +239,7 @@ def _train(days: int, radius_m: float) -> None:
 
     try:
         with Session(engine) as session:
-            model = train_from_events(session, _now(), days, radius_m, progress=progress)
+            model = train_from_events(session, until or _now(), days, radius_m, progress=progress)
     except NotEnoughHistory as exc:
         raise SystemExit(f"not trained: {exc}") from None
     finally:

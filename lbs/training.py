@@ -19,11 +19,15 @@ from recommender import training
 from recommender.model import Model
 
 
-def read_interactions(session: Session, since: datetime, kinds: tuple[str, ...]) -> training.Interactions:
+def read_interactions(
+    session: Session, since: datetime, until: datetime, kinds: tuple[str, ...]
+) -> training.Interactions:
+    """Events of ``kinds`` from ``since`` until (not including) ``until``."""
     rows = session.execute(
         select(Event.user_id, Event.merchant_id, Event.kind, Event.occurred_at)
         .where(
             Event.occurred_at >= since,
+            Event.occurred_at < until,
             Event.kind.in_(kinds),
             Event.user_id.is_not(None),
             Event.merchant_id.is_not(None),
@@ -67,7 +71,7 @@ def train_from_events(
     """A model of the last ``days`` of events; raises training.NotEnoughHistory."""
     params = params or training.TrainParams()
     kinds = tuple(k for k, weight in params.weighting.kinds.items() if weight > 0)
-    data = read_interactions(session, now - timedelta(days=days), kinds)
+    data = read_interactions(session, now - timedelta(days=days), now, kinds)
     merchants = read_merchants(session)
     model = training.train(data, candidate_source(merchants, radius_m), params, progress)
     model.meta["radius_m"] = radius_m

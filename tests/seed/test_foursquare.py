@@ -30,7 +30,9 @@ def counts(engine: Engine) -> tuple[int, int, int]:
         )
 
 
-def test_the_real_checkins_load_once(database_url: str, engine: Engine) -> None:
+def test_the_real_checkins_load_once_and_train_a_model(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
     first = seed_foursquare(database_url, FOURSQUARE)
     # 185,983 check-ins, of which 112 repeat a (user, venue, time) already listed.
     assert "8000 new venues, 4969 users, 185871 new visits" in first
@@ -42,6 +44,14 @@ def test_the_real_checkins_load_once(database_url: str, engine: Engine) -> None:
     with Session(engine) as session:
         first_visit = session.execute(select(func.min(Event.occurred_at))).scalar_one()
     assert first_visit.year == 2012  # real times: April 2012 onwards
+    # The check-ins end in 2013: `lbs train --until` sets where the window ends.
+    env = {"LBS_DATABASE_URL": database_url, "LBS_MODEL_DIR": str(tmp_path / "models")}
+    trained = CliRunner().invoke(
+        main, ["train", "--until", "2013-10-01", "--days", "730", "--radius-m", "1000"], env=env
+    )
+    assert trained.exit_code == 0, trained.output
+    assert "185,871 interactions, 4,969 users, 8,000 merchants" in trained.output
+    assert len(list((tmp_path / "models").glob("model-*.npz"))) == 1
 
 
 def test_a_venue_without_coordinates_is_counted_and_skipped(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app
+from flask import Response, current_app, render_template
 from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy import text
 
@@ -14,6 +14,22 @@ from lbs.api.problems import problem_response
 from lbs.errors import NotReady
 
 bp = APIBlueprint("ops", __name__, abp_tags=[Tag(name="operations")])
+
+
+@bp.get("/", doc_ui=False)
+def home() -> str:
+    """A landing page: what the server holds and where to start."""
+    live, holder = runtime().live_index, runtime().models
+    live.refresh_if_due(db_session())
+    model = holder.get()
+    query = "lat=60.1699&lon=24.9384&open_now=true"
+    return render_template(
+        "home.html",
+        merchants=f"{live.size:,}",
+        model=None if model is None else model.meta.get("version"),
+        open_now=f"/v1/nearby?{query}",
+        geojson=f"/v1/nearby?{query}&format=geojson",
+    )
 
 
 @bp.get("/healthz")

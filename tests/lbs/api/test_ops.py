@@ -43,6 +43,21 @@ def unmigrated_app(empty_database_url: str) -> Iterator[OpenAPI]:
     app.extensions["lbs"].engine.dispose()
 
 
+def test_the_landing_page_links_the_docs_and_an_open_now_query(engine: Engine, client: FlaskClient) -> None:
+    seed(engine, [merchant("Kahvila", 60.1701, 24.9402), merchant("Baari", 60.1702, 24.9403, "bar")])
+
+    response = client.get("/")
+
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    assert "2 merchants" in page and "© OpenStreetMap contributors" in page
+    links = [a.split('"')[0].replace("&amp;", "&") for a in page.split('href="')[1:]]
+    assert {"/docs/", "/openapi.json", "/readyz", "/metrics"} <= set(links)
+    for link in links:
+        assert client.get(link).status_code == 200, link  # every link on it works
+    assert "/v1/nearby?lat=60.1699&lon=24.9384&open_now=true" in links
+
+
 def test_healthz(client: FlaskClient) -> None:
     response = client.get("/healthz")
 

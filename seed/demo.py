@@ -21,11 +21,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from lbs.categories import Category
+from lbs.categories import CATEGORY_CODES, Category
+from lbs.geo.distance import chord2_to, chord2_to_m, latlng_to_xyz, point_to_xyz
 from lbs.models import Deal, Event, Merchant
 from lbs.services.deal_schedule import DAYS
 from lbs.services.deals import DealFields, DealWindow, create_deal
@@ -36,7 +36,6 @@ from seed import osm
 from seed.synthetic import seed_city
 
 HELSINKI_OSM = Path(__file__).resolve().parents[2] / "shared" / "data" / "osm-helsinki" / "Helsinki.osm.pbf"
-EARTH_RADIUS_M = 6_371_008.8
 DEAL_CATEGORIES = (Category.cafe, Category.restaurant, Category.bar, Category.bakery, Category.fast_food)
 
 Say = Callable[[str], None]
@@ -69,15 +68,6 @@ def merchants(session: Session, now: datetime, osm_path: Path | None, say: Say) 
         say(f"merchants: {seed_city(session, 5000, now)} synthetic ({osm_path} is not there)")
 
 
-def _metres(
-    lat: float, lon: float, lats: npt.NDArray[np.float64], lons: npt.NDArray[np.float64]
-) -> npt.NDArray[np.float64]:
-    """Equirectangular distance: exact enough within a city."""
-    x = np.radians(lons - lon) * math.cos(math.radians(lat))
-    y = np.radians(lats - lat)
-    return np.hypot(x, y) * EARTH_RADIUS_M
-
-
 def visits(session: Session, now: datetime, params: DemoParams, say: Say) -> None:
     if _count(session, Event):
         say("visits: already there")
@@ -87,18 +77,18 @@ def visits(session: Session, now: datetime, params: DemoParams, say: Say) -> Non
     ).all()
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     lats, lons = np.array([r[1] for r in rows]), np.array([r[2] for r in rows])
-    codes = {c.value: k for k, c in enumerate(Category)}
-    cats = np.array([codes[r[3]] for r in rows], dtype=np.int64)
+    xyz = latlng_to_xyz(lats, lons)
+    cats = np.array([CATEGORY_CODES[r[3]] for r in rows], dtype=np.int64)
     rng = np.random.default_rng(params.seed)
     start = now - timedelta(days=params.days)
     events = []
     for _ in range(params.users):
         user_id, _token = create_user(session, start)
         home = int(rng.integers(len(ids)))
-        near = np.flatnonzero(_metres(lats[home], lons[home], lats, lons) <= params.neighbourhood_m)
+        metres = chord2_to_m(chord2_to(xyz, point_to_xyz(lats[home], lons[home])))
+        near = np.flatnonzero(metres <= params.neighbourhood_m)
         taste = rng.dirichlet(np.full(len(Category), 0.5))
-        distance = _metres(lats[home], lons[home], lats[near], lons[near])
-        weight = taste[cats[near]] * np.exp(-distance / 500.0)
+        weight = taste[cats[near]] * np.exp(-metres[near] / 500.0)
         weight /= weight.sum()
         favourites = rng.choice(near, size=min(3, len(near)), replace=False, p=weight)
         places = np.where(

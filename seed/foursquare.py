@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lbs.categories import Category
+from lbs.evaluation import read_checkins, read_venues
 from lbs.models import Event
 from lbs.services.events import record_events
 from lbs.services.merchants import MerchantFields, merchant_ids_by_source_ref, upsert_by_source_ref
@@ -38,27 +38,23 @@ class Loaded:
     counts: Counter[str] = field(default_factory=Counter)  # what was skipped, and why
 
 
-def _table(path: Path, columns: int) -> npt.NDArray[np.float64]:
-    return np.loadtxt(path, delimiter="\t", dtype=np.float64, ndmin=2).reshape(-1, columns)
-
-
 def load(session: Session, directory: Path, now: datetime) -> Loaded:
-    venues, checkins = _table(directory / VENUES, 3), _table(directory / CHECKINS, 3)
+    venues, checkins = read_venues(directory / VENUES), read_checkins(directory / CHECKINS)
     loaded = Loaded()
     merchants = [
         (
-            f"foursquare:venue/{int(v)}",
-            MerchantFields(name=f"Foursquare venue {int(v)}", category=Category.other, lat=lat, lon=lon),
+            f"foursquare:venue/{v}",
+            MerchantFields(name=f"Foursquare venue {v}", category=Category.other, lat=lat, lon=lon),
         )
-        for v, lat, lon in venues.tolist()
+        for v, lat, lon in zip(venues.ids.tolist(), venues.lats.tolist(), venues.lons.tolist(), strict=True)
     ]
     done = upsert_by_source_ref(session, merchants, now)
     loaded.venues = done.inserted
-    placed = np.isin(checkins[:, 1], venues[:, 0])
+    placed = np.isin(checkins.venues, venues.ids)
     loaded.counts["check-ins at a venue without coordinates"] = int((~placed).sum())
-    loaded.counts["venues without coordinates"] = len(np.unique(checkins[~placed, 1]))
-    checkins = checkins[placed]
-    users = imported_users(session, [f"foursquare:user/{int(u)}" for u in np.unique(checkins[:, 0])], now)
+    loaded.counts["venues without coordinates"] = len(np.unique(checkins.venues[~placed]))
+    checkins = checkins.subset(placed)
+    users = imported_users(session, [f"foursquare:user/{u}" for u in np.unique(checkins.users).tolist()], now)
     loaded.users = len(users)
     merchant_of = merchant_ids_by_source_ref(session, [ref for ref, _ in merchants])
     known = {
@@ -68,9 +64,11 @@ def load(session: Session, directory: Path, now: datetime) -> Loaded:
         )
     }
     rows = []
-    for user, venue, time in checkins.tolist():
-        user_id = users[f"foursquare:user/{int(user)}"]
-        client_id = f"foursquare:{int(venue)}@{int(time)}"
+    for user, venue, time in zip(
+        checkins.users.tolist(), checkins.venues.tolist(), checkins.times.tolist(), strict=True
+    ):
+        user_id = users[f"foursquare:user/{user}"]
+        client_id = f"foursquare:{venue}@{int(time)}"
         if (user_id, client_id) in known:
             continue
         known.add((user_id, client_id))  # a check-in listed twice is one visit
@@ -80,7 +78,7 @@ def load(session: Session, directory: Path, now: datetime) -> Loaded:
                 "kind": "visit",
                 "source": "client",
                 "user_id": user_id,
-                "merchant_id": merchant_of[f"foursquare:venue/{int(venue)}"],
+                "merchant_id": merchant_of[f"foursquare:venue/{venue}"],
                 "client_event_id": client_id,
                 "occurred_at": at,
                 "received_at": at,

@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 # Connection execution option: on SQLite, begin with BEGIN IMMEDIATE (take the write lock).
 BEGIN_IMMEDIATE = "lbs_begin_immediate"
+# Ids per IN (...) query when a list may be long: bound parameters stay well under SQLite's limit.
+IN_CHUNK = 5000
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

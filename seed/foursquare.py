@@ -21,9 +21,10 @@ from sqlalchemy.orm import Session
 
 from lbs.categories import Category
 from lbs.evaluation import read_checkins, read_venues
-from lbs.models import Event
+from lbs.models import Event, Merchant
 from lbs.services.events import record_events
-from lbs.services.merchants import MerchantFields, merchant_ids_by_source_ref, upsert_by_source_ref
+from lbs.services.merchants import MerchantFields, upsert_by_source_ref
+from lbs.services.sources import ids_by_source_ref
 from lbs.services.users import imported_users
 
 CHECKINS = "Foursquare_checkins.txt"  # user, venue, unix time (tab-separated)
@@ -56,7 +57,7 @@ def load(session: Session, directory: Path, now: datetime) -> Loaded:
     checkins = checkins.subset(placed)
     users = imported_users(session, [f"foursquare:user/{u}" for u in np.unique(checkins.users).tolist()], now)
     loaded.users = len(users)
-    merchant_of = merchant_ids_by_source_ref(session, [ref for ref, _ in merchants])
+    merchant_of = ids_by_source_ref(session, Merchant, [ref for ref, _ in merchants])
     known = {
         (user_id, client_id)
         for user_id, client_id in session.execute(

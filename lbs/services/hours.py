@@ -21,13 +21,12 @@ import opening_hours
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lbs.db import IN_CHUNK
 from lbs.models import Merchant
 
 # Missing from the library's stubs:
 _UNPARSEABLE = (opening_hours.ParserError, ValueError)  # type: ignore[attr-defined]
 _NO_CALENDAR = (opening_hours.UnknownCountryError, opening_hours.InvalidCoordinatesError)  # type: ignore[attr-defined]
-# Merchant ids per query of open_at() (bound parameters stay well under SQLite's limit).
-_CHUNK = 5000
 # Steps of next_change() walked to find the next opening (closed -> unknown -> open ...).
 _MAX_STEPS = 8
 
@@ -96,8 +95,8 @@ def open_at(session: Session, merchant_ids: Sequence[int], at: datetime) -> set[
     """The merchants among ``merchant_ids`` that are open at ``at`` (unknown hours: not open)."""
     columns = (Merchant.id, Merchant.opening_hours, Merchant.timezone, Merchant.lat, Merchant.lon)
     opened: set[int] = set()
-    for start in range(0, len(merchant_ids), _CHUNK):
-        chunk = list(merchant_ids[start : start + _CHUNK])
+    for start in range(0, len(merchant_ids), IN_CHUNK):
+        chunk = list(merchant_ids[start : start + IN_CHUNK])
         rows = session.execute(
             select(*columns).where(Merchant.id.in_(chunk), Merchant.opening_hours.is_not(None))
         )

@@ -131,18 +131,20 @@ def upsert_by_source_ref(
             select(Merchant.source_ref, Merchant.id, *_FIELD_COLUMNS).where(Merchant.source_ref.is_not(None))
         )
     }
-    fresh, changed, unchanged = [], [], 0
+    fresh: list[str] = []
+    changed: list[tuple[int, MerchantFields, dict[str, Any]]] = []
+    unchanged = 0
     for ref, fields in by_ref.items():
         values = fields.model_dump(mode="json")
         if ref not in existing:
-            fresh.append((ref, values))
+            fresh.append(ref)
         elif dict(zip(_FIELD_NAMES, existing[ref][1:], strict=True)) != values:
             changed.append((existing[ref][0], fields, values))
         else:
             unchanged += 1
     if fresh or changed:
         revision = next_revision(session)
-        inserts = [{**_row_values(by_ref[ref], revision, now), "source_ref": ref} for ref, _ in fresh]
+        inserts = [{**_row_values(by_ref[ref], revision, now), "source_ref": ref} for ref in fresh]
         for start in range(0, len(inserts), 10_000):
             session.execute(insert(Merchant), inserts[start : start + 10_000])
         updates = [
@@ -158,17 +160,6 @@ def upsert_by_source_ref(
         if updates:
             session.execute(update(Merchant), updates)
     return Upserted(len(fresh), len(changed), unchanged)
-
-
-def merchant_ids_by_source_ref(session: Session, refs: Sequence[str]) -> dict[str, int]:
-    """source_ref -> merchant id, for those of ``refs`` that were imported."""
-    found: dict[str, int] = {}
-    for start in range(0, len(refs), 5000):
-        query = select(Merchant.source_ref, Merchant.id).where(
-            Merchant.source_ref.in_(refs[start : start + 5000])
-        )
-        found.update((ref, merchant_id) for ref, merchant_id in session.execute(query) if ref is not None)
-    return found
 
 
 def get_merchant(session: Session, merchant_id: int) -> Merchant:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from lbs.errors import Unauthorized
 from lbs.models import User
 from lbs.services.api_keys import sha256_hex
+from lbs.services.sources import ids_by_source_ref
 
 TOKEN_PREFIX = "lbs_ut_"
 
@@ -34,19 +35,11 @@ def user_id_for_token(session: Session, token: str) -> int:
     return int(user_id)
 
 
-def _imported_ids(session: Session, refs: Sequence[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for start in range(0, len(refs), 5000):
-        query = select(User.source_ref, User.id).where(User.source_ref.in_(refs[start : start + 5000]))
-        found.update((ref, user_id) for ref, user_id in session.execute(query) if ref is not None)
-    return found
-
-
 def imported_users(session: Session, refs: Sequence[str], now: datetime) -> dict[str, int]:
     """Users for these source refs, created once: ref -> user id. Their tokens are never
     shown (the digest of random bytes), so nobody signs in as them."""
     wanted = sorted(set(refs))
-    found = _imported_ids(session, wanted)
+    found = ids_by_source_ref(session, User, wanted)
     missing = [ref for ref in wanted if ref not in found]
     if missing:
         rows = [
@@ -54,5 +47,5 @@ def imported_users(session: Session, refs: Sequence[str], now: datetime) -> dict
             for ref in missing
         ]
         session.execute(insert(User), rows)
-        found.update(_imported_ids(session, missing))
+        found.update(ids_by_source_ref(session, User, missing))
     return found

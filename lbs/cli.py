@@ -119,22 +119,41 @@ def seed() -> None:
 
 @seed.command("synthetic")
 @click.option("--merchants", "count", type=click.IntRange(1, 10_000_000), default=5000, show_default=True)
-@click.option("--seed", "rng_seed", type=int, default=7, show_default=True)
+@click.option("--users", type=click.IntRange(0, 10_000_000), default=0, show_default=True)
+@click.option("--days", type=click.IntRange(1, 365), default=30, show_default=True, help="of events")
+@click.option("--seed", "rng_seed", type=click.IntRange(0, 2**31 - 1), default=7, show_default=True)
 @click.option("--if-empty", is_flag=True, help="do nothing when merchants already exist")
-def seed_synthetic(count: int, rng_seed: int, if_empty: bool) -> None:
-    """A synthetic city (clustered around Helsinki) for demos and scale tests."""
+def seed_synthetic(count: int, users: int, days: int, rng_seed: int, if_empty: bool) -> None:
+    """A synthetic city around Helsinki: merchants with hours and deals, and (with --users)
+    people with hidden tastes and their impressions, clicks, claims, redemptions and visits,
+    bulk-loaded in one transaction. Deterministic for a seed; a seed loads once."""
+    import time
+
     from sqlalchemy import func, select
 
+    from lbs.db import BEGIN_IMMEDIATE
     from lbs.models import Merchant
-    from seed.synthetic import seed_city
+    from lbs.secret_key import load_secret_key
+    from seed import loader
 
-    engine = make_engine(_settings().database_url)
-    with Session(engine) as session, session.begin():
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    started = time.perf_counter()
+    with Session(engine) as session:
+        session.connection(execution_options={BEGIN_IMMEDIATE: True})
         if if_empty and session.execute(select(func.count()).select_from(Merchant)).scalar_one():
             click.echo("merchants exist; not seeding")
             return
-        written = seed_city(session, count, _now(), seed=rng_seed)
-    click.echo(f"seeded {written} merchants")
+        if loader.is_loaded(session, rng_seed):
+            click.echo(f"the synthetic city of seed {rng_seed} is already loaded; not seeding")
+            return
+        spec = loader.Spec(merchants=count, users=users, days=days, seed=rng_seed)
+        # Vouchers (codes keyed by the deployment's secret) come only with people.
+        secret_key = load_secret_key(settings) if users else b""
+        loaded = loader.load(session, spec, _now(), secret_key, click.echo)
+        session.commit()
+    total = sum(loaded.counts.values())
+    click.echo(f"seeded {total:,} rows in {time.perf_counter() - started:.1f} s")
 
 
 @seed.command("osm")
@@ -271,13 +290,15 @@ def _train(days: int, radius_m: float, until: datetime | None = None) -> None:
 )
 @click.option("--users", type=click.IntRange(50, 1_000_000), default=2000, show_default=True)
 def demo(reset: bool, osm_path: Path | None, users: int) -> None:
-    """A living demo city: Helsinki's merchants, synthetic visitors and deals, a trained model.
+    """A living demo city: Helsinki's merchants, synthetic people, their deals and vouchers, a model.
 
     Each step runs only when its data is missing: a second run is quick and adds nothing.
     """
     import shutil
 
     from lbs import migrate
+    from lbs.db import BEGIN_IMMEDIATE
+    from lbs.secret_key import load_secret_key
     from recommender import artifact
     from seed import demo as city
 
@@ -291,9 +312,10 @@ def demo(reset: bool, osm_path: Path | None, users: int) -> None:
     params = city.DemoParams(users=users)
     with Session(engine) as session, session.begin():
         city.merchants(session, _now(), osm_path or city.HELSINKI_OSM, click.echo)
-    with Session(engine) as session, session.begin():
-        city.visits(session, _now(), params, click.echo)
-        city.deals(session, _now(), params, click.echo)
+    with Session(engine) as session:
+        session.connection(execution_options={BEGIN_IMMEDIATE: True})
+        city.people(session, _now(), params, load_secret_key(settings), click.echo)
+        session.commit()
     if artifact.current(Path(settings.model_dir)) is None:
         _train(params.days + 1, 2000.0)
     else:

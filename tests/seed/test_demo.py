@@ -12,33 +12,42 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from lbs.cli import main
-from lbs.models import Deal, Event, Merchant, User
+from lbs.models import Deal, Event, Merchant, User, Voucher
+from tests.conftest import TEST_SECRET_KEY
 
 
 def counts(engine: Engine) -> dict[str, int]:
     with Session(engine) as session:
         return {
             m.__tablename__: session.execute(select(func.count()).select_from(m)).scalar_one()
-            for m in (Merchant, User, Event, Deal)
+            for m in (Merchant, User, Event, Deal, Voucher)
         }
+
+
+def demo_env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    return {
+        "LBS_DATABASE_URL": database_url,
+        "LBS_MODEL_DIR": str(tmp_path / "models"),
+        "LBS_SECRET_KEY": TEST_SECRET_KEY,
+    }
 
 
 def test_the_demo_city_is_seeded_once_and_answers_open_now(
     database_url: str, engine: Engine, make_app: Callable[..., OpenAPI], tmp_path: Path
 ) -> None:
-    env = {"LBS_DATABASE_URL": database_url, "LBS_MODEL_DIR": str(tmp_path / "models")}
-    first = CliRunner().invoke(main, ["demo", "--users", "100"], env=env)
+    first = CliRunner().invoke(main, ["demo", "--users", "100"], env=demo_env(database_url, tmp_path))
     assert first.exit_code == 0, first.output
     assert "merchants: 1016 from Helsinki.osm.pbf (© OpenStreetMap contributors)" in first.output
     seeded = counts(engine)
-    assert seeded["merchants"] == 1016 and seeded["users"] == 100 and seeded["events"] == 4000
-    assert seeded["deals"] > 20
+    assert seeded["merchants"] == 1016 and seeded["users"] == 100 and seeded["events"] > 100 * 60
+    assert seeded["deals"] > 50 and seeded["vouchers"] > 0
+    assert f"people: 100 with {seeded['events']:,} events over 60 days" in first.output
     assert len(list((tmp_path / "models").glob("model-*.npz"))) == 1
 
-    again = CliRunner().invoke(main, ["demo", "--users", "100"], env=env)
+    again = CliRunner().invoke(main, ["demo", "--users", "100"], env=demo_env(database_url, tmp_path))
 
     assert again.exit_code == 0, again.output
-    assert again.output.count("already there") == 4 and counts(engine) == seeded
+    assert again.output.count("already there") == 3 and counts(engine) == seeded
     client = make_app(model_dir=str(tmp_path / "models")).test_client()
     query = {"lat": 60.1699, "lon": 24.9384, "open_now": "true", "at": "2026-11-25T12:00:00+02:00"}
     page = client.get("/v1/nearby", query_string=query).get_json()
@@ -47,7 +56,7 @@ def test_the_demo_city_is_seeded_once_and_answers_open_now(
 
 
 def test_reset_starts_over(database_url: str, engine: Engine, tmp_path: Path) -> None:
-    env = {"LBS_DATABASE_URL": database_url, "LBS_MODEL_DIR": str(tmp_path / "models")}
+    env = demo_env(database_url, tmp_path)
     assert CliRunner().invoke(main, ["demo", "--users", "60"], env=env).exit_code == 0
     with Session(engine) as session, session.begin():
         session.execute(Merchant.__table__.update().values(name="renamed"))

@@ -1,8 +1,10 @@
 """OpenStreetMap extracts (.osm.pbf) to merchants: named businesses, their tags mapped.
 
-Every named element with a business tag becomes a merchant: nodes at their position,
-ways at the mean of their nodes (a closed way's first node counted once). Relations
-(multipolygon shops, malls) are counted and skipped. The tag mapping is TAGS below and
+Every named element with a business tag becomes a merchant: nodes at their position;
+areas (closed ways, multipolygon relations) at their centroid, or at a point inside them
+when the centroid falls outside (an L-shaped mall); an open way at the mean of its nodes.
+A relation that is not a multipolygon, or whose rings do not close, is counted and
+skipped. The tag mapping is TAGS below and
 docs/seeding.md; a shop of an unmapped kind is "other", an amenity, tourism or leisure
 value not in TAGS is not a business (a bench, a park, an artwork) and is skipped.
 
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import osmium
+import shapely.wkb
 from pydantic import ValidationError
 
 from lbs.categories import Category
@@ -188,6 +191,7 @@ def _validated(values: dict[str, object], repaired: Counter[str]) -> MerchantFie
 
 
 _KINDS = {"n": "node", "w": "way", "r": "relation"}
+_WKB = osmium.geom.WKBFactory()
 
 
 def _position(element: osmium.osm.Node | osmium.osm.Way) -> tuple[float, float] | None:
@@ -202,25 +206,65 @@ def _position(element: osmium.osm.Node | osmium.osm.Way) -> tuple[float, float] 
     return sum(p[0] for p in points) / len(points), sum(p[1] for p in points) / len(points)
 
 
+def _area_position(area: osmium.osm.Area) -> tuple[float, float] | None:
+    """The centroid of an area, or a point surely inside it when the centroid is not."""
+    try:
+        shape = shapely.wkb.loads(_WKB.create_multipolygon(area), hex=True)
+    except RuntimeError:  # osmium could not build the rings
+        return None
+    if shape.is_empty:
+        return None
+    point = shape.centroid
+    if not shape.contains(point):
+        point = shape.representative_point()
+    return point.y, point.x
+
+
 def read(path: Path) -> OsmMerchants:
-    """Merchants of an .osm.pbf extract, keyed "osm:node/<id>" or "osm:way/<id>"."""
+    """Merchants of an .osm.pbf extract, keyed "osm:node/<id>", "osm:way/<id>" or "osm:relation/<id>"."""
     found = OsmMerchants()
-    named = osmium.FileProcessor(str(path)).with_locations().with_filter(osmium.filter.KeyFilter("name"))
+    named = (
+        osmium.FileProcessor(str(path))
+        .with_areas(osmium.filter.KeyFilter("name"))
+        .with_filter(osmium.filter.KeyFilter("name"))
+    )
+    # Areas come after every node, way and relation: until then, what may become one waits.
+    waiting: dict[str, tuple[dict[str, str], Category, tuple[float, float] | None]] = {}
     for element in named:
         tags = dict(element.tags)
         category = category_of(tags)
         if category is None:
             continue
-        if not isinstance(element, osmium.osm.Node | osmium.osm.Way):
-            found.skipped["relation (not placed)"] += 1
-            continue
-        position = _position(element)
-        if position is None:
-            found.skipped["no position"] += 1
-            continue
-        fields = _validated(_fields(tags, category, *position), found.repaired)
-        if fields is None:
-            found.skipped["invalid"] += 1
+        if isinstance(element, osmium.osm.Area):
+            ref = f"osm:{'way' if element.from_way() else 'relation'}/{element.orig_id()}"
+            waiting.pop(ref, None)
+            _add(found, ref, tags, category, _area_position(element))
+        elif isinstance(element, osmium.osm.Relation):
+            waiting[f"osm:relation/{element.id}"] = (tags, category, None)
+        elif isinstance(element, osmium.osm.Way) and element.is_closed():
+            waiting[f"osm:way/{element.id}"] = (tags, category, _position(element))
         else:
-            found.rows[f"osm:{_KINDS[element.type_str()]}/{element.id}"] = fields
+            _add(found, f"osm:{_KINDS[element.type_str()]}/{element.id}", tags, category, _position(element))
+    for ref, (tags, category, position) in waiting.items():
+        if ref.startswith("osm:relation/"):
+            found.skipped["relation (not an area)"] += 1
+        else:  # a closed way that is not an area (area=no): the mean of its nodes
+            _add(found, ref, tags, category, position)
     return found
+
+
+def _add(
+    found: OsmMerchants,
+    ref: str,
+    tags: Mapping[str, str],
+    category: Category,
+    position: tuple[float, float] | None,
+) -> None:
+    if position is None:
+        found.skipped["no position"] += 1
+        return
+    fields = _validated(_fields(tags, category, *position), found.repaired)
+    if fields is None:
+        found.skipped["invalid"] += 1
+    else:
+        found.rows[ref] = fields

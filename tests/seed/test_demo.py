@@ -37,9 +37,9 @@ def test_the_demo_city_is_seeded_once_and_answers_open_now(
 ) -> None:
     first = CliRunner().invoke(main, ["demo", "--users", "100"], env=demo_env(database_url, tmp_path))
     assert first.exit_code == 0, first.output
-    assert "merchants: 1016 from Helsinki.osm.pbf (© OpenStreetMap contributors)" in first.output
+    assert "merchants: 1018 from Helsinki.osm.pbf (© OpenStreetMap contributors)" in first.output
     seeded = counts(engine)
-    assert seeded["merchants"] == 1016 and seeded["users"] == 100 and seeded["events"] > 100 * 60
+    assert seeded["merchants"] == 1018 and seeded["users"] == 100 and seeded["events"] > 100 * 60
     assert seeded["deals"] > 50 and seeded["vouchers"] > 0
     assert f"people: 100 with {seeded['events']:,} events over 60 days" in first.output
     assert len(list((tmp_path / "models").glob("model-*.npz"))) == 1
@@ -67,5 +67,5 @@ def test_reset_starts_over(database_url: str, engine: Engine, tmp_path: Path) ->
     assert "demo: reset" in reset.output and "already there" not in reset.output
     with Session(engine) as session:
         names = session.execute(select(Merchant.name)).scalars().all()
-    assert len(names) == 1016 and "renamed" not in names
+    assert len(names) == 1018 and "renamed" not in names
     assert len(list((tmp_path / "models").glob("model-*.npz"))) == 1

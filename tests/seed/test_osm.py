@@ -27,7 +27,7 @@ def helsinki() -> osm.OsmMerchants:
 
 
 def test_every_named_business_is_read_with_its_tags(helsinki: osm.OsmMerchants) -> None:
-    assert len(helsinki.rows) == 1016
+    assert len(helsinki.rows) == 1018
     maya = helsinki.rows["osm:node/59622323"]
     assert (maya.name, maya.category, maya.address) == (
         "Maya Bar & Grill",
@@ -37,16 +37,25 @@ def test_every_named_business_is_read_with_its_tags(helsinki: osm.OsmMerchants) 
     assert maya.opening_hours == "Mo-Th 11:00-23:00; Fr 11:00-24:00; Sa 12:00-24:00; Su 13:00-23:00"
     assert str(maya.website) == "https://www.maya.fi/"
     assert helsinki.rows["osm:node/55211772"].category == Category.lodging  # Hilton Helsinki Strand
-    # A building mapped as a way is placed at its nodes' mean: Ateneum, the art museum.
+    # A building mapped as a closed way is placed at its centroid: Ateneum, the art museum.
     ateneum = helsinki.rows["osm:way/8033120"]
     assert (ateneum.name, ateneum.category) == ("Ateneum", Category.culture)
     assert ateneum.lat == pytest.approx(60.1700, abs=3e-4) and ateneum.lon == pytest.approx(24.9442, abs=6e-4)
+    # Multipolygon relations too, inside their outline: a hotel and a shopping centre.
+    for ref, name, category in [
+        ("osm:relation/5608", "Marski by Scandic", Category.lodging),
+        ("osm:relation/9630", "Kauppakeskus Citycenter", Category.other),
+    ]:
+        row = helsinki.rows[ref]
+        assert (row.name, row.category) == (name, category)
+        assert 60.166 < row.lat < 60.172 and 24.937 < row.lon < 24.945  # the centre, by the station
     categories = Counter(row.category for row in helsinki.rows.values())
     assert categories[Category.restaurant] > 200 and categories[Category.cafe] > 80
 
 
 def test_what_cannot_be_used_is_counted_not_fatal(helsinki: osm.OsmMerchants) -> None:
-    assert helsinki.skipped == {"relation (not placed)": 5}
+    # A tram route (a pub tram) and two streets are relations with no place of their own.
+    assert helsinki.skipped == {"relation (not an area)": 3}
     assert helsinki.repaired == {"opening_hours dropped (invalid)": 10, "phone dropped (invalid)": 3}
     assert sum(1 for row in helsinki.rows.values() if row.opening_hours) == 482
 
@@ -75,7 +84,7 @@ def lbs_seed_osm(database_url: str) -> str:
 
 def test_a_reimport_updates_instead_of_duplicating(database_url: str, engine: Engine) -> None:
     first = lbs_seed_osm(database_url)
-    assert "1016 new, 0 updated, 0 unchanged (© OpenStreetMap contributors)" in first
+    assert "1018 new, 0 updated, 0 unchanged (© OpenStreetMap contributors)" in first
     assert "opening_hours dropped (invalid): 10" in first
     with Session(engine) as session, session.begin():
         session.execute(
@@ -87,9 +96,9 @@ def test_a_reimport_updates_instead_of_duplicating(database_url: str, engine: En
 
     second = lbs_seed_osm(database_url)
 
-    assert "0 new, 1 updated, 1015 unchanged" in second
+    assert "0 new, 1 updated, 1017 unchanged" in second
     with Session(engine) as session:
-        assert session.query(Merchant).count() == 1016
+        assert session.query(Merchant).count() == 1018
         maya = session.execute(
             select(Merchant).where(Merchant.source_ref == "osm:node/59622323")
         ).scalar_one()

@@ -243,7 +243,7 @@ def read(path: Path) -> OsmMerchants:
             waiting[f"osm:relation/{element.id}"] = (tags, category, None)
         elif isinstance(element, osmium.osm.Way) and element.is_closed():
             waiting[f"osm:way/{element.id}"] = (tags, category, _position(element))
-        else:
+        elif isinstance(element, osmium.osm.Node | osmium.osm.Way):
             _add(found, f"osm:{_KINDS[element.type_str()]}/{element.id}", tags, category, _position(element))
     for ref, (tags, category, position) in waiting.items():
         if ref.startswith("osm:relation/"):

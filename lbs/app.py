@@ -61,8 +61,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
     blueprints = (ops.bp, nearby.bp, merchants.bp, deals.desk, deals.public, users.bp, events.bp)
     for blueprint in (*blueprints, events.feed, vouchers.holder, vouchers.counter):
         app.register_api(blueprint)
-    # Read endpoints that a map widget embeds may be called from any origin.
-    reads = {"methods": ["GET"]}
+    # Read endpoints that a map widget embeds may be called from the allowed origins.
+    reads = {"methods": ["GET"], "origins": settings.allowed_origins}
     CORS(
         app,
         resources={

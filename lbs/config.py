@@ -42,6 +42,9 @@ class Settings:
     # the model's score; every round(1 / share)-th place goes to a merchant without history.
     rank_deal_weight: float = 0.5
     rank_exploration_share: float = 0.1
+    # Origins whose pages may call the public read endpoints (a map widget embedded in a
+    # site): "*" for any, else comma-separated origins (https://shop.example,https://x.fi).
+    cors_origins: str = "*"
     log_level: str = "INFO"
     bind: str = "127.0.0.1:8000"
     workers: int = 2
@@ -61,6 +64,11 @@ class Settings:
                 f"LBS_H3_RESOLUTIONS={self.h3_resolutions!r}: expected increasing H3 resolutions "
                 "in 0..15, comma-separated, coarse to fine (e.g. 7,9,11)"
             )
+
+    @property
+    def allowed_origins(self) -> str | list[str]:
+        origins = [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+        return "*" if origins in ([], ["*"]) else origins
 
     @property
     def resolutions(self) -> tuple[int, ...]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from flask.testing import FlaskClient
@@ -154,6 +154,18 @@ def test_cors_allows_the_read_endpoints(engine: Engine, client: FlaskClient) -> 
     for url in ["/v1/nearby?lat=1&lon=1", f"/v1/merchants/{shop.id}"]:
         response = client.get(url, headers=ORIGIN)
         assert response.headers.get("Access-Control-Allow-Origin") in {"*", ORIGIN["Origin"]}, url
+
+
+def test_cors_allows_only_the_configured_origins(engine: Engine, make_app: Callable[..., OpenAPI]) -> None:
+    seed(engine, [merchant("a", 1.0, 1.0)])
+    client = make_app(cors_origins="https://map-widget.example, https://kahvila.example").test_client()
+
+    allowed = client.get("/v1/nearby?lat=1&lon=1", headers=ORIGIN)
+    other = client.get("/v1/nearby?lat=1&lon=1", headers={"Origin": "https://elsewhere.example"})
+
+    assert allowed.status_code == other.status_code == 200
+    assert allowed.headers.get("Access-Control-Allow-Origin") == ORIGIN["Origin"]
+    assert "Access-Control-Allow-Origin" not in other.headers
 
 
 def test_cors_does_not_allow_the_write_endpoints(engine: Engine, client: FlaskClient) -> None:

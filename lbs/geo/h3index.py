@@ -40,10 +40,11 @@ from lbs.geo.distance import (
     latlng_to_xyz,
     point_to_xyz,
 )
+from lbs.geo.h3box import Box, BoxHits, box_hits
 from lbs.geo.h3levels import EPS, IntArray, Level
 from lbs.geo.h3search import Cursor, Hit, NearbyHits, RadiusQuery
 
-__all__ = ["DEFAULT_RESOLUTIONS", "Cursor", "Hit", "NearbyHits", "NearbyIndex"]
+__all__ = ["DEFAULT_RESOLUTIONS", "Box", "BoxHits", "Cursor", "Hit", "NearbyHits", "NearbyIndex"]
 
 DEFAULT_RESOLUTIONS = (7, 9, 11)
 # A cell's polygon lies within this many average edge lengths of its centre: measured
@@ -91,7 +92,8 @@ class NearbyIndex:
     def _build(
         self, ids: IntArray, xyz: FloatArray, cats: npt.NDArray[np.int8], lats: FloatArray, lngs: FloatArray
     ) -> None:
-        """Sort rows into the tree. xyz is kept bit for bit (it decides ties); lat/lng only place cells."""
+        """Sort rows into the tree. xyz is kept bit for bit (it decides ties); lat/lng place cells
+        and are kept as given too, for box queries (lbs.geo.h3box) to compare exactly."""
         n = len(ids)
         cells = np.empty((n, len(self.resolutions)), dtype=np.int64)
         for start in range(0, n, _CHUNK):
@@ -107,6 +109,7 @@ class NearbyIndex:
             for j in range(array.shape[1]):
                 array[:, j] = array[order, j]
         self._xyz = xyz
+        self._lat, self._lng = lats[order], lngs[order]
         del order
         self._alive = np.ones(n, dtype=bool)
         self._all_alive = True  # until a removal: lets queries skip the alive lookup
@@ -122,6 +125,20 @@ class NearbyIndex:
             self._levels.append(self._make_level(resolution, column, starts, depth == 0))
         for upper, lower in zip(self._levels, self._levels[1:], strict=False):
             upper.children = np.searchsorted(lower.offsets[:-1], upper.offsets).astype(np.int64)
+        # Per coarsest group, the box its merchants span: min lat, max lat, min lng, max lng.
+        starts = self._levels[0].offsets[:-1]
+        self._group_boxes = (
+            np.column_stack(
+                [
+                    np.minimum.reduceat(self._lat, starts),
+                    np.maximum.reduceat(self._lat, starts),
+                    np.minimum.reduceat(self._lng, starts),
+                    np.maximum.reduceat(self._lng, starts),
+                ]
+            )
+            if n
+            else np.empty((0, 4), dtype=np.float64)
+        )
         self._id_order = np.argsort(self._ids, kind="stable")
         self._sorted_ids = self._ids[self._id_order]
         # Per (origin, k): indexed coarse groups of that disk; positions change with each build.
@@ -153,7 +170,8 @@ class NearbyIndex:
         return Level(resolution, offsets, cells, centres, rho, counts.astype(np.int32), np.empty(0, np.int64))
 
     def _clear_overlay(self) -> None:
-        self._overlay: dict[int, tuple[float, float, float, int]] = {}
+        # merchant id -> (x, y, z, category, lat, lng)
+        self._overlay: dict[int, tuple[float, float, float, int, float, float]] = {}
         self._overlay_arrays: tuple[IntArray, FloatArray, npt.NDArray[np.int8]] | None = None
 
     # -- writes -------------------------------------------------------------------
@@ -188,7 +206,7 @@ class NearbyIndex:
     def upsert(self, merchant_id: int, lat: float, lng: float, category: int) -> None:
         self.remove(merchant_id)
         x, y, z = latlng_to_xyz([lat], [lng])[0].tolist()
-        self._overlay[merchant_id] = (x, y, z, category)
+        self._overlay[merchant_id] = (x, y, z, category, lat, lng)
         self._overlay_arrays = None
         if len(self._overlay) > 4096 + len(self._ids) // 20:
             self.compact()
@@ -202,8 +220,8 @@ class NearbyIndex:
             np.concatenate([self._ids[alive], np.array(list(self._overlay), dtype=np.int64)]),
             xyz,
             np.concatenate([self._cats[alive], np.array([v[3] for v in overlay], dtype=np.int8)]),
-            np.degrees(np.arcsin(np.clip(xyz[:, 2], -1.0, 1.0))),
-            np.degrees(np.arctan2(xyz[:, 1], xyz[:, 0])),
+            np.concatenate([self._lat[alive], np.array([v[4] for v in overlay], dtype=np.float64)]),
+            np.concatenate([self._lng[alive], np.array([v[5] for v in overlay], dtype=np.float64)]),
         )
         self._clear_overlay()
 
@@ -267,6 +285,10 @@ class NearbyIndex:
     ) -> NearbyHits:
         """Merchants within radius_m of (lat, lng), nearest first (ties by id), after a cursor."""
         return RadiusQuery(self, lat, lng, radius_m, limit, after, categories).run()
+
+    def in_box(self, box: Box, categories: Sequence[int] | None = None) -> BoxHits:
+        """Every live merchant inside the box (edges included), ids ascending."""
+        return box_hits(self, box, categories)
 
     def within(
         self, lat: float, lng: float, radius_m: float, categories: Sequence[int] | None = None

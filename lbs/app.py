@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from lbs import metrics
-from lbs.api import deals, events, merchants, nearby, ops, users, vouchers
+from lbs.api import deals, events, maps, merchants, nearby, ops, users, vouchers
 from lbs.api.auth import SECURITY_SCHEMES
 from lbs.api.context import Runtime
 from lbs.api.problems import register_error_handlers, validation_problem
@@ -58,10 +58,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
     register_error_handlers(app)
     _register_unit_of_work(app)
     _register_metrics(app)
-    blueprints = (ops.bp, nearby.bp, merchants.bp, deals.desk, deals.public, users.bp, events.bp)
+    blueprints = (ops.bp, nearby.bp, maps.bp, merchants.bp, deals.desk, deals.public, users.bp, events.bp)
     for blueprint in (*blueprints, events.feed, vouchers.holder, vouchers.counter):
         app.register_api(blueprint)
-    # Read endpoints that a map widget embeds may be called from the allowed origins.
+    # Read endpoints that a map widget embeds may be called from the allowed origins
+    # (GET /v1/merchants shares its path with a write: its view says so itself).
+    app.config["CORS_ORIGINS"] = settings.allowed_origins
     reads = {"methods": ["GET"], "origins": settings.allowed_origins}
     CORS(
         app,

@@ -22,7 +22,7 @@ bp = APIBlueprint("nearby", __name__, url_prefix="/v1", abp_tags=[Tag(name="near
 GEOJSON = "application/geo+json"
 
 
-def _split_commas(value: object) -> object:
+def split_commas(value: object) -> object:
     values = value if isinstance(value, list) else [value]
     if value is None:
         return None
@@ -43,7 +43,7 @@ class NearbyParams(QueryModel):
     )
     limit: int = Field(20, ge=1, le=MAX_LIMIT)
     cursor: str | None = Field(None, max_length=512, description="next_cursor of the previous page")
-    category: Annotated[list[Category] | None, BeforeValidator(_split_commas)] = Field(
+    category: Annotated[list[Category] | None, BeforeValidator(split_commas)] = Field(
         None, description="categories to keep: comma-separated or repeated (category=cafe,bakery)"
     )
     sort: Literal["relevance", "distance", "deal_ending"] = Field(

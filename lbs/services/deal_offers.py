@@ -159,6 +159,12 @@ class MerchantOffer:
     next: DealAt | None  # when none is: the deal whose window opens first
 
 
+def merchants_with_deals(session: Session, at: datetime) -> list[int]:
+    """Every active merchant with a deal not over at ``at`` (claimable now or later)."""
+    query = select(Deal.merchant_id).join(Merchant, Merchant.id == Deal.merchant_id).where(_not_over(at))
+    return list(session.execute(query.distinct()).scalars())
+
+
 def best_offers(session: Session, merchant_ids: Sequence[int], at: datetime) -> dict[int, MerchantOffer]:
     """For each merchant with a deal not over at ``at``: its best claimable deal, or the next one."""
     if not merchant_ids:

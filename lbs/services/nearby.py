@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from lbs.categories import CATEGORY_CODES, N_CATEGORIES
 from lbs.errors import InvalidParameter, NotReady
 from lbs.geo.distance import chord2_to_m
-from lbs.geo.h3index import Cursor, NearbyHits, NearbyIndex
+from lbs.geo.h3index import Box, BoxHits, Cursor, NearbyHits, NearbyIndex
 from lbs.geo.h3search import Hit
 from lbs.models import Merchant
 from lbs.services import relevance
@@ -143,6 +143,12 @@ class LiveIndex:
             raise NotReady("the nearby index is not loaded yet")
         with self._lock:
             return self.index.within(lat, lng, radius_m, categories)
+
+    def in_box(self, box: Box, categories: Sequence[int] | None = None) -> BoxHits:
+        if self.index is None:
+            raise NotReady("the nearby index is not loaded yet")
+        with self._lock:
+            return self.index.in_box(box, categories)
 
     @property
     def size(self) -> int:

@@ -1,0 +1,90 @@
+"""What map widgets read: GET /v1/merchants?bbox=… as GeoJSON."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+from flask import Response, json
+from flask_cors import cross_origin
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from lbs.api.context import db_session, runtime, utc_now
+from lbs.api.nearby import GEOJSON, split_commas
+from lbs.api.problems import register_model
+from lbs.api.schemas import ERRORS, QueryModel
+from lbs.categories import Category
+from lbs.config import MAX_LIMIT
+from lbs.geo.h3index import Box
+from lbs.services.deal_schedule import Instant
+from lbs.services.merchant_map import BoxQuery, merchants_in_box
+
+bp = APIBlueprint("map", __name__, url_prefix="/v1", abp_tags=[Tag(name="map")])
+
+BBOX_FORMAT = (
+    "minLon,minLat,maxLon,maxLat in degrees: longitudes -180 to 180 (minLon > maxLon crosses the "
+    "antimeridian), latitudes -90 to 90 with minLat <= maxLat"
+)
+
+
+def _parse_bbox(text: object) -> Box:
+    if not isinstance(text, str):
+        raise ValueError(f"expected {BBOX_FORMAT}")
+    parts = text.split(",")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"not four numbers; expected {BBOX_FORMAT}") from None
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"expected four finite numbers: {BBOX_FORMAT}")
+    min_lng, min_lat, max_lng, max_lat = values
+    if not (-180 <= min_lng <= 180 and -180 <= max_lng <= 180):
+        raise ValueError(f"longitudes must be from -180 to 180: {BBOX_FORMAT}")
+    if not (-90 <= min_lat <= 90 and -90 <= max_lat <= 90):
+        raise ValueError(f"latitudes must be from -90 to 90: {BBOX_FORMAT}")
+    if min_lat > max_lat:
+        raise ValueError(f"minLat is above maxLat: {BBOX_FORMAT}")
+    return Box(min_lng, min_lat, max_lng, max_lat)
+
+
+@register_model
+class BoxParams(QueryModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bbox: Annotated[
+        Box,
+        BeforeValidator(_parse_bbox),
+        WithJsonSchema({"type": "string", "description": BBOX_FORMAT, "example": "24.90,60.15,24.98,60.19"}),
+    ]
+    limit: int = Field(100, ge=1, le=MAX_LIMIT)
+    cursor: str | None = Field(None, max_length=512, description="next_cursor of the previous page")
+    category: Annotated[list[Category] | None, BeforeValidator(split_commas)] = Field(
+        None, description="categories to keep: comma-separated or repeated (category=cafe,bakery)"
+    )
+    has_deal: bool = Field(False, description="only merchants with a deal claimable at `at`")
+    open_now: bool = Field(False, description="only merchants open at `at` (unknown hours: left out)")
+    at: Instant | None = Field(
+        None, description="ISO 8601 with offset: deals and hours as of then (default now)"
+    )
+
+
+@bp.get("/merchants", responses={200: None, **ERRORS})
+@cross_origin(methods=["GET"])  # origins: the app's CORS_ORIGINS (LBS_CORS_ORIGINS)
+def merchants_in_view(query: BoxParams) -> Response:
+    """Public: active merchants inside a box, as an RFC 7946 FeatureCollection with each
+    one's best claimable deal and hours; `total` counts all that match, pages go by id."""
+    body = merchants_in_box(
+        db_session(),
+        runtime().live_index,
+        BoxQuery(
+            box=query.bbox,
+            limit=query.limit,
+            at=query.at or utc_now(),
+            cursor=query.cursor,
+            categories=tuple(sorted({c.value for c in query.category})) if query.category else None,
+            has_deal=query.has_deal,
+            open_now=query.open_now,
+        ),
+    )
+    return Response(json.dumps(body), mimetype=GEOJSON)

@@ -1,0 +1,118 @@
+"""Merchants in a map's viewport: every active one inside a box, as GeoJSON, paged by id.
+
+The box comes from the nearby index (lbs.geo.h3box), exact and across the antimeridian;
+filters are those of /v1/nearby (categories, a deal claimable at ``at``, open at ``at``),
+applied to every merchant in the box, so ``total`` counts exactly what the pages hold.
+Pages go by merchant id, so a moving map can fetch the rest of a box without repeats.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from lbs.categories import CATEGORY_CODES
+from lbs.db import IN_CHUNK
+from lbs.errors import InvalidParameter
+from lbs.geo.h3index import Box
+from lbs.services.deal_offers import best_offers, deal_summary, merchants_with_deals
+from lbs.services.hours import merchant_hours, open_at
+from lbs.services.merchants import public_merchants
+from lbs.services.nearby import LiveIndex
+
+
+@dataclass(frozen=True)
+class BoxQuery:
+    box: Box
+    limit: int
+    at: datetime
+    cursor: str | None = None
+    categories: tuple[str, ...] | None = None
+    has_deal: bool = False
+    open_now: bool = False
+
+
+def _fingerprint(query: BoxQuery) -> str:
+    b = query.box
+    key = [b.min_lng, b.min_lat, b.max_lng, b.max_lat, query.categories, query.has_deal, query.open_now]
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
+
+
+def _encode_cursor(query: BoxQuery, last_id: int) -> str:
+    raw = json.dumps({"q": _fingerprint(query), "i": last_id}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(query: BoxQuery, token: str) -> int:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        last_id, fingerprint = int(raw["i"]), str(raw["q"])
+    except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
+        raise InvalidParameter(
+            "cursor", "cursor is malformed; pass next_cursor from a previous page"
+        ) from None
+    if fingerprint != _fingerprint(query):
+        raise InvalidParameter(
+            "cursor", "cursor belongs to another query; keep bbox, category, has_deal and open_now unchanged"
+        )
+    return last_id
+
+
+def _with_claimable_deal(session: Session, ids: np.ndarray, at: datetime) -> np.ndarray:
+    """The ids (ascending) whose merchant has a deal claimable at ``at``."""
+    candidates = ids[np.isin(ids, np.array(merchants_with_deals(session, at), dtype=np.int64))]
+    keep = []
+    for start in range(0, len(candidates), IN_CHUNK):
+        chunk = candidates[start : start + IN_CHUNK].tolist()
+        offers = best_offers(session, chunk, at)
+        keep += [i for i in chunk if i in offers and offers[i].now is not None]
+    return np.array(keep, dtype=np.int64)
+
+
+def merchants_in_box(session: Session, live: LiveIndex, query: BoxQuery) -> dict[str, Any]:
+    """One page as an RFC 7946 FeatureCollection, with ``total`` and ``next_cursor`` beside it."""
+    after = _decode_cursor(query, query.cursor) if query.cursor else None
+    live.refresh_if_due(session)
+    codes = None if query.categories is None else [CATEGORY_CODES[c] for c in query.categories]
+    ids = live.in_box(query.box, codes).ids
+    if query.has_deal:
+        ids = _with_claimable_deal(session, ids, query.at)
+    if query.open_now:
+        ids = ids[np.isin(ids, np.fromiter(open_at(session, ids.tolist(), query.at), dtype=np.int64))]
+    rest = ids if after is None else ids[ids > after]
+    page = rest[: query.limit].tolist()
+    merchants = public_merchants(session, page)
+    offers = best_offers(session, [i for i in page if i in merchants], query.at)
+    features = []
+    for merchant_id in page:
+        merchant = merchants.get(merchant_id)
+        if merchant is None:  # closed since the index last looked: gone from the page
+            continue
+        offer = offers.get(merchant_id)
+        features.append(
+            {
+                "type": "Feature",
+                "id": merchant_id,
+                "geometry": {"type": "Point", "coordinates": [merchant["lon"], merchant["lat"]]},
+                "properties": {
+                    **merchant,
+                    **merchant_hours(merchant, query.at).public(),
+                    "deal": None if offer is None or offer.now is None else deal_summary(offer.now),
+                },
+            }
+        )
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "total": len(ids),
+        "next_cursor": _encode_cursor(query, page[-1]) if len(rest) > query.limit else None,
+        "at": query.at.isoformat(),
+    }

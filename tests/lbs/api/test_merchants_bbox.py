@@ -1,0 +1,174 @@
+"""GET /v1/merchants?bbox=…: exactly the active merchants inside, as GeoJSON, across the
+antimeridian, filtered like /v1/nearby, paged by id with an honest total; bad boxes 400."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import Engine
+
+from tests.conftest import OPERATOR
+from tests.deals_factory import create_deal, make_merchant, transition
+from tests.factories import Seeded, merchant, seed
+from tests.problems import assert_problem
+
+HELSINKI = (24.90, 60.15, 24.98, 60.19)  # minLon, minLat, maxLon, maxLat
+ORIGIN = {"Origin": "https://map-widget.example"}
+
+
+def bbox(box: tuple[float, float, float, float]) -> str:
+    return ",".join(repr(v) for v in box)
+
+
+def inside(s: Seeded, box: tuple[float, float, float, float]) -> bool:
+    min_lon, min_lat, max_lon, max_lat = box
+    in_lon = min_lon <= s.lon <= max_lon if min_lon <= max_lon else (s.lon >= min_lon or s.lon <= max_lon)
+    return min_lat <= s.lat <= max_lat and in_lon and s.status == "active"
+
+
+def walk(client: FlaskClient, params: dict[str, Any], limit: int = 7) -> tuple[list[int], set[int]]:
+    """Every page of a box query: the ids in order and the totals seen."""
+    ids: list[int] = []
+    totals: set[int] = set()
+    cursor = None
+    while True:
+        query = {**params, "limit": limit, **({"cursor": cursor} if cursor else {})}
+        response = client.get("/v1/merchants", query_string=query)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        assert response.mimetype == "application/geo+json"
+        body = response.get_json(force=True)
+        assert body["type"] == "FeatureCollection"
+        for feature in body["features"]:
+            lon, lat = feature["geometry"]["coordinates"]
+            assert feature["type"] == "Feature" and feature["geometry"]["type"] == "Point"
+            assert (lat, lon) == (feature["properties"]["lat"], feature["properties"]["lon"])
+            assert feature["properties"]["attribution"] is None
+            ids.append(feature["id"])
+        totals.add(body["total"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return ids, totals
+
+
+@pytest.fixture
+def town(engine: Engine) -> list[Seeded]:
+    rng = random.Random(5)
+    rows = [
+        merchant(f"m{k}", rng.uniform(60.13, 60.21), rng.uniform(24.86, 25.02), rng.choice(["cafe", "bar"]))
+        for k in range(80)
+    ]
+    rows += [
+        merchant("edge", 60.15, 24.98),  # on a corner of HELSINKI
+        merchant("closed", 60.17, 24.94, status="closed"),
+        merchant("east of the line", 0.5, 179.99),
+        merchant("west of the line", -0.5, -179.99),
+        merchant("on the line", 0.0, 180.0),
+        merchant("far", 10.0, 0.0),
+    ]
+    return seed(engine, rows)
+
+
+def test_a_box_holds_exactly_the_active_merchants_inside_paged_once(
+    town: list[Seeded], client: FlaskClient
+) -> None:
+    ids, totals = walk(client, {"bbox": bbox(HELSINKI)})
+
+    expected = sorted(s.id for s in town if inside(s, HELSINKI))
+    assert ids == expected and totals == {len(expected)}
+    assert "edge" in {s.name for s in town if s.id in ids} and len(expected) > 15
+
+
+def test_a_box_across_the_antimeridian_takes_both_sides(town: list[Seeded], client: FlaskClient) -> None:
+    box = (179.9, -1.0, -179.9, 1.0)
+
+    ids, totals = walk(client, {"bbox": bbox(box)})
+
+    names = {s.id: s.name for s in town}
+    assert sorted(names[i] for i in ids) == ["east of the line", "on the line", "west of the line"]
+    assert totals == {3}
+
+
+def test_empty_and_whole_world_boxes(town: list[Seeded], client: FlaskClient) -> None:
+    empty = client.get("/v1/merchants", query_string={"bbox": "-10,-10,-9,-9"}).get_json(force=True)
+    assert empty["features"] == [] and empty["total"] == 0 and empty["next_cursor"] is None
+
+    world = client.get("/v1/merchants", query_string={"bbox": "-180,-90,180,90"}).get_json(force=True)
+
+    active = [s.id for s in town if s.status == "active"]
+    assert world["total"] == len(active) == 85 and world["next_cursor"] is None
+    assert [f["id"] for f in world["features"]] == sorted(active)
+
+
+def test_filters_match_nearby(town: list[Seeded], client: FlaskClient) -> None:
+    ids, _ = walk(client, {"bbox": bbox(HELSINKI), "category": "bar"})
+
+    assert ids == sorted(s.id for s in town if inside(s, HELSINKI) and s.category == "bar")
+
+
+def test_has_deal_keeps_the_merchants_with_a_claimable_deal_and_shows_it(client: FlaskClient) -> None:
+    with_deal, key = make_merchant(client, 60.17, 24.94, name="With deal")
+    without, _ = make_merchant(client, 60.171, 24.941, name="Without")
+    deal = create_deal(client, key)
+    transition(client, key, deal["id"], "publish")
+
+    everyone = client.get("/v1/merchants", query_string={"bbox": bbox(HELSINKI)}).get_json(force=True)
+    dealers = client.get("/v1/merchants", query_string={"bbox": bbox(HELSINKI), "has_deal": "true"})
+
+    assert {f["id"] for f in everyone["features"]} == {with_deal, without}
+    body = dealers.get_json(force=True)
+    assert [f["id"] for f in body["features"]] == [with_deal] and body["total"] == 1
+    assert body["features"][0]["properties"]["deal"]["id"] == deal["id"]
+
+
+def test_open_now_keeps_the_open_ones_at_the_given_time(engine: Engine, client: FlaskClient) -> None:
+    rows = [
+        merchant("night", 60.17, 24.94).model_copy(update={"opening_hours": "Fr-Sa 18:00-02:00"}),
+        merchant("office", 60.171, 24.941).model_copy(update={"opening_hours": "Mo-Fr 09:00-18:00"}),
+        merchant("unknown", 60.172, 24.942),
+    ]
+    night, *_ = seed(engine, rows)
+    query = {"bbox": bbox(HELSINKI), "open_now": "true", "at": "2026-11-27T23:00:00+02:00"}
+
+    body = client.get("/v1/merchants", query_string=query).get_json(force=True)
+
+    assert [f["id"] for f in body["features"]] == [night.id] and body["total"] == 1
+    assert body["features"][0]["properties"]["open_now"] is True
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "24.9,60.2,24.98,60.15",  # latitudes inverted
+        "24.9,60.15,24.98",  # three numbers
+        "24.9,60.15,24.98,60.19,1",  # five
+        "a,b,c,d",
+        "24.9,-91,24.98,60.19",
+        "-181,60.15,24.98,60.19",
+        "nan,60.15,24.98,60.19",
+        "",
+    ],
+)
+def test_a_bad_box_is_a_400_naming_bbox_and_the_ranges(client: FlaskClient, value: str) -> None:
+    body = assert_problem(client.get("/v1/merchants", query_string={"bbox": value}), 400, "bbox")
+    assert "-180 to 180" in body["detail"] and "-90 to 90" in body["detail"]
+
+
+def test_a_missing_box_or_foreign_cursor_is_a_400(town: list[Seeded], client: FlaskClient) -> None:
+    assert_problem(client.get("/v1/merchants"), 400, "bbox")
+    first = client.get("/v1/merchants", query_string={"bbox": bbox(HELSINKI), "limit": 2}).get_json(
+        force=True
+    )
+    other = client.get("/v1/merchants", query_string={"bbox": "24,60,25,61", "cursor": first["next_cursor"]})
+    assert_problem(other, 400, "cursor")
+
+
+def test_the_box_read_allows_cross_origin_calls_and_the_create_does_not(client: FlaskClient) -> None:
+    read = client.get("/v1/merchants", query_string={"bbox": bbox(HELSINKI)}, headers=ORIGIN)
+    body = {"name": "x", "category": "bar", "lat": 60.17, "lon": 24.94}
+    create = client.post("/v1/merchants", json=body, headers={**ORIGIN, **OPERATOR})
+
+    assert read.headers.get("Access-Control-Allow-Origin") in {"*", ORIGIN["Origin"]}
+    assert create.status_code == 201 and "Access-Control-Allow-Origin" not in create.headers

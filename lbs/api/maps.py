@@ -16,9 +16,10 @@ from lbs.api.problems import register_model
 from lbs.api.schemas import ERRORS, QueryModel
 from lbs.categories import Category
 from lbs.config import MAX_LIMIT
+from lbs.errors import InvalidParameter
 from lbs.geo.h3index import Box
 from lbs.services.deal_schedule import Instant
-from lbs.services.merchant_map import BoxQuery, merchants_in_box
+from lbs.services.merchant_map import BoxQuery, clusters_in_box, merchants_in_box
 
 bp = APIBlueprint("map", __name__, url_prefix="/v1", abp_tags=[Tag(name="map")])
 
@@ -67,24 +68,33 @@ class BoxParams(QueryModel):
     at: Instant | None = Field(
         None, description="ISO 8601 with offset: deals and hours as of then (default now)"
     )
+    cluster: bool = Field(
+        False, description="counts per H3 cell at a resolution chosen from `zoom` instead of merchants"
+    )
+    zoom: int | None = Field(None, ge=0, le=22, description="the map's zoom (0-22); needed with cluster=true")
 
 
 @bp.get("/merchants", responses={200: None, **ERRORS})
 @cross_origin(methods=["GET"])  # origins: the app's CORS_ORIGINS (LBS_CORS_ORIGINS)
 def merchants_in_view(query: BoxParams) -> Response:
     """Public: active merchants inside a box, as an RFC 7946 FeatureCollection with each
-    one's best claimable deal and hours; `total` counts all that match, pages go by id."""
-    body = merchants_in_box(
-        db_session(),
-        runtime().live_index,
-        BoxQuery(
-            box=query.bbox,
-            limit=query.limit,
-            at=query.at or utc_now(),
-            cursor=query.cursor,
-            categories=tuple(sorted({c.value for c in query.category})) if query.category else None,
-            has_deal=query.has_deal,
-            open_now=query.open_now,
-        ),
+    one's best claimable deal and hours; `total` counts all that match, pages go by id.
+    With cluster=true&zoom=Z: one feature per H3 cell instead, with counts."""
+    if query.cluster and query.zoom is None:
+        raise InvalidParameter("zoom", "cluster=true needs the map's zoom, an integer from 0 to 22")
+    if query.cluster and query.cursor is not None:
+        raise InvalidParameter("cursor", "clusters come in one response; leave cursor out with cluster=true")
+    box_query = BoxQuery(
+        box=query.bbox,
+        limit=query.limit,
+        at=query.at or utc_now(),
+        cursor=query.cursor,
+        categories=tuple(sorted({c.value for c in query.category})) if query.category else None,
+        has_deal=query.has_deal,
+        open_now=query.open_now,
     )
+    if query.cluster and query.zoom is not None:
+        body = clusters_in_box(db_session(), runtime().live_index, box_query, query.zoom)
+    else:
+        body = merchants_in_box(db_session(), runtime().live_index, box_query)
     return Response(json.dumps(body), mimetype=GEOJSON)

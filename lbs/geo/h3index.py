@@ -110,6 +110,7 @@ class NearbyIndex:
                 array[:, j] = array[order, j]
         self._xyz = xyz
         self._lat, self._lng = lats[order], lngs[order]
+        self._fine_cells = cells[:, -1].copy()  # clusters take their parents (lbs.geo.h3box)
         del order
         self._alive = np.ones(n, dtype=bool)
         self._all_alive = True  # until a removal: lets queries skip the alive lookup

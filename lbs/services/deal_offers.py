@@ -159,9 +159,12 @@ class MerchantOffer:
     next: DealAt | None  # when none is: the deal whose window opens first
 
 
-def merchants_with_deals(session: Session, at: datetime) -> list[int]:
-    """Every active merchant with a deal not over at ``at`` (claimable now or later)."""
+def merchants_with_deals(session: Session, at: datetime, *, started: bool = False) -> list[int]:
+    """Every active merchant with a deal not over at ``at`` (claimable then or later); with
+    ``started``, only deals whose validity has begun (their windows aside)."""
     query = select(Deal.merchant_id).join(Merchant, Merchant.id == Deal.merchant_id).where(_not_over(at))
+    if started:
+        query = query.where(Deal.valid_from <= at)
     return list(session.execute(query.distinct()).scalars())
 
 

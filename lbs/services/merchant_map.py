@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import h3
 import numpy as np
 from sqlalchemy.orm import Session
 
 from lbs.categories import CATEGORY_CODES
 from lbs.db import IN_CHUNK
 from lbs.errors import InvalidParameter
+from lbs.geo.h3box import BoxHits, cluster_resolution, clusters
 from lbs.geo.h3index import Box
 from lbs.services.deal_offers import best_offers, deal_summary, merchants_with_deals
 from lbs.services.hours import merchant_hours, open_at
@@ -77,16 +79,23 @@ def _with_claimable_deal(session: Session, ids: np.ndarray, at: datetime) -> np.
     return np.array(keep, dtype=np.int64)
 
 
+def _matching(session: Session, live: LiveIndex, query: BoxQuery) -> BoxHits:
+    """Every merchant in the box that passes the query's filters, ids ascending."""
+    live.refresh_if_due(session)
+    codes = None if query.categories is None else [CATEGORY_CODES[c] for c in query.categories]
+    hits = live.in_box(query.box, codes)
+    if query.has_deal:
+        hits = hits.where(np.isin(hits.ids, _with_claimable_deal(session, hits.ids, query.at)))
+    if query.open_now:
+        opened = open_at(session, hits.ids.tolist(), query.at)
+        hits = hits.where(np.isin(hits.ids, np.fromiter(opened, dtype=np.int64, count=len(opened))))
+    return hits
+
+
 def merchants_in_box(session: Session, live: LiveIndex, query: BoxQuery) -> dict[str, Any]:
     """One page as an RFC 7946 FeatureCollection, with ``total`` and ``next_cursor`` beside it."""
     after = _decode_cursor(query, query.cursor) if query.cursor else None
-    live.refresh_if_due(session)
-    codes = None if query.categories is None else [CATEGORY_CODES[c] for c in query.categories]
-    ids = live.in_box(query.box, codes).ids
-    if query.has_deal:
-        ids = _with_claimable_deal(session, ids, query.at)
-    if query.open_now:
-        ids = ids[np.isin(ids, np.fromiter(open_at(session, ids.tolist(), query.at), dtype=np.int64))]
+    ids = _matching(session, live, query).ids
     rest = ids if after is None else ids[ids > after]
     page = rest[: query.limit].tolist()
     merchants = public_merchants(session, page)
@@ -114,5 +123,39 @@ def merchants_in_box(session: Session, live: LiveIndex, query: BoxQuery) -> dict
         "features": features,
         "total": len(ids),
         "next_cursor": _encode_cursor(query, page[-1]) if len(rest) > query.limit else None,
+        "at": query.at.isoformat(),
+    }
+
+
+def clusters_in_box(session: Session, live: LiveIndex, query: BoxQuery, zoom: int) -> dict[str, Any]:
+    """The matching merchants counted per H3 cell at the resolution for ``zoom``: one Point
+    feature per cell, at its merchants' mean position, with how many of them have a deal
+    valid at ``at``. Every cell in the box, so no pages; ``total`` is the sum of the counts."""
+    hits = _matching(session, live, query)
+    resolution = cluster_resolution(zoom, live.resolutions[-1])
+    with_deals = np.isin(hits.ids, np.array(merchants_with_deals(session, query.at, started=True), np.int64))
+    found = clusters(hits, resolution, with_deals)
+    features = [
+        {
+            "type": "Feature",
+            "id": h3.int_to_str(cell),
+            "geometry": {"type": "Point", "coordinates": [round(lng, 6), round(lat, 6)]},
+            "properties": {"cluster": True, "count": count, "with_deals": marked},
+        }
+        for cell, count, lat, lng, marked in zip(
+            found.cells.tolist(),
+            found.counts.tolist(),
+            found.lats.tolist(),
+            found.lngs.tolist(),
+            found.marked.tolist(),
+            strict=True,
+        )
+    ]
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "total": len(hits.ids),
+        "zoom": zoom,
+        "resolution": resolution,
         "at": query.at.isoformat(),
     }

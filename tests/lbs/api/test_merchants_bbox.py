@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import h3
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
@@ -172,3 +173,54 @@ def test_the_box_read_allows_cross_origin_calls_and_the_create_does_not(client: 
 
     assert read.headers.get("Access-Control-Allow-Origin") in {"*", ORIGIN["Origin"]}
     assert create.status_code == 201 and "Access-Control-Allow-Origin" not in create.headers
+
+
+def test_clusters_count_every_merchant_of_the_box_once_per_cell(
+    town: list[Seeded], client: FlaskClient
+) -> None:
+    everyone = client.get("/v1/merchants", query_string={"bbox": bbox(HELSINKI)}).get_json(force=True)
+
+    body = client.get(
+        "/v1/merchants", query_string={"bbox": bbox(HELSINKI), "cluster": "true", "zoom": 14}
+    ).get_json(force=True)
+
+    assert body["resolution"] == 8 and body["zoom"] == 14
+    counts = {f["id"]: f["properties"]["count"] for f in body["features"]}
+    assert sum(counts.values()) == body["total"] == everyone["total"]
+    expected: dict[str, int] = {}
+    for s in town:
+        if inside(s, HELSINKI):
+            # H3's hierarchy: the ancestor of the merchant's finest cell (the index's 11).
+            cell = h3.cell_to_parent(h3.latlng_to_cell(s.lat, s.lon, 11), 8)
+            expected[cell] = expected.get(cell, 0) + 1
+    assert counts == expected
+    assert all(
+        f["properties"]["cluster"] is True and f["properties"]["with_deals"] == 0 for f in body["features"]
+    )
+    for f in body["features"]:  # each at its merchants' mean position, inside its cell's neighbourhood
+        lon, lat = f["geometry"]["coordinates"]
+        assert h3.grid_distance(h3.latlng_to_cell(lat, lon, 8), f["id"]) <= 1
+
+
+def test_clusters_count_the_merchants_with_deals(client: FlaskClient) -> None:
+    _, key = make_merchant(client, 60.17, 24.94, name="With deal")
+    make_merchant(client, 60.1701, 24.9401, name="Without")
+    transition(client, key, create_deal(client, key)["id"], "publish")
+
+    body = client.get(
+        "/v1/merchants", query_string={"bbox": bbox(HELSINKI), "cluster": "true", "zoom": 10}
+    ).get_json(force=True)
+
+    (only,) = body["features"]
+    assert (
+        body["resolution"] == 5 and only["properties"]["count"] == 2 and only["properties"]["with_deals"] == 1
+    )
+
+
+def test_clusters_need_a_zoom_and_take_no_cursor(client: FlaskClient) -> None:
+    query = {"bbox": bbox(HELSINKI), "cluster": "true"}
+    assert_problem(client.get("/v1/merchants", query_string=query), 400, "zoom")
+    assert_problem(client.get("/v1/merchants", query_string={**query, "zoom": 23}), 400, "zoom")
+    assert_problem(
+        client.get("/v1/merchants", query_string={**query, "zoom": 5, "cursor": "x"}), 400, "cursor"
+    )

@@ -3,9 +3,12 @@ across the antimeridian, near the poles, after removals, moves and compaction.""
 
 from __future__ import annotations
 
+import h3.api.basic_int as h3
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lbs.geo.h3box import cluster_resolution, parent_cells
 from lbs.geo.h3index import Box, NearbyIndex
 from tests.lbs.geo.strategies import N_USED_CATEGORIES, RESOLUTIONS, build_index, category_filters, centres
 from tests.oracle import destination
@@ -117,3 +120,18 @@ def test_a_box_across_the_antimeridian_takes_both_sides() -> None:
 
     assert found(index, Box(179.0, -1.0, -179.0, 1.0), None) == [1, 2, 4, 5]
     assert found(index, Box(-179.0, -1.0, 179.0, 1.0), None) == [3]
+
+
+@given(st.floats(-90, 90), st.floats(-180, 180), st.integers(0, 15))
+def test_parents_by_bits_are_h3s_parents(lat: float, lng: float, resolution: int) -> None:
+    cell = h3.latlng_to_cell(lat, lng, 15)
+    ancestors = [h3.cell_to_parent(cell, r) for r in range(resolution, 16)]
+
+    assert parent_cells(np.array(ancestors, dtype=np.int64), resolution).tolist() == [ancestors[0]] * len(
+        ancestors
+    )
+
+
+def test_the_zoom_picks_cells_about_fifty_pixels_wide() -> None:
+    assert [cluster_resolution(z, 11) for z in (0, 5, 10, 14, 17, 20)] == [0, 2, 5, 8, 10, 11]
+    assert cluster_resolution(17, 9) == 9  # never finer than the index

@@ -3,6 +3,8 @@ across the antimeridian, near the poles, after removals, moves and compaction.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import h3.api.basic_int as h3
 import numpy as np
 from hypothesis import given, settings
@@ -135,3 +137,13 @@ def test_parents_by_bits_are_h3s_parents(lat: float, lng: float, resolution: int
 def test_the_zoom_picks_cells_about_fifty_pixels_wide() -> None:
     assert [cluster_resolution(z, 11) for z in (0, 5, 10, 14, 17, 20)] == [0, 2, 5, 8, 10, 11]
     assert cluster_resolution(17, 9) == 9  # never finer than the index
+
+
+def test_the_documented_zoom_table_is_the_one_used() -> None:
+    lines = (Path(__file__).resolve().parents[3] / "docs" / "api.md").read_text().splitlines()
+    zooms = next(line for line in lines if line.startswith("| zoom | 0-"))
+    resolutions = next(line for line in lines if line.startswith("| H3 resolution |"))
+    for span, resolution in zip(zooms.split("|")[2:-1], resolutions.split("|")[2:-1], strict=True):
+        first, _, last = span.strip().partition("-")
+        for zoom in range(int(first), int(last or first) + 1):
+            assert cluster_resolution(zoom, 11) == int(resolution), zoom

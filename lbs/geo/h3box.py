@@ -48,7 +48,7 @@ class Box:
 
 @dataclass(frozen=True)
 class BoxHits:
-    ids: IntArray  # ascending
+    ids: IntArray  # ascending, unless asked for in index order
     lats: FloatArray
     lngs: FloatArray
     categories: IntArray
@@ -61,7 +61,9 @@ class BoxHits:
         )
 
 
-def box_hits(index: NearbyIndex, box: Box, categories: Sequence[int] | None = None) -> BoxHits:
+def box_hits(
+    index: NearbyIndex, box: Box, categories: Sequence[int] | None = None, *, by_id: bool = True
+) -> BoxHits:
     spans = index._group_boxes  # (groups, 4): min lat, max lat, min lng, max lng
     offsets = index._levels[0].offsets
     lat_whole = (spans[:, 0] >= box.min_lat) & (spans[:, 1] <= box.max_lat)
@@ -110,7 +112,7 @@ def box_hits(index: NearbyIndex, box: Box, categories: Sequence[int] | None = No
     hits = BoxHits(ids, lats, lngs, cats, cells)
     if categories is not None:
         hits = hits.where(np.isin(cats, np.asarray(categories, dtype=np.int64)))
-    return hits.where(np.argsort(hits.ids, kind="stable"))
+    return hits.where(np.argsort(hits.ids, kind="stable")) if by_id else hits
 
 
 # H3 index bits: the resolution in bits 52-55, then one 3-bit digit per resolution

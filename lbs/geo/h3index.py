@@ -287,9 +287,9 @@ class NearbyIndex:
         """Merchants within radius_m of (lat, lng), nearest first (ties by id), after a cursor."""
         return RadiusQuery(self, lat, lng, radius_m, limit, after, categories).run()
 
-    def in_box(self, box: Box, categories: Sequence[int] | None = None) -> BoxHits:
-        """Every live merchant inside the box (edges included), ids ascending."""
-        return box_hits(self, box, categories)
+    def in_box(self, box: Box, categories: Sequence[int] | None = None, *, by_id: bool = True) -> BoxHits:
+        """Every live merchant inside the box (edges included), ids ascending (or unordered)."""
+        return box_hits(self, box, categories, by_id=by_id)
 
     def within(
         self, lat: float, lng: float, radius_m: float, categories: Sequence[int] | None = None

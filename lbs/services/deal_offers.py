@@ -9,10 +9,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from lbs.db import IN_CHUNK
 from lbs.errors import NotFound
 from lbs.geo.distance import EARTH_RADIUS_M, chord2_to, latlng_to_xyz, m_to_chord2, point_to_xyz
 from lbs.models import Deal, Merchant
@@ -159,12 +162,17 @@ class MerchantOffer:
     next: DealAt | None  # when none is: the deal whose window opens first
 
 
-def merchants_with_deals(session: Session, at: datetime, *, started: bool = False) -> list[int]:
-    """Every active merchant with a deal not over at ``at`` (claimable then or later); with
+def merchants_with_deals(
+    session: Session, at: datetime, among: Sequence[int] | npt.NDArray[np.int64], *, started: bool = False
+) -> list[int]:
+    """The merchants with a deal not over at ``at`` (claimable then or later), at least all
+    of those among ``among`` (when that is long, every one: the caller intersects); with
     ``started``, only deals whose validity has begun (their windows aside)."""
     query = select(Deal.merchant_id).join(Merchant, Merchant.id == Deal.merchant_id).where(_not_over(at))
     if started:
         query = query.where(Deal.valid_from <= at)
+    if len(among) <= IN_CHUNK:
+        query = query.where(Deal.merchant_id.in_([int(m) for m in among]))
     return list(session.execute(query.distinct()).scalars())
 
 

@@ -70,7 +70,7 @@ def _decode_cursor(query: BoxQuery, token: str) -> int:
 
 def _with_claimable_deal(session: Session, ids: np.ndarray, at: datetime) -> np.ndarray:
     """The ids (ascending) whose merchant has a deal claimable at ``at``."""
-    candidates = ids[np.isin(ids, np.array(merchants_with_deals(session, at), dtype=np.int64))]
+    candidates = ids[np.isin(ids, np.array(merchants_with_deals(session, at, ids), dtype=np.int64))]
     keep = []
     for start in range(0, len(candidates), IN_CHUNK):
         chunk = candidates[start : start + IN_CHUNK].tolist()
@@ -79,11 +79,11 @@ def _with_claimable_deal(session: Session, ids: np.ndarray, at: datetime) -> np.
     return np.array(keep, dtype=np.int64)
 
 
-def _matching(session: Session, live: LiveIndex, query: BoxQuery) -> BoxHits:
-    """Every merchant in the box that passes the query's filters, ids ascending."""
+def _matching(session: Session, live: LiveIndex, query: BoxQuery, *, by_id: bool = True) -> BoxHits:
+    """Every merchant in the box that passes the query's filters, ids ascending (or unordered)."""
     live.refresh_if_due(session)
     codes = None if query.categories is None else [CATEGORY_CODES[c] for c in query.categories]
-    hits = live.in_box(query.box, codes)
+    hits = live.in_box(query.box, codes, by_id=by_id)
     if query.has_deal:
         hits = hits.where(np.isin(hits.ids, _with_claimable_deal(session, hits.ids, query.at)))
     if query.open_now:
@@ -131,9 +131,10 @@ def clusters_in_box(session: Session, live: LiveIndex, query: BoxQuery, zoom: in
     """The matching merchants counted per H3 cell at the resolution for ``zoom``: one Point
     feature per cell, at its merchants' mean position, with how many of them have a deal
     valid at ``at``. Every cell in the box, so no pages; ``total`` is the sum of the counts."""
-    hits = _matching(session, live, query)
+    hits = _matching(session, live, query, by_id=False)
     resolution = cluster_resolution(zoom, live.resolutions[-1])
-    with_deals = np.isin(hits.ids, np.array(merchants_with_deals(session, query.at, started=True), np.int64))
+    dealers = merchants_with_deals(session, query.at, hits.ids, started=True)
+    with_deals = np.isin(hits.ids, np.array(dealers, dtype=np.int64))
     found = clusters(hits, resolution, with_deals)
     features = [
         {

@@ -144,11 +144,11 @@ class LiveIndex:
         with self._lock:
             return self.index.within(lat, lng, radius_m, categories)
 
-    def in_box(self, box: Box, categories: Sequence[int] | None = None) -> BoxHits:
+    def in_box(self, box: Box, categories: Sequence[int] | None = None, *, by_id: bool = True) -> BoxHits:
         if self.index is None:
             raise NotReady("the nearby index is not loaded yet")
         with self._lock:
-            return self.index.in_box(box, categories)
+            return self.index.in_box(box, categories, by_id=by_id)
 
     @property
     def size(self) -> int:

@@ -72,6 +72,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
             r"/v1/merchants/\d+$": reads,
             r"/v1/merchants/\d+/deals$": reads,
             r"/v1/deals/\d+$": reads,
+            r"/v1/tiles/\d+/\d+/\d+\.mvt$": reads,
         },
     )
 

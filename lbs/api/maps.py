@@ -1,14 +1,15 @@
-"""What map widgets read: GET /v1/merchants?bbox=… as GeoJSON."""
+"""What map widgets read: GET /v1/merchants?bbox=… as GeoJSON, and vector tiles."""
 
 from __future__ import annotations
 
 import math
 from typing import Annotated
 
-from flask import Response, json
+from flask import Response, json, request
 from flask_cors import cross_origin
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from werkzeug.wrappers import Response as ResponseBase
 
 from lbs.api.context import db_session, runtime, utc_now
 from lbs.api.nearby import GEOJSON, split_commas
@@ -18,9 +19,12 @@ from lbs.categories import Category
 from lbs.config import MAX_LIMIT
 from lbs.errors import InvalidParameter
 from lbs.geo.h3index import Box
+from lbs.services import tiles
 from lbs.services.deal_schedule import Instant
 from lbs.services.merchant_map import BoxQuery, clusters_in_box, merchants_in_box
+from lbs.services.tiles import MAX_ZOOM
 
+MVT = "application/vnd.mapbox-vector-tile"
 bp = APIBlueprint("map", __name__, url_prefix="/v1", abp_tags=[Tag(name="map")])
 
 BBOX_FORMAT = (
@@ -98,3 +102,26 @@ def merchants_in_view(query: BoxParams) -> Response:
     else:
         body = merchants_in_box(db_session(), runtime().live_index, box_query)
     return Response(json.dumps(body), mimetype=GEOJSON)
+
+
+@register_model
+class TilePath(BaseModel):
+    z: int = Field(ge=0, le=MAX_ZOOM, description="zoom, 0-22")
+    x: int = Field(ge=0, description="column, 0 to 2^z - 1")
+    y: int = Field(ge=0, description="row from the north, 0 to 2^z - 1")
+
+
+@bp.get("/tiles/<int:z>/<int:x>/<int:y>.mvt", responses={200: None, **ERRORS})
+def merchant_tile(path: TilePath) -> ResponseBase:
+    """Public: a Mapbox Vector Tile of the merchants (from zoom 14) or their clusters (below),
+    cacheable for a minute (ETag; If-None-Match gets a 304)."""
+    last = 2**path.z - 1
+    for name, value in (("x", path.x), ("y", path.y)):
+        if value > last:
+            raise InvalidParameter(name, f"must be from 0 to {last} at zoom {path.z}")
+    body = tiles.tile(db_session(), runtime().live_index, path.z, path.x, path.y, utc_now())
+    response = Response(body, mimetype=MVT)
+    response.cache_control.public = True
+    response.cache_control.max_age = 60
+    response.add_etag()
+    return response.make_conditional(request)

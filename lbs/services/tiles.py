@@ -1,0 +1,87 @@
+"""Mapbox Vector Tiles of merchants, for map clients that draw tiles (z/x/y, web mercator).
+
+Below MERCHANTS_FROM_ZOOM a tile holds the "clusters" layer (counts per H3 cell, as
+``cluster=true`` gives them for the tile's box); from that zoom on, the "merchants"
+layer: one point per active merchant with its id, category and whether it has a deal
+whose validity has begun. Encoded by mapbox-vector-tile, positions in tile pixels
+(extent 4096, y down). A merchant exactly on an edge shared by two tiles is in both.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import mapbox_vector_tile
+import numpy as np
+from shapely.geometry import Point
+from sqlalchemy.orm import Session
+
+from lbs.categories import Category
+from lbs.geo.h3box import Box
+from lbs.services.deal_offers import merchants_with_deals
+from lbs.services.merchant_map import BoxQuery, clusters_in_box
+from lbs.services.nearby import LiveIndex
+
+EXTENT = 4096
+MAX_ZOOM = 22
+MERCHANTS_FROM_ZOOM = 14
+_CATEGORIES = [c.value for c in Category]
+
+
+def tile_box(z: int, x: int, y: int) -> Box:
+    n = 2**z
+
+    def lat(row: int) -> float:
+        return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * row / n))))
+
+    return Box(min_lng=x / n * 360 - 180, min_lat=lat(y + 1), max_lng=(x + 1) / n * 360 - 180, max_lat=lat(y))
+
+
+def _pixels(lats: np.ndarray, lngs: np.ndarray, z: int, x: int, y: int) -> np.ndarray:
+    """Web-mercator positions inside the tile, in tile pixels (0..EXTENT, y down)."""
+    n = 2**z
+    lat = np.radians(np.clip(lats, -85.05112878, 85.05112878))
+    wx = (lngs + 180.0) / 360.0 * n
+    wy = (1.0 - np.log(np.tan(lat) + 1.0 / np.cos(lat)) / math.pi) / 2.0 * n
+    return np.column_stack([(wx - x) * EXTENT, (wy - y) * EXTENT])
+
+
+def tile(session: Session, live: LiveIndex, z: int, x: int, y: int, at: datetime) -> bytes:
+    box = tile_box(z, x, y)
+    if z < MERCHANTS_FROM_ZOOM:
+        found = clusters_in_box(session, live, BoxQuery(box=box, limit=1, at=at), z)
+        points = [f["geometry"]["coordinates"] for f in found["features"]]
+        lngs = np.array([p[0] for p in points], dtype=np.float64)
+        lats = np.array([p[1] for p in points], dtype=np.float64)
+        properties = [
+            {"cell": f["id"], "count": f["properties"]["count"], "with_deals": f["properties"]["with_deals"]}
+            for f in found["features"]
+        ]
+        ids: list[int | None] = [None] * len(properties)
+        name = "clusters"
+    else:
+        live.refresh_if_due(session)
+        hits = live.in_box(box)
+        dealers = np.isin(
+            hits.ids, np.array(merchants_with_deals(session, at, hits.ids, started=True), np.int64)
+        )
+        lats, lngs = hits.lats, hits.lngs
+        properties = [
+            {"category": _CATEGORIES[c], "has_deal": bool(d)}
+            for c, d in zip(hits.categories.tolist(), dealers.tolist(), strict=True)
+        ]
+        ids = [int(i) for i in hits.ids.tolist()]
+        name = "merchants"
+    if not properties:
+        return b""
+    pixels = _pixels(lats, lngs, z, x, y)
+    features = [
+        {"geometry": Point(px, py), "properties": props, **({"id": i} if i is not None else {})}
+        for (px, py), props, i in zip(pixels.tolist(), properties, ids, strict=True)
+    ]
+    return bytes(
+        mapbox_vector_tile.encode(
+            [{"name": name, "features": features}], default_options={"y_coord_down": True, "extents": EXTENT}
+        )
+    )

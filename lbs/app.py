@@ -59,7 +59,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
     _register_unit_of_work(app)
     _register_metrics(app)
     blueprints = (ops.bp, nearby.bp, maps.bp, merchants.bp, deals.desk, deals.public, users.bp, events.bp)
-    for blueprint in (*blueprints, events.feed, vouchers.holder, vouchers.counter):
+    for blueprint in (*blueprints, maps.pages, events.feed, vouchers.holder, vouchers.counter):
         app.register_api(blueprint)
     # Read endpoints that a map widget embeds may be called from the allowed origins
     # (GET /v1/merchants shares its path with a write: its view says so itself).

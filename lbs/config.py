@@ -45,6 +45,9 @@ class Settings:
     # Origins whose pages may call the public read endpoints (a map widget embedded in a
     # site): "*" for any, else comma-separated origins (https://shop.example,https://x.fi).
     cors_origins: str = "*"
+    # Base map tiles for /map (a Leaflet URL template, e.g.
+    # https://tile.openstreetmap.org/{z}/{x}/{y}.png); empty: a plain background.
+    map_tiles_url: str = ""
     log_level: str = "INFO"
     bind: str = "127.0.0.1:8000"
     workers: int = 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from flask import Response, json, request
+from flask import Response, current_app, json, render_template, request, send_from_directory
 from flask_cors import cross_origin
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
@@ -16,7 +16,7 @@ from lbs.api.nearby import GEOJSON, split_commas
 from lbs.api.problems import register_model
 from lbs.api.schemas import ERRORS, QueryModel
 from lbs.categories import Category
-from lbs.config import MAX_LIMIT
+from lbs.config import MAX_LIMIT, MAX_RADIUS_M
 from lbs.errors import InvalidParameter
 from lbs.geo.h3index import Box
 from lbs.services import tiles
@@ -125,3 +125,30 @@ def merchant_tile(path: TilePath) -> ResponseBase:
     response.cache_control.max_age = 60
     response.add_etag()
     return response.make_conditional(request)
+
+
+pages = APIBlueprint("map_pages", __name__)
+
+
+@register_model
+class MapPageParams(QueryModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lat: float = Field(60.1699, ge=-90, le=90, allow_inf_nan=False)
+    lon: float = Field(24.9384, ge=-180, le=180, allow_inf_nan=False)
+    radius: float = Field(1000, gt=0, le=MAX_RADIUS_M, allow_inf_nan=False, description="metres shown")
+
+
+@pages.get("/map", doc_ui=False)
+def map_page(query: MapPageParams) -> str:
+    """The widget on a page of its own, on this server's merchants."""
+    tiles = runtime().settings.map_tiles_url
+    return render_template("map.html", lat=query.lat, lon=query.lon, radius=query.radius, tiles=tiles)
+
+
+@pages.get("/widget.js", doc_ui=False)
+def widget_js() -> ResponseBase:
+    """The embeddable map widget (Leaflet, vendored in /static/leaflet)."""
+    static = current_app.static_folder
+    assert static is not None
+    return send_from_directory(static, "widget.js", mimetype="text/javascript", max_age=300)

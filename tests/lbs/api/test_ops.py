@@ -52,7 +52,7 @@ def test_the_landing_page_links_the_docs_and_an_open_now_query(engine: Engine, c
     page = response.get_data(as_text=True)
     assert "2 merchants" in page and "© OpenStreetMap contributors" in page
     links = [a.split('"')[0].replace("&amp;", "&") for a in page.split('href="')[1:]]
-    assert {"/docs/", "/openapi.json", "/readyz", "/metrics"} <= set(links)
+    assert {"/docs/", "/openapi.json", "/readyz", "/metrics", "/map"} <= set(links)
     for link in links:
         assert client.get(link).status_code == 200, link  # every link on it works
     assert "/v1/nearby?lat=60.1699&lon=24.9384&open_now=true" in links

@@ -20,6 +20,8 @@
 #   LBS_RATE_LIMIT_STORAGE     memory:// (per worker) or redis://host:6379 (shared)
 #   LBS_MODEL_DIR              where `lbs train` writes ranking models and workers read them (/data/lbs-models);
 #                              train with: docker run ... lbs lbs train   (workers reload within LBS_MODEL_RELOAD_S, 10 s)
+#   LBS_CORS_ORIGINS           origins allowed to call the public read endpoints (default *)
+#   LBS_MAP_TILES_URL          base map tiles of /map (default none: a plain background)
 #   LBS_LOG_LEVEL              default INFO
 # To serve without seeding demo data, override the command:
 #   docker run ... lbs sh -c 'lbs db upgrade && exec lbs serve --bind 0.0.0.0:8000'

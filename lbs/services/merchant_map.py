@@ -69,7 +69,7 @@ def _decode_cursor(query: BoxQuery, token: str) -> int:
 
 
 def _with_claimable_deal(session: Session, ids: np.ndarray, at: datetime) -> np.ndarray:
-    """The ids (ascending) whose merchant has a deal claimable at ``at``."""
+    """Those of ``ids`` (in their order) whose merchant has a deal claimable at ``at``."""
     candidates = ids[np.isin(ids, np.array(merchants_with_deals(session, at, ids), dtype=np.int64))]
     keep = []
     for start in range(0, len(candidates), IN_CHUNK):

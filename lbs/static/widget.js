@@ -19,6 +19,7 @@
   var base = script ? script.src.replace(/widget\.js(\?.*)?$/, "") : "/";
   var ATTRIBUTION = "© OpenStreetMap contributors";
   var CLUSTER_BELOW_ZOOM = 15;
+  var PAGE = 100;
 
   function loadLeaflet(done) {
     if (window.L) return done();
@@ -142,23 +143,34 @@
         }
       });
       var shown = body.features.length;
-      note._div.textContent = clustered
-        ? body.total + " places"
-        : (body.total > shown ? shown + " of " + body.total + " places: zoom in for all" : body.total + " places");
+      note._div.textContent = body.total + " places";
       el.setAttribute("data-lbs-shown", String(shown));
       el.setAttribute("data-lbs-state", "ready");
     }
 
+    function get(query) {
+      return fetch(api + "/v1/merchants?bbox=" + bboxOf(map.getBounds()) + query)
+        .then(function (r) { return r.json(); });
+    }
+
     function refresh() {
       var zoom = map.getZoom();
-      var clustered = zoom < CLUSTER_BELOW_ZOOM;
-      var url = api + "/v1/merchants?bbox=" + bboxOf(map.getBounds()) +
-        (clustered ? "&cluster=true&zoom=" + zoom : "&limit=100");
+      var clusters = "&cluster=true&zoom=" + zoom;
       var mine = ++generation;
       el.setAttribute("data-lbs-state", "loading");
-      fetch(url).then(function (r) { return r.json(); }).then(function (body) {
-        if (mine === generation) render(body, clustered);
-      }).catch(function () { el.setAttribute("data-lbs-state", "error"); });
+      var done = function (clustered) {
+        return function (body) { if (mine === generation) render(body, clustered); };
+      };
+      var failed = function () { el.setAttribute("data-lbs-state", "error"); };
+      if (zoom < CLUSTER_BELOW_ZOOM) {
+        get(clusters).then(done(true)).catch(failed);
+        return;
+      }
+      // Close in, markers; but more than a page of them in view is a crowd: clusters.
+      get("&limit=" + PAGE).then(function (body) {
+        if (body.total > body.features.length) return get(clusters).then(done(true));
+        done(false)(body);
+      }).catch(failed);
     }
 
     var timer = null;

@@ -127,3 +127,24 @@ def test_the_map_shows_merchants_popups_pans_clusters_and_finds_me(
         wait_ready(page)
         assert {s.id for s in east} <= marker_ids(page)
         context.close()
+
+
+def test_a_crowd_in_view_shows_as_clusters_not_a_sample(
+    database_url: str, engine: Engine, browser: Browser, tmp_path: Path
+) -> None:
+    rows = [
+        merchant(f"Crowd {k}", CENTRE[0] + 0.00005 * (k % 12), CENTRE[1] + 0.0001 * (k // 12))
+        for k in range(130)
+    ]
+    seed(engine, rows)
+    with gunicorn(database_url, tmp_path, OPERATOR_TOKEN_SHA256, workers=1) as server:
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        page.goto(f"{server.base_url}/map?lat={CENTRE[0]}&lon={CENTRE[1]}&radius=150")
+        page.wait_for_selector(".lbs-cluster", timeout=15_000)
+        wait_ready(page)
+
+        assert page.evaluate("document.getElementById('map').lbsMap.getZoom()") >= 15
+        assert page.locator(".lbs-marker").count() == 0
+        counts = page.eval_on_selector_all(".lbs-cluster", "els => els.map(e => e.lastChild.textContent)")
+        assert sum(int(c) for c in counts) == 130
+        page.close()

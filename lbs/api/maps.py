@@ -75,7 +75,9 @@ class BoxParams(QueryModel):
     cluster: bool = Field(
         False, description="counts per H3 cell at a resolution chosen from `zoom` instead of merchants"
     )
-    zoom: int | None = Field(None, ge=0, le=22, description="the map's zoom (0-22); needed with cluster=true")
+    zoom: int | None = Field(
+        None, ge=0, le=MAX_ZOOM, description="the map's zoom (0-22); needed with cluster=true"
+    )
 
 
 @bp.get("/merchants", responses={200: None, **ERRORS})

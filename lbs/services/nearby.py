@@ -9,7 +9,8 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -122,6 +123,14 @@ class LiveIndex:
                     self.index.remove(merchant_id)
                 self.revision = max(self.revision, revision)
 
+    @contextmanager
+    def _locked(self) -> Iterator[NearbyIndex]:
+        """The index, held against writes for one read."""
+        if self.index is None:
+            raise NotReady("the nearby index is not loaded yet")
+        with self._lock:
+            yield self.index
+
     def query(
         self,
         lat: float,
@@ -131,24 +140,18 @@ class LiveIndex:
         after: Cursor | None = None,
         categories: Sequence[int] | None = None,
     ) -> NearbyHits:
-        if self.index is None:
-            raise NotReady("the nearby index is not loaded yet")
-        with self._lock:
-            return self.index.query(lat, lng, radius_m, limit, after=after, categories=categories)
+        with self._locked() as index:
+            return index.query(lat, lng, radius_m, limit, after=after, categories=categories)
 
     def within(
         self, lat: float, lng: float, radius_m: float, categories: Sequence[int] | None = None
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        if self.index is None:
-            raise NotReady("the nearby index is not loaded yet")
-        with self._lock:
-            return self.index.within(lat, lng, radius_m, categories)
+        with self._locked() as index:
+            return index.within(lat, lng, radius_m, categories)
 
     def in_box(self, box: Box, categories: Sequence[int] | None = None, *, by_id: bool = True) -> BoxHits:
-        if self.index is None:
-            raise NotReady("the nearby index is not loaded yet")
-        with self._lock:
-            return self.index.in_box(box, categories, by_id=by_id)
+        with self._locked() as index:
+            return index.in_box(box, categories, by_id=by_id)
 
     @property
     def size(self) -> int:

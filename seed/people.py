@@ -137,7 +137,7 @@ def _times(n: int, start: float, days: int, utc_offset_h: float, rng: np.random.
 
 
 def _people(
-    plane: _Plane, xy: FloatArray, n: int, habits: Habits, rng: np.random.Generator
+    xy: FloatArray, n: int, habits: Habits, rng: np.random.Generator
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Homes near a random merchant (merchants sit where people are), workplaces near another."""
     home = xy[rng.integers(len(xy), size=n)] + rng.normal(0.0, 0.4, size=(n, 2))
@@ -182,7 +182,7 @@ def generate(
     plane = _Plane(float(np.mean(lats)), float(np.mean(lons)))
     xy = plane.xy(lats, lons)
     appeal = rng.lognormal(0.0, habits.appeal_sigma, size=len(xy))
-    home, work, taste = _people(plane, xy, n_people, habits, rng)
+    home, work, taste = _people(xy, n_people, habits, rng)
 
     # Each person's world: the merchants nearest home (columns [0, k)) and work ([k, 2k)).
     k = min(habits.neighbourhood, len(xy))

@@ -8,10 +8,6 @@ Pages go by merchant id, so a moving map can fetch the rest of a box without rep
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,6 +21,7 @@ from lbs.db import IN_CHUNK
 from lbs.errors import InvalidParameter
 from lbs.geo.h3box import BoxHits, cluster_resolution, clusters
 from lbs.geo.h3index import Box
+from lbs.services import cursors
 from lbs.services.deal_offers import best_offers, deal_summary, merchants_with_deals
 from lbs.services.hours import merchant_hours, open_at
 from lbs.services.merchants import public_merchants
@@ -44,23 +41,17 @@ class BoxQuery:
 
 def _fingerprint(query: BoxQuery) -> str:
     b = query.box
-    key = [b.min_lng, b.min_lat, b.max_lng, b.max_lat, query.categories, query.has_deal, query.open_now]
-    return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
+    return cursors.fingerprint(
+        [b.min_lng, b.min_lat, b.max_lng, b.max_lat, query.categories, query.has_deal, query.open_now]
+    )
 
 
 def _encode_cursor(query: BoxQuery, last_id: int) -> str:
-    raw = json.dumps({"q": _fingerprint(query), "i": last_id}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return cursors.encode({"q": _fingerprint(query), "i": last_id})
 
 
 def _decode_cursor(query: BoxQuery, token: str) -> int:
-    try:
-        raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        last_id, fingerprint = int(raw["i"]), str(raw["q"])
-    except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
-        raise InvalidParameter(
-            "cursor", "cursor is malformed; pass next_cursor from a previous page"
-        ) from None
+    last_id, fingerprint = cursors.decode(token, lambda raw: (int(raw["i"]), str(raw["q"])))
     if fingerprint != _fingerprint(query):
         raise InvalidParameter(
             "cursor", "cursor belongs to another query; keep bbox, category, has_deal and open_now unchanged"

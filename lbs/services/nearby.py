@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
 import threading
 import time
 from collections import Counter
@@ -26,7 +22,7 @@ from lbs.geo.distance import chord2_to_m
 from lbs.geo.h3index import Box, BoxHits, Cursor, NearbyHits, NearbyIndex
 from lbs.geo.h3search import Hit
 from lbs.models import Merchant
-from lbs.services import relevance
+from lbs.services import cursors, relevance
 from lbs.services.deal_offers import MerchantOffer, NearOffer, best_offers, deal_summary, offers_near
 from lbs.services.deal_schedule import EARLIEST, LATEST
 from lbs.services.hours import UNKNOWN, Hours, merchant_hours, open_at
@@ -205,10 +201,9 @@ class PageCursor:
 
 
 def _fingerprint(query: NearbyQuery) -> str:
-    key = json.dumps(
+    return cursors.fingerprint(
         [query.lat, query.lon, query.radius_m, query.categories, query.sort, query.has_deal, query.open_now]
     )
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def encode_cursor(
@@ -226,30 +221,28 @@ def encode_cursor(
         fields["t"] = at_us
     if offset is not None:
         fields["o"] = offset
-    raw = json.dumps(fields, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return cursors.encode(fields)
 
 
 def decode_cursor(query: NearbyQuery, token: str) -> PageCursor:
-    try:
-        raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        cursor = PageCursor(
-            float.fromhex(raw["d"]),
-            int(raw["i"]),
-            None if raw.get("e") is None else int(raw["e"]),
-            None if raw.get("t") is None else int(raw["t"]),
-            None if raw.get("o") is None else int(raw["o"]),
-        )
-        fingerprint = raw["q"]
-    except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
-        raise InvalidParameter(
-            "cursor", "cursor is malformed; pass next_cursor from a previous page"
-        ) from None
+    cursor, fingerprint = cursors.decode(
+        token,
+        lambda raw: (
+            PageCursor(
+                float.fromhex(raw["d"]),
+                int(raw["i"]),
+                None if raw.get("e") is None else int(raw["e"]),
+                None if raw.get("t") is None else int(raw["t"]),
+                None if raw.get("o") is None else int(raw["o"]),
+            ),
+            raw["q"],
+        ),
+    )
     instants = [us for us in (cursor.ends_us, cursor.at_us) if us is not None]
     if any(not _micros(EARLIEST) <= us <= _micros(LATEST) for us in instants) or (
         cursor.offset is not None and not 0 <= cursor.offset <= MAX_OFFSET
     ):
-        raise InvalidParameter("cursor", "cursor is malformed; pass next_cursor from a previous page")
+        raise InvalidParameter("cursor", cursors.MALFORMED)
     if fingerprint != _fingerprint(query) or (query.sort == "deal_ending") != (cursor.ends_us is not None):
         raise InvalidParameter(
             "cursor",

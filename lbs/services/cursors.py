@@ -1,0 +1,34 @@
+"""Page cursors: opaque URL-safe tokens (base64 of compact JSON) that carry where the next
+page starts and a fingerprint of the query they belong to."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from lbs.errors import InvalidParameter
+
+T = TypeVar("T")
+MALFORMED = "cursor is malformed; pass next_cursor from a previous page"
+
+
+def fingerprint(key: list[Any]) -> str:
+    """A short digest of what a query is, so a cursor cannot page another query."""
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
+
+
+def encode(fields: dict[str, Any]) -> str:
+    raw = json.dumps(fields, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode(token: str, read: Callable[[dict[str, Any]], T]) -> T:
+    """``read`` applied to the token's fields; anything that does not parse is a 400 on ``cursor``."""
+    try:
+        return read(json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))))
+    except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
+        raise InvalidParameter("cursor", MALFORMED) from None

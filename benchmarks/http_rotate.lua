@@ -1,0 +1,73 @@
+-- wrk script of benchmarks/http.py: rotate over prepared requests, report one JSON line.
+--
+--   wrk -t1 -c32 -d30s -s benchmarks/http_rotate.lua http://127.0.0.1:PORT -- REQUESTS_FILE
+--
+-- REQUESTS_FILE holds one request a line: "<path>" or "<path><TAB><user token>" (sent as
+-- a bearer token). done() prints "WRK_RESULT {json}": latency percentiles, requests,
+-- errors, and what the 200 responses held (items: occurrences of "distance_m", one per
+-- result of /v1/nearby and of the peer), which the impressions check counts.
+
+local threads = {}
+local next_id = 0
+
+function setup(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+  table.insert(threads, thread)
+end
+
+-- Per thread (each has its own Lua state); read back in done() through thread:get.
+prepared = {}
+position = 0
+sent = 0
+ok = 0
+items = 0
+
+function init(args)
+  local file = assert(io.open(args[1], "r"))
+  for line in file:lines() do
+    local path, token = line:match("^([^\t]+)\t?(.*)$")
+    local headers = {}
+    if token ~= nil and token ~= "" then
+      headers["Authorization"] = "Bearer " .. token
+    end
+    prepared[#prepared + 1] = wrk.format("GET", path, headers)
+  end
+  file:close()
+  -- Threads start apart so that they do not send the same positions in step.
+  position = (id * 97) % #prepared
+end
+
+function request()
+  position = position % #prepared + 1
+  sent = sent + 1
+  return prepared[position]
+end
+
+function response(status, headers, body)
+  if status == 200 then
+    ok = ok + 1
+    for _ in body:gmatch('"distance_m"') do
+      items = items + 1
+    end
+  end
+end
+
+function done(summary, latency, requests)
+  local total = { sent = 0, ok = 0, items = 0 }
+  for _, thread in ipairs(threads) do
+    for name, _ in pairs(total) do
+      total[name] = total[name] + thread:get(name)
+    end
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_RESULT {"requests": %.0f, "duration_us": %.0f, "bytes": %.0f, '
+      .. '"connect": %.0f, "read": %.0f, "write": %.0f, "status": %.0f, "timeout": %.0f, '
+      .. '"p50_us": %.0f, "p90_us": %.0f, "p99_us": %.0f, "max_us": %.0f, "mean_us": %.1f, '
+      .. '"sent": %.0f, "ok": %.0f, "items": %.0f}\n',
+    summary.requests, summary.duration, summary.bytes,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean,
+    total.sent, total.ok, total.items))
+end

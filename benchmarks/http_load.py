@@ -2,8 +2,8 @@
 
 One command, from the repository root, against a city already in PostgreSQL:
 
-    .venv/bin/python benchmarks/http.py                 # lbs_bench, every case, 2 workers
-    .venv/bin/python benchmarks/http.py --cases distance-1km,relevance-user-1km --duration 10
+    .venv/bin/python benchmarks/http_load.py                 # lbs_bench, every case, 2 workers
+    .venv/bin/python benchmarks/http_load.py --cases distance-1km,relevance-user-1km --duration 10
 
 Prerequisites: PostgreSQL + PostGIS on 127.0.0.1:5432 (`bash scripts/install-system-deps
 postgis`), wrk (`bash scripts/install-system-deps wrk`), the venv with psycopg_pool
@@ -43,48 +43,38 @@ commit: `git worktree add /tmp/lbs-baseline 5bae328`, then `--lbs-root /tmp/lbs-
 
 from __future__ import annotations
 
-import sys
-
-# This file is named for what it measures, which shadows the standard library's `http` for
-# everything imported from its directory: look there last.
-sys.path.append(sys.path.pop(0))
-
 import argparse
 import hashlib
-import http.client
 import json
 import os
 import random
 import re
 import secrets
 import shlex
-import signal
-import socket
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import http_profile
-import psutil
 import psycopg
+from http_servers import Server, drain, free_port, get, memory, running
+from http_wrk import Wrk, requests_file, run_wrk
 from run_report import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/lbs_bench"
 DEFAULT_OUTPUT = ROOT / "docs" / "performance.md"
-LUA = ROOT / "benchmarks" / "http_rotate.lua"
 PEER_DIR = ROOT / "benchmarks" / "peer"
 THREADS = 4  # gunicorn threads per worker, as `lbs serve` runs them (lbs/cli.py)
 PAGE = 20  # results per page: lbs's default limit, the peer's LIMIT
 POSITIONS = 1000
 USERS = 1000
-START_TIMEOUT_S = 300.0  # a worker builds its index from 1M merchants before it answers
 VERSIONS_OF = ("gunicorn", "Flask", "SQLAlchemy", "psycopg", "psycopg-pool")
 
 
@@ -211,177 +201,6 @@ def stored_impressions(url: str, user_ids: Sequence[int]) -> int:
     return int(row[0]) if row else 0
 
 
-# -- the servers --------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def get(
-    port: int, path: str, headers: dict[str, str] | None = None, timeout: float = 10.0
-) -> tuple[int, bytes]:
-    """One request on a fresh connection; status 0 when it failed."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, response.read()
-    except (OSError, http.client.HTTPException):
-        return 0, b""
-    finally:
-        conn.close()
-
-
-@dataclass
-class Server:
-    name: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def workers(self) -> list[psutil.Process]:
-        try:
-            children: list[psutil.Process] = psutil.Process(self.process.pid).children()
-            return children
-        except psutil.Error:
-            return []
-
-    def log_tail(self, n: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
-
-
-@contextmanager
-def running(name: str, command: list[str], cwd: Path, env: dict[str, str], port: int,
-            ready_path: str, log: Path) -> Iterator[Server]:  # fmt: skip
-    """A gunicorn started, answered 200 on ready_path, settled, and always stopped with SIGTERM."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(name, port, process, log)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while get(port, ready_path, timeout=5)[0] != 200:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"{name} did not become ready (exit {process.poll()}):\n{server.log_tail()}")
-            time.sleep(0.2)
-        settle(server)
-        yield server
-    finally:
-        process.send_signal(signal.SIGTERM)  # gunicorn: graceful, workers finish their requests
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
-
-
-def settle(server: Server, timeout_s: float = START_TIMEOUT_S) -> None:
-    """Wait until no worker uses CPU: /readyz answered from one worker while another may still
-    be building its index."""
-    deadline = time.monotonic() + timeout_s
-    last: dict[int, float] = {}
-    while time.monotonic() < deadline:
-        now: dict[int, float] = {}
-        for proc in server.workers():
-            try:
-                times = proc.cpu_times()
-                now[proc.pid] = times.user + times.system
-            except psutil.Error:
-                pass
-        if last and now.keys() == last.keys() and all(now[p] - last[p] < 0.05 for p in now):
-            return
-        last = now
-        time.sleep(1.0)
-
-
-def memory(server: Server) -> list[tuple[float, float]]:
-    """(RSS, PSS) in MB per worker: PSS counts pages shared between workers once."""
-    found = []
-    for proc in server.workers():
-        try:
-            info = proc.memory_full_info()
-            found.append((info.rss / 2**20, info.pss / 2**20))
-        except psutil.Error:
-            pass
-    return found
-
-
-def drain(server: Server, timeout_s: float = 300.0) -> float:
-    """Seconds until the server answers /healthz within 0.2 s: gunicorn keeps working on
-    requests whose client has gone, and they must not count against the next case."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        began = time.monotonic()
-        status, _ = get(server.port, "/healthz", timeout=timeout_s)
-        if status == 200 and time.monotonic() - began < 0.2:
-            break
-        time.sleep(0.5)
-    return time.monotonic() - started
-
-
-# -- wrk ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Wrk:
-    requests: int
-    duration_s: float
-    non_2xx: int  # wrk's "status" errors: answers of 400 and above
-    socket_errors: int  # connect + read + write
-    timeouts: int
-    p50_ms: float
-    p99_ms: float
-    sent: int  # requests written (the Lua request() calls)
-    ok: int  # 200 answers
-    items: int  # results in the 200 answers
-
-    @property
-    def per_s(self) -> float:
-        return self.requests / self.duration_s if self.duration_s else 0.0
-
-    @property
-    def errors(self) -> str:
-        return f"{self.non_2xx} / {self.socket_errors} / {self.timeouts}"
-
-    @property
-    def unanswered(self) -> int:
-        return max(0, self.sent - self.requests)
-
-
-def run_wrk(port: int, requests_file: Path, seconds: int, args: argparse.Namespace) -> Wrk:
-    command = [
-        "wrk", "-t1", f"-c{args.connections}", f"-d{seconds}s", f"--timeout={args.timeout}s",
-        "-s", str(LUA), f"http://127.0.0.1:{port}", "--", str(requests_file),
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + args.timeout + 120)
-    found = re.search(r"^WRK_RESULT (\{.*\})$", done.stdout, re.M)
-    if done.returncode != 0 or found is None:
-        raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    r = json.loads(found.group(1))
-    return Wrk(
-        requests=int(r["requests"]),
-        duration_s=r["duration_us"] / 1e6,
-        non_2xx=int(r["status"]),
-        socket_errors=int(r["connect"] + r["read"] + r["write"]),
-        timeouts=int(r["timeout"]),
-        p50_ms=r["p50_us"] / 1e3,
-        p99_ms=r["p99_us"] / 1e3,
-        sent=int(r["sent"]),
-        ok=int(r["ok"]),
-        items=int(r["items"]),
-    )
-
-
-def requests_file(directory: Path, name: str, paths: Sequence[str], tokens: Sequence[str] = ()) -> Path:
-    """One request a line for http_rotate.lua: path, and a token after a tab if any."""
-    path = directory / f"{name}.txt"
-    lines = [p if not tokens else f"{p}\t{tokens[i % len(tokens)]}" for i, p in enumerate(paths)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 @dataclass
 class Measured:
     case: str
@@ -399,8 +218,8 @@ class Measured:
 
 def measure(server: Server, name: str, label: str, file: Path, args: argparse.Namespace) -> Measured:
     print(f"{name}: {args.warmup} s warm-up, {args.duration} s measured ...", flush=True)
-    warm = run_wrk(server.port, file, args.warmup, args)
-    run = run_wrk(server.port, file, args.duration, args)
+    warm = run_wrk(server.port, file, args.warmup, args.connections, args.timeout)
+    run = run_wrk(server.port, file, args.duration, args.connections, args.timeout)
     result = Measured(name, label, warm, run, os.getloadavg()[0])
     result.drain_s = drain(server)
     print(
@@ -491,7 +310,7 @@ def main() -> None:
     env = lbs_env(args)
     lbs_root = check_lbs_root(args, env)
     facts: dict[str, Any] = {
-        "command": shlex.join([".venv/bin/python", "benchmarks/http.py", *sys.argv[1:]]),
+        "command": shlex.join([".venv/bin/python", "benchmarks/http_load.py", *sys.argv[1:]]),
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "lbs": f"{lbs_root}, commit {git_commit(lbs_root, 'lbs', 'recommender', 'seed')}",
         "bench": git_commit(ROOT, "benchmarks"),
@@ -585,7 +404,7 @@ def profile_worker(
     output = tmp / "profile.txt"
     print(f"profile: py-spy on worker {worker.pid} for {args.profile} s ...", flush=True)
     recorder = http_profile.start_recording(worker.pid, args.profile, output)
-    loaded = run_wrk(server.port, file, args.profile + 2, args)
+    loaded = run_wrk(server.port, file, args.profile + 2, args.connections, args.timeout)
     _, stderr = recorder.communicate(timeout=120)
     if recorder.returncode != 0 or not output.exists():
         raise SystemExit(f"py-spy failed ({recorder.returncode}): {stderr.decode(errors='replace')}")
@@ -711,7 +530,7 @@ def events_lines(m: Measured, probe: dict[str, Any], stored: int) -> list[str]:
 
 def write_section(path: Path, label: str, section: str) -> None:
     """Replace this label's section of the page (or add it at the end); keep the rest as written."""
-    begin, end = f"<!-- BEGIN http.py {label} -->\n", f"<!-- END http.py {label} -->\n"
+    begin, end = f"<!-- BEGIN http_load.py {label} -->\n", f"<!-- END http_load.py {label} -->\n"
     text = path.read_text() if path.exists() else "# Performance\n"
     block = begin + section + end
     found = re.search(re.escape(begin) + ".*?" + re.escape(end), text, re.S)

@@ -41,10 +41,20 @@ from lbs.geo.distance import (
     point_to_xyz,
 )
 from lbs.geo.h3box import Box, BoxHits, box_hits
-from lbs.geo.h3levels import EPS, IntArray, Level
+from lbs.geo.h3clusters import CellTotals, Clusters, build_cell_totals, clusters_in_box
+from lbs.geo.h3levels import EPS, IntArray, Level, OverlayRows
 from lbs.geo.h3search import Cursor, Hit, NearbyHits, RadiusQuery
 
-__all__ = ["DEFAULT_RESOLUTIONS", "Box", "BoxHits", "Cursor", "Hit", "NearbyHits", "NearbyIndex"]
+__all__ = [
+    "DEFAULT_RESOLUTIONS",
+    "Box",
+    "BoxHits",
+    "Clusters",
+    "Cursor",
+    "Hit",
+    "NearbyHits",
+    "NearbyIndex",
+]
 
 DEFAULT_RESOLUTIONS = (7, 9, 11)
 # A cell's polygon lies within this many average edge lengths of its centre: measured
@@ -52,6 +62,9 @@ DEFAULT_RESOLUTIONS = (7, 9, 11)
 _POLYGON_RADIUS_EDGES = 1.5
 # Rows converted to Python objects at a time while building (bounds peak memory).
 _CHUNK = 65_536
+# An id table (4 bytes per id up to the largest) is kept while it costs at most this many
+# entries per row.
+_DENSE_IDS_PER_ROW = 4
 
 
 class NearbyIndex:
@@ -142,8 +155,17 @@ class NearbyIndex:
         )
         self._id_order = np.argsort(self._ids, kind="stable")
         self._sorted_ids = self._ids[self._id_order]
+        # Database ids are nearly dense: a table from id to row finds many rows at once
+        # (clusters' marked merchants) without a binary search each. None when sparse.
+        self._row_of_id: npt.NDArray[np.int32] | None = None
+        if n and self._sorted_ids[0] >= 0 and self._sorted_ids[-1] < _DENSE_IDS_PER_ROW * n:
+            self._row_of_id = np.full(int(self._sorted_ids[-1]) + 1, -1, dtype=np.int32)
+            self._row_of_id[self._ids] = np.arange(n, dtype=np.int32)
         # Per (origin, k): indexed coarse groups of that disk; positions change with each build.
         self._disk_groups: dict[tuple[int, int], IntArray] = {}
+        # Per cluster resolution and whether per category, built on first use: None where
+        # totals would not pay.
+        self._cell_totals: dict[tuple[int, bool], CellTotals | None] = {}
 
     def _make_level(self, resolution: int, column: IntArray, starts: IntArray, coarsest: bool) -> Level:
         n, n_groups = len(column), len(starts)
@@ -171,9 +193,9 @@ class NearbyIndex:
         return Level(resolution, offsets, cells, centres, rho, counts.astype(np.int32), np.empty(0, np.int64))
 
     def _clear_overlay(self) -> None:
-        # merchant id -> (x, y, z, category, lat, lng)
-        self._overlay: dict[int, tuple[float, float, float, int, float, float]] = {}
-        self._overlay_arrays: tuple[IntArray, FloatArray, npt.NDArray[np.int8]] | None = None
+        # merchant id -> (x, y, z, category, lat, lng, cell at the finest resolution)
+        self._overlay: dict[int, tuple[float, float, float, int, float, float, int]] = {}
+        self._overlay_arrays: OverlayRows | None = None
 
     # -- writes -------------------------------------------------------------------
 
@@ -188,6 +210,19 @@ class NearbyIndex:
             return row if self._alive[row] else None
         return None
 
+    def _live_rows(self, merchant_ids: IntArray) -> IntArray:
+        """The live snapshot rows of those of ``merchant_ids`` (unique) that have one."""
+        if self._row_of_id is not None:
+            table = self._row_of_id
+            looked_up = table[merchant_ids[(merchant_ids >= 0) & (merchant_ids < len(table))]]
+            rows = looked_up[looked_up >= 0].astype(np.int64)
+        else:
+            pos = np.searchsorted(self._sorted_ids, merchant_ids)
+            found = pos < len(self._sorted_ids)
+            found[found] = self._sorted_ids[pos[found]] == merchant_ids[found]
+            rows = self._id_order[pos[found]]
+        return rows if self._all_alive else rows[self._alive[rows]]
+
     def remove(self, merchant_id: int) -> None:
         if self._overlay.pop(merchant_id, None) is not None:
             self._overlay_arrays = None
@@ -201,13 +236,17 @@ class NearbyIndex:
             group = int(np.searchsorted(level.offsets, row, side="right")) - 1
             if depth == 0:
                 level.counts[group, self._cats[row]] -= 1
+                for totals in self._cell_totals.values():
+                    if totals is not None:
+                        totals.remove(group, int(self._cats[row]), int(self._fine_cells[row]), self._xyz[row])
             else:
                 level.counts[group] -= 1
 
     def upsert(self, merchant_id: int, lat: float, lng: float, category: int) -> None:
         self.remove(merchant_id)
         x, y, z = latlng_to_xyz([lat], [lng])[0].tolist()
-        self._overlay[merchant_id] = (x, y, z, category, lat, lng)
+        fine = h3.latlng_to_cell(lat, lng, self.resolutions[-1])
+        self._overlay[merchant_id] = (x, y, z, category, lat, lng, fine)
         self._overlay_arrays = None
         if len(self._overlay) > 4096 + len(self._ids) // 20:
             self.compact()
@@ -226,15 +265,28 @@ class NearbyIndex:
         )
         self._clear_overlay()
 
-    def _overlay_view(self) -> tuple[IntArray, FloatArray, npt.NDArray[np.int8]]:
+    def _overlay_rows(self) -> OverlayRows:
         if self._overlay_arrays is None:
             values = list(self._overlay.values())
-            self._overlay_arrays = (
-                np.array(list(self._overlay), dtype=np.int64),
-                np.array([v[:3] for v in values], dtype=np.float64).reshape(-1, 3),
-                np.array([v[3] for v in values], dtype=np.int8),
+            self._overlay_arrays = OverlayRows(
+                ids=np.array(list(self._overlay), dtype=np.int64),
+                xyz=np.array([v[:3] for v in values], dtype=np.float64).reshape(-1, 3),
+                cats=np.array([v[3] for v in values], dtype=np.int8),
+                lats=np.array([v[4] for v in values], dtype=np.float64),
+                lngs=np.array([v[5] for v in values], dtype=np.float64),
+                cells=np.array([v[6] for v in values], dtype=np.int64),
             )
         return self._overlay_arrays
+
+    def _overlay_view(self) -> tuple[IntArray, FloatArray, npt.NDArray[np.int8]]:
+        rows = self._overlay_rows()
+        return rows.ids, rows.xyz, rows.cats
+
+    def _totals_at(self, resolution: int, by_category: bool) -> CellTotals | None:
+        key = (resolution, by_category)
+        if key not in self._cell_totals:
+            self._cell_totals[key] = build_cell_totals(self, resolution, by_category)
+        return self._cell_totals[key]
 
     # -- reads --------------------------------------------------------------------
 
@@ -290,6 +342,17 @@ class NearbyIndex:
     def in_box(self, box: Box, categories: Sequence[int] | None = None, *, by_id: bool = True) -> BoxHits:
         """Every live merchant inside the box (edges included), ids ascending (or unordered)."""
         return box_hits(self, box, categories, by_id=by_id)
+
+    def clusters(
+        self,
+        box: Box,
+        resolution: int,
+        categories: Sequence[int] | None = None,
+        marked_ids: IntArray | None = None,
+    ) -> Clusters:
+        """Every live merchant inside the box counted per H3 cell at ``resolution`` (at most
+        the finest), with how many of each cell's are among ``marked_ids`` (sorted, unique)."""
+        return clusters_in_box(self, box, resolution, categories, marked_ids)
 
     def within(
         self, lat: float, lng: float, radius_m: float, categories: Sequence[int] | None = None

@@ -10,6 +10,7 @@ import numpy.typing as npt
 from lbs.geo.distance import FloatArray
 
 IntArray = npt.NDArray[np.int64]
+Int8Array = npt.NDArray[np.int8]
 BoolArray = npt.NDArray[np.bool_]
 
 # Slack, in chord units of the unit sphere (~6 mm), so that rounding never turns a
@@ -28,6 +29,18 @@ class Level:
     rho: FloatArray
     counts: IntArray  # live merchants (level 0: per category, shape (groups, categories))
     children: IntArray  # child groups of g: children[g]:children[g + 1] (not on the finest level)
+
+
+@dataclass(frozen=True)
+class OverlayRows:
+    """The writes since the snapshot as arrays, for reads that take the overlay whole."""
+
+    ids: IntArray
+    xyz: FloatArray  # (n, 3)
+    cats: Int8Array
+    lats: FloatArray
+    lngs: FloatArray
+    cells: IntArray  # at the index's finest resolution
 
 
 def ranges(starts: IntArray, ends: IntArray) -> IntArray:

@@ -72,6 +72,20 @@ def town(engine: Engine) -> list[Seeded]:
     return seed(engine, rows)
 
 
+@pytest.fixture
+def crowded_town(engine: Engine, town: list[Seeded]) -> list[Seeded]:
+    """The town and a crowd in a few hundred metres: enough merchants per H3 cell that the
+    index counts clusters from its per-cell totals (lbs.geo.h3clusters)."""
+    rng = random.Random(6)
+    rows = [
+        merchant(
+            f"crowd{k}", rng.uniform(60.168, 60.172), rng.uniform(24.936, 24.944), rng.choice(["cafe", "bar"])
+        )
+        for k in range(120)
+    ]
+    return town + seed(engine, rows)
+
+
 def test_a_box_holds_exactly_the_active_merchants_inside_paged_once(
     town: list[Seeded], client: FlaskClient
 ) -> None:
@@ -200,6 +214,80 @@ def test_clusters_count_every_merchant_of_the_box_once_per_cell(
     for f in body["features"]:  # each at its merchants' mean position, inside its cell's neighbourhood
         lon, lat = f["geometry"]["coordinates"]
         assert h3.grid_distance(h3.latlng_to_cell(lat, lon, 8), f["id"]) <= 1
+
+
+def cluster_counts(
+    merchants: list[Seeded], box: tuple[float, float, float, float], resolution: int, category: str | None
+) -> dict[str, int]:
+    """Per H3 cell, straight from h3: the merchants inside, in their finest cell's ancestor."""
+    counts: dict[str, int] = {}
+    for s in merchants:
+        if inside(s, box) and category in (None, s.category):
+            cell = h3.cell_to_parent(h3.latlng_to_cell(s.lat, s.lon, 11), resolution)
+            counts[cell] = counts.get(cell, 0) + 1
+    return counts
+
+
+def clustered(client: FlaskClient, params: dict[str, Any], zoom: int) -> dict[str, Any]:
+    response = client.get("/v1/merchants", query_string={**params, "cluster": "true", "zoom": zoom})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return dict(response.get_json(force=True))
+
+
+@pytest.mark.parametrize(
+    ("box", "zoom", "category"),
+    [
+        (HELSINKI, 14, "bar"),
+        (HELSINKI, 10, "cafe"),
+        ((179.9, -1.0, -179.9, 1.0), 6, None),  # across the antimeridian
+        ((-180.0, -90.0, 180.0, 90.0), 0, None),
+        ((24.0, 59.0, 26.0, 61.0), 12, None),  # the whole town inside
+    ],
+)
+def test_clusters_count_what_the_listing_holds(
+    crowded_town: list[Seeded],
+    client: FlaskClient,
+    box: tuple[float, float, float, float],
+    zoom: int,
+    category: str | None,
+) -> None:
+    params = {"bbox": bbox(box), **({"category": category} if category else {})}
+    listed, _ = walk(client, params, limit=100)
+
+    body = clustered(client, params, zoom)
+
+    counts = {f["id"]: f["properties"]["count"] for f in body["features"]}
+    assert counts == cluster_counts(crowded_town, box, body["resolution"], category)
+    assert sum(counts.values()) == body["total"] == len(listed) > 0
+    assert [f["properties"]["count"] for f in body["features"]] == sorted(counts.values(), reverse=True)
+
+
+def test_clusters_follow_moves_and_closures(crowded_town: list[Seeded], client: FlaskClient) -> None:
+    town = crowded_town
+    clustered(client, {"bbox": bbox(HELSINKI)}, 10)  # the index and its totals exist before the writes
+    in_town = [s for s in town if inside(s, HELSINKI)]
+    moved, closed = in_town[0], in_town[1]
+    for merchant_id, change in ((moved.id, {"lat": 10.0, "lon": 0.0}), (closed.id, {"status": "closed"})):
+        response = client.patch(f"/v1/merchants/{merchant_id}", json=change, headers=OPERATOR)
+        assert response.status_code == 200, response.get_data(as_text=True)
+
+    body = clustered(client, {"bbox": bbox(HELSINKI)}, 10)
+
+    (only,) = body["features"]
+    assert only["properties"]["count"] == body["total"] == len(in_town) - 2
+    world = clustered(client, {"bbox": "-180,-90,180,90"}, 3)
+    assert world["total"] == sum(s.status == "active" for s in town) - 1
+
+
+def test_clusters_of_merchants_with_a_claimable_deal(client: FlaskClient) -> None:
+    _, key = make_merchant(client, 60.17, 24.94, name="With deal")
+    make_merchant(client, 60.1701, 24.9401, name="Without")
+    transition(client, key, create_deal(client, key)["id"], "publish")
+
+    body = clustered(client, {"bbox": bbox(HELSINKI), "has_deal": "true"}, 14)
+
+    (only,) = body["features"]
+    assert only["properties"]["count"] == only["properties"]["with_deals"] == body["total"] == 1
 
 
 def test_clusters_count_the_merchants_with_deals(client: FlaskClient) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from hypothesis import strategies as st
 
 from lbs.categories import N_CATEGORIES
-from lbs.geo.h3index import Hit, NearbyIndex
+from lbs.geo.h3index import Box, Hit, NearbyIndex
 from tests.oracle import Points, destination, haversine_m
 
 # The default tree, a single level, and other mixes of coarse and fine levels.
@@ -106,3 +106,66 @@ def scenarios(draw: st.DrawFn, max_points: int = 80) -> Scenario:
 
 def ids_and_distances(hits: Sequence[Hit]) -> tuple[list[int], list[float]]:
     return [h.id for h in hits], [h.distance_m for h in hits]
+
+
+Point = tuple[int, float, float, int]  # id, lat, lng, category
+
+
+def inside(box: Box, lat: float, lng: float) -> bool:
+    if not box.min_lat <= lat <= box.max_lat:
+        return False
+    if box.min_lng <= box.max_lng:
+        return box.min_lng <= lng <= box.max_lng
+    return lng >= box.min_lng or lng <= box.max_lng
+
+
+def _wrap(lng: float) -> float:
+    return (lng + 180.0) % 360.0 - 180.0
+
+
+@st.composite
+def box_worlds(draw: st.DrawFn) -> tuple[list[Point], Box, tuple[int, ...]]:
+    """A box and points in and around it: spread out, crowded into a few cells, on its edges."""
+    lat, lng = draw(centres)
+    half_lat = draw(st.floats(0.0001, 2.0))
+    half_lng = draw(st.floats(0.0001, 4.0))
+    box = Box(
+        min_lng=_wrap(lng - half_lng),
+        min_lat=max(-90.0, lat - half_lat),
+        max_lng=_wrap(lng + half_lng),
+        max_lat=min(90.0, lat + half_lat),
+    )
+    spots = draw(
+        st.lists(
+            st.tuples(
+                st.floats(0.0, 360.0),
+                st.floats(0.0, 400_000.0) | st.floats(0.0, 3_000.0) | st.floats(0.0, 300.0),
+                st.integers(0, N_USED_CATEGORIES - 1),
+            ),
+            max_size=80,
+        )
+    )
+    points = [(k + 1, *destination(lat, lng, b, d), c) for k, (b, d, c) in enumerate(spots)]
+    # Some exactly on the edges and corners.
+    edges = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from([box.min_lat, box.max_lat, lat]),
+                st.sampled_from([box.min_lng, box.max_lng, lng]),
+                st.integers(0, N_USED_CATEGORIES - 1),
+            ),
+            max_size=12,
+        )
+    )
+    points += [(len(points) + k + 1, a, b, c) for k, (a, b, c) in enumerate(edges)]
+    return points, box, draw(st.sampled_from(RESOLUTIONS))
+
+
+def index_of(points: Sequence[Point], resolutions: tuple[int, ...]) -> NearbyIndex:
+    return build_index(
+        [p[0] for p in points],
+        [p[1] for p in points],
+        [p[2] for p in points],
+        [p[3] for p in points],
+        resolutions,
+    )

@@ -196,8 +196,11 @@ def compare_cluster_paths(args: argparse.Namespace) -> None:
             url = f"{server}/v1/merchants?" + urlencode({"bbox": bbox, "cluster": "true", "zoom": zoom})
             # At once, so that every worker has loaded its index before the clock starts.
             warm = [subprocess.Popen(["curl", "-sf", "-o", "/dev/null", "-m", "300", url]) for _ in range(8)]
-            assert all(w.wait() == 0 for w in warm), "warm-up requests failed"
-            print(f"zoom {zoom}: {wrk(url, args.wrk_seconds)}")
+            failed = sum(w.wait() != 0 for w in warm)
+            print(
+                f"zoom {zoom}: {wrk(url, args.wrk_seconds)}"
+                + (f" ({failed} warm-up failed)" if failed else "")
+            )
 
 
 def main() -> None:

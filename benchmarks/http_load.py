@@ -64,7 +64,7 @@ from typing import Any
 import http_profile
 import psycopg
 from http_servers import Server, drain, free_port, get, memory, running
-from http_wrk import Wrk, requests_file, run_wrk
+from http_wrk import Load, Wrk, finish_wrk, requests_file, run_wrk, start_wrk
 from run_report import machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -208,6 +208,7 @@ class Measured:
     warmup: Wrk
     run: Wrk
     load_1min: float
+    connections: dict[int, int]  # wrk's connections per worker, a few seconds into the run
     drain_s: float = 0.0
     extra: list[Wrk] = field(default_factory=list)  # unmeasured runs (the profile's): their events
 
@@ -218,14 +219,18 @@ class Measured:
 
 def measure(server: Server, name: str, label: str, file: Path, args: argparse.Namespace) -> Measured:
     print(f"{name}: {args.warmup} s warm-up, {args.duration} s measured ...", flush=True)
-    warm = run_wrk(server.port, file, args.warmup, args.connections, args.timeout)
-    run = run_wrk(server.port, file, args.duration, args.connections, args.timeout)
-    result = Measured(name, label, warm, run, os.getloadavg()[0])
+    warm = run_wrk(server.port, file, args.warmup, args.load)
+    process = start_wrk(server.port, file, args.duration, args.load)
+    time.sleep(min(5.0, args.duration / 2))
+    connections = server.connections()
+    run = finish_wrk(process, args.duration + args.timeout + 120)
+    result = Measured(name, label, warm, run, os.getloadavg()[0], connections)
     result.drain_s = drain(server)
     print(
         f"  {run.per_s:,.1f} req/s, p50 {run.p50_ms:,.0f} ms, p99 {run.p99_ms:,.0f} ms, non-2xx "
-        f"{run.non_2xx}, socket errors {run.socket_errors}, timeouts {run.timeouts}; drained in "
-        f"{result.drain_s:.1f} s; load {result.load_1min:.2f}",
+        f"{run.non_2xx}, socket errors {run.socket_errors}, timeouts {run.timeouts}; connections per "
+        f"worker {list(connections.values())}; drained in {result.drain_s:.1f} s; "
+        f"load {result.load_1min:.2f}",
         flush=True,
     )
     return result
@@ -287,6 +292,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=30, help="measured seconds per case")
     parser.add_argument("--warmup", type=int, default=10, help="warm-up seconds per case")
     parser.add_argument("--timeout", type=int, default=10, help="wrk's request timeout, seconds")
+    parser.add_argument(
+        "--close",
+        action="store_true",
+        help="a new connection per request (Connection: close); default: wrk's connections stay "
+        "open, each with the worker that accepted it (the table says how they were spread)",
+    )
     parser.add_argument("--seed", type=int, default=15, help="of the positions and users drawn")
     parser.add_argument("--lbs-root", default=None, help="a checkout to serve lbs from (PYTHONPATH)")
     parser.add_argument("--profile", type=int, default=0, metavar="SECONDS",
@@ -298,6 +309,7 @@ def parse_args() -> argparse.Namespace:
     args.selected = [c for c in CASES if c.name in set(args.cases.split(","))]
     if unknown := set(args.cases.split(",")) - known:
         parser.error(f"--cases: unknown {sorted(unknown)}; known: {', '.join(sorted(known))}")
+    args.load = Load(args.connections, args.timeout, close=args.close)
     if not re.fullmatch(r"[\w-]+", args.label):
         parser.error("--label: letters, digits, - and _")
     return args
@@ -334,6 +346,7 @@ def main() -> None:
     rss: dict[str, list[tuple[float, float]]] = {}
     probe: dict[str, Any] = {"items": 0}
     profile: http_profile.Profile | None = None
+    profile_connections: dict[int, int] = {}
     with tempfile.TemporaryDirectory(prefix="lbs-bench-http-") as tmp_name:
         tmp = Path(tmp_name)
         city_dir = Path(args.city_dir)
@@ -366,11 +379,11 @@ def main() -> None:
                 )
                 results[case.name] = measure(lbs, case.name, case.label, file, args)
                 if case.personalised and args.profile:
-                    profile, extra = profile_worker(lbs, file, args, tmp)
+                    profile, extra, profile_connections = profile_worker(lbs, file, args, tmp)
                     results[case.name].extra.append(extra)
             rss["lbs, after the run"] = memory(lbs)
             rss["peer, after the run"] = memory(peer)
-            lbs_log = lbs.log_tail()
+            lbs_log = lbs.log_text()
         # Both stopped (SIGTERM, waited): buffered events, if any, are written by now.
         impressions_after = stored_impressions(args.database_url, city.user_ids)
 
@@ -380,7 +393,7 @@ def main() -> None:
     personalised = next((c.name for c in args.selected if c.personalised), None)
     if personalised:
         events = (results[personalised], probe, impressions_after - impressions_before)
-    doc = render(facts, results, rss, events, profile, lbs_log)
+    doc = render(facts, results, rss, events, (profile, profile_connections), lbs_log)
     print("\n" + doc)
     if args.output != "-":
         write_section(Path(args.output), args.label, doc)
@@ -398,18 +411,22 @@ def probe_user(port: int, path: str, token: str) -> dict[str, Any]:
 
 def profile_worker(
     server: Server, file: Path, args: argparse.Namespace, tmp: Path
-) -> tuple[http_profile.Profile, Wrk]:
-    """py-spy on one worker during an extra run of the case (the measured run is not slowed)."""
-    worker = server.workers()[0]
+) -> tuple[http_profile.Profile, Wrk, dict[int, int]]:
+    """py-spy on the busiest worker during an extra run of the case (the measured run is not
+    slowed). Busiest: holding the most of wrk's connections a few seconds into the run."""
     output = tmp / "profile.txt"
-    print(f"profile: py-spy on worker {worker.pid} for {args.profile} s ...", flush=True)
-    recorder = http_profile.start_recording(worker.pid, args.profile, output)
-    loaded = run_wrk(server.port, file, args.profile + 2, args.connections, args.timeout)
-    _, stderr = recorder.communicate(timeout=120)
+    load = start_wrk(server.port, file, args.profile + 5, args.load)
+    time.sleep(3)
+    connections = server.connections()
+    pid = max(connections, key=lambda p: connections[p])
+    print(f"profile: py-spy on worker {pid} for {args.profile} s; connections {connections} ...", flush=True)
+    recorder = http_profile.start_recording(pid, args.profile, output)
+    _, stderr = recorder.communicate(timeout=args.profile + 120)
+    loaded = finish_wrk(load, args.profile + args.timeout + 120)
     if recorder.returncode != 0 or not output.exists():
         raise SystemExit(f"py-spy failed ({recorder.returncode}): {stderr.decode(errors='replace')}")
     drain(server)
-    return http_profile.summarise(output.read_text()), loaded
+    return http_profile.summarise(output.read_text()), loaded, connections
 
 
 # -- report -------------------------------------------------------------------------------
@@ -420,7 +437,7 @@ def render(
     results: dict[str, Measured],
     rss: dict[str, list[tuple[float, float]]],
     events: tuple[Measured, dict[str, Any], int] | None,
-    profile: http_profile.Profile | None,
+    profiled: tuple[http_profile.Profile | None, dict[int, int]],
     lbs_log: str,
 ) -> str:
     args = facts["args"]
@@ -434,24 +451,28 @@ def render(
         "",
         f"{facts['when']}. lbs from {facts['lbs']}; benchmark at {facts['bench']}. {facts['machine']}. "
         f"Load average before the run {load} (1/5/15 min). {args.workers} gunicorn workers x {THREADS} "
-        f"threads for lbs and the peer; wrk: 1 thread, {args.connections} connections, {args.warmup} s "
+        f"threads for lbs and the peer; wrk: 1 thread, {args.connections} connections "
+        f"({'a new one per request' if args.close else 'kept open'}), {args.warmup} s "
         f"warm-up then {args.duration} s measured per case, timeout {args.timeout} s, {POSITIONS:,} "
         "positions rotating.",
         "",
         "| case | lbs req/s | answers | p50 / p99 ms | non-2xx / socket errors / timeouts | peer req/s "
-        "| lbs ÷ peer | load (1 min) |",
-        "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: |",
+        "| lbs ÷ peer | connections per worker | load (1 min) |",
+        "| --- | ---: | ---: | --- | --- | ---: | ---: | --- | ---: |",
     ]
 
     def latency(w: Wrk) -> str:
-        # wrk leaves answers slower than its timeout out of the percentiles: past 1 % of them
-        # the p99 it prints is a floor, and only that is shown.
+        # wrk leaves answers slower than its timeout out of its percentiles: once they are
+        # more than 1 - q of the answers, its q-th percentile is only a floor, shown as such.
         if not w.requests:
-            return "—"
-        if w.p50_ms == 0:  # every answer was slower than the timeout
-            return f"> {args.timeout * 1000:,} / > {args.timeout * 1000:,}"
-        p99 = f"> {args.timeout * 1000:,}" if w.timeouts >= w.requests / 100 else f"{w.p99_ms:,.0f}"
-        return f"{w.p50_ms:,.0f} / {p99}"
+            return f"none in {w.duration_s:.0f} s"
+        floor = f"> {args.timeout * 1000:,}"
+        p50 = floor if w.timeouts >= w.requests / 2 else f"{w.p50_ms:,.0f}"
+        p99 = floor if w.timeouts >= w.requests / 100 else f"{w.p99_ms:,.0f}"
+        return f"{p50} / {p99}"
+
+    def spread(m: Measured) -> str:
+        return " / ".join(str(n) for n in m.connections.values()) or "—"
 
     def row(m: Measured, peer: Measured | None) -> str:
         w = m.run
@@ -459,7 +480,7 @@ def render(
         versus = "—" if peer is None else times(w.per_s, peer.run.per_s)
         return (
             f"| {m.label} | {w.per_s:,.1f} | {w.requests:,} | {latency(w)} | {w.errors} "
-            f"| {peer_rps} | {versus} | {m.load_1min:.2f} |"
+            f"| {peer_rps} | {versus} | {spread(m)} | {m.load_1min:.2f} |"
         )
 
     cases = {c.name: c for c in CASES}
@@ -468,7 +489,7 @@ def render(
             w = m.run
             out.append(
                 f"| *{m.label}* (`ST_DWithin … ORDER BY geog <-> q LIMIT 20`) | {w.per_s:,.1f} "
-                f"| {w.requests:,} | {latency(w)} | {w.errors} | | | {m.load_1min:.2f} |"
+                f"| {w.requests:,} | {latency(w)} | {w.errors} | | | {spread(m)} | {m.load_1min:.2f} |"
             )
             continue
         radius = cases[name].radius_m
@@ -491,10 +512,15 @@ def render(
     errors = [line for line in lbs_log.splitlines() if re.search(r"ERROR|Traceback|WORKER TIMEOUT", line)]
     if errors:
         out += ["- lbs's log, last lines with errors:", "", "```", *errors[-8:], "```"]
+    profile, connections = profiled
     if profile is not None:
+        held = ", ".join(str(n) for n in connections.values())
         out += [
             "",
             f"### Profile: one lbs worker under the personalised case ({args.profile} s, py-spy)",
+            "",
+            f"wrk's {args.connections} connections per worker a few seconds into the run: {held}; "
+            "the worker holding the most was profiled.",
             "",
             *http_profile.render(profile),
         ]

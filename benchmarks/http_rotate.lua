@@ -1,6 +1,6 @@
--- wrk script of benchmarks/http.py: rotate over prepared requests, report one JSON line.
+-- wrk script of benchmarks/http_load.py: rotate over prepared requests, report one JSON line.
 --
---   wrk -t1 -c32 -d30s -s benchmarks/http_rotate.lua http://127.0.0.1:PORT -- REQUESTS_FILE
+--   wrk -t1 -c32 -d30s -s benchmarks/http_rotate.lua http://127.0.0.1:PORT -- REQUESTS_FILE [close]
 --
 -- REQUESTS_FILE holds one request a line: "<path>" or "<path><TAB><user token>" (sent as
 -- a bearer token). done() prints "WRK_RESULT {json}": latency percentiles, requests,
@@ -25,9 +25,15 @@ items = 0
 
 function init(args)
   local file = assert(io.open(args[1], "r"))
+  local close = args[2] == "close"
   for line in file:lines() do
     local path, token = line:match("^([^\t]+)\t?(.*)$")
     local headers = {}
+    if close then
+      -- A fresh connection per request: accepted by whichever worker is free, as many
+      -- clients' connections are, instead of staying with the worker that took it first.
+      headers["Connection"] = "close"
+    end
     if token ~= nil and token ~= "" then
       headers["Authorization"] = "Bearer " .. token
     end

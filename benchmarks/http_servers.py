@@ -52,8 +52,27 @@ class Server:
         except psutil.Error:
             return []
 
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
     def log_tail(self, n: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
+        return self.log_text()[-n:]
+
+    def connections(self) -> dict[int, int]:
+        """Established client connections per worker: gunicorn's workers accept on their own,
+        and a keep-alive client stays with the worker that accepted it."""
+        found: dict[int, int] = {}
+        for proc in self.workers():
+            try:
+                sockets = proc.net_connections(kind="tcp")
+            except psutil.Error:
+                continue
+            found[proc.pid] = sum(
+                1
+                for c in sockets
+                if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == self.port
+            )
+        return found
 
 
 @contextmanager

@@ -38,16 +38,29 @@ class Wrk:
         return max(0, self.sent - self.requests)
 
 
-def run_wrk(port: int, requests_file: Path, seconds: int, connections: int, timeout_s: int) -> Wrk:
+@dataclass(frozen=True)
+class Load:
+    connections: int
+    timeout_s: int
+    close: bool  # a fresh connection per request (Connection: close) instead of keep-alive
+
+
+def start_wrk(port: int, requests_file: Path, seconds: int, load: Load) -> subprocess.Popen[str]:
     """wrk with one thread for `seconds` against the loopback port, rotating over the file."""
     command = [
-        "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", f"--timeout={timeout_s}s",
+        "wrk", "-t1", f"-c{load.connections}", f"-d{seconds}s", f"--timeout={load.timeout_s}s",
         "-s", str(LUA), f"http://127.0.0.1:{port}", "--", str(requests_file),
+        *(["close"] if load.close else []),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + timeout_s + 120)
-    found = re.search(r"^WRK_RESULT (\{.*\})$", done.stdout, re.M)
-    if done.returncode != 0 or found is None:
-        raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_wrk(process: subprocess.Popen[str], wait_s: float) -> Wrk:
+    """Wait for wrk to end and read the line its done() printed."""
+    stdout, stderr = process.communicate(timeout=wait_s)
+    found = re.search(r"^WRK_RESULT (\{.*\})$", stdout, re.M)
+    if process.returncode != 0 or found is None:
+        raise SystemExit(f"wrk failed ({process.returncode}):\n{stdout}\n{stderr}")
     r = json.loads(found.group(1))
     return Wrk(
         requests=int(r["requests"]),
@@ -69,3 +82,8 @@ def requests_file(directory: Path, name: str, paths: Sequence[str], tokens: Sequ
     lines = [p if not tokens else f"{p}\t{tokens[i % len(tokens)]}" for i, p in enumerate(paths)]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def run_wrk(port: int, requests_file: Path, seconds: int, load: Load) -> Wrk:
+    process = start_wrk(port, requests_file, seconds, load)
+    return finish_wrk(process, seconds + load.timeout_s + 120)

@@ -185,6 +185,16 @@ def _among(ids: IntArray, sorted_ids: IntArray) -> BoolArray:
     return found
 
 
+def _runs(cells: IntArray, xyz: FloatArray) -> tuple[IntArray, IntArray, FloatArray]:
+    """Consecutive rows of the same cell merged: rows come ordered by their H3 cells, so a
+    box's rows hold a few long runs per cluster, and counting runs sorts far fewer keys."""
+    if not len(cells):
+        return cells, np.zeros(0, dtype=np.int64), np.zeros((0, 3))
+    starts = np.flatnonzero(np.concatenate([[True], cells[1:] != cells[:-1]]))
+    counts = np.diff(np.append(starts, len(cells)))
+    return cells[starts], counts, np.add.reduceat(xyz, starts, axis=0)
+
+
 def clusters_in_box(
     index: NearbyIndex,
     box: Box,
@@ -216,23 +226,28 @@ def clusters_in_box(
     in_overlay = box.contains(overlay.lats, overlay.lngs)
     if allowed is not None:
         in_overlay &= allowed[overlay.cats]
-    one_by_one = np.concatenate([index._fine_cells[rows], overlay.cells[in_overlay]])
+    row_cells = parent_cells(index._fine_cells[rows], resolution)
+    run_cells, run_counts, run_sums = _runs(row_cells, index._xyz[rows])
+    overlay_cells = parent_cells(overlay.cells[in_overlay], resolution)
     cells, counts, sums = _counted(
-        np.concatenate([totals.cells[entries], parent_cells(one_by_one, resolution)]),
-        np.concatenate([totals.counts[entries], np.ones(len(one_by_one), dtype=np.int64)]),
-        np.concatenate([totals.sums[entries], index._xyz[rows], overlay.xyz[in_overlay]]),
+        np.concatenate([totals.cells[entries], run_cells, overlay_cells]),
+        np.concatenate([totals.counts[entries], run_counts, np.ones(len(overlay_cells), dtype=np.int64)]),
+        np.concatenate([totals.sums[entries], run_sums, overlay.xyz[in_overlay]]),
     )
 
     if marked_ids is None or not len(cells):
         return _ordered(cells, counts, sums, np.zeros(len(cells), dtype=np.int64))
-    # The marked merchants that count: live, inside the box (a row inside a group taken
-    # whole passes the same comparisons its group's span did), of a wanted category.
-    m_rows = index._live_rows(marked_ids)
-    keep = box.contains(index._lat[m_rows], index._lng[m_rows])
-    if allowed is not None:
-        keep &= allowed[index._cats[m_rows]]
-    m_overlay = in_overlay & _among(overlay.ids, marked_ids)
-    marked_cells = parent_cells(
-        np.concatenate([index._fine_cells[m_rows[keep]], overlay.cells[m_overlay]]), resolution
-    )
-    return _ordered(cells, counts, sums, _marked_per_cell(cells, marked_cells))
+    if not len(entries) and len(rows) <= len(marked_ids):
+        # Every merchant counted was read, and they are fewer: look each up among the marked.
+        marked_row_cells = row_cells[_among(index._ids[rows], marked_ids)]
+    else:
+        # Place each marked merchant instead: live, inside the box (a row of a group taken
+        # whole passes the same comparisons its group's span did), of a wanted category.
+        m_rows = index._live_rows(marked_ids)
+        keep = box.contains(index._lat[m_rows], index._lng[m_rows])
+        if allowed is not None:
+            keep &= allowed[index._cats[m_rows]]
+        marked_row_cells = parent_cells(index._fine_cells[m_rows[keep]], resolution)
+    marked_overlay_cells = overlay_cells[_among(overlay.ids[in_overlay], marked_ids)]
+    marked = _marked_per_cell(cells, np.concatenate([marked_row_cells, marked_overlay_cells]))
+    return _ordered(cells, counts, sums, marked)

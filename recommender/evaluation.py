@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recommender.metrics import summary
+from recommender.nearby import CandidateSource, NearbySource, nearby_of, sampled_positions
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -70,10 +71,6 @@ class Cases:
     test_checkins: int = 0
 
 
-# (lat, lon-free) candidate source: origin venue id -> (venue ids, distances in metres).
-CandidateSource = Callable[[int], tuple[IntArray, FloatArray]]
-
-
 def _previous_venue(checkins: Checkins) -> IntArray:
     """Each check-in's user's venue at the latest earlier instant (the last of several
     there in order), or -1: check-ins at the same instant are not "strictly earlier"."""
@@ -107,13 +104,21 @@ def evenly(n: int, m: int) -> IntArray:
     return (np.arange(m, dtype=np.int64) * n) // max(m, 1)
 
 
-def build_cases(checkins: Checkins, cutoff: float, candidates: CandidateSource, share: float = 1.0) -> Cases:
+def build_cases(
+    checkins: Checkins,
+    cutoff: float,
+    candidates: CandidateSource | NearbySource,
+    share: float = 1.0,
+    limit: int | None = None,
+    seed: int = 0,
+) -> Cases:
     """Steps 2 of the protocol: every test check-in becomes a case or a counted skip.
 
     ``share`` < 1 keeps only that share of the test check-ins, evenly spread (training on
     a big window samples its validation cases this way; the evaluation protocol keeps
-    all). Sampled-out
-    check-ins still count as a later one's previous check-in and as a visit for discovery.
+    all). Sampled-out check-ins still count as a later one's previous check-in and as a
+    visit for discovery. With ``limit``, a case of more candidates keeps the visited one
+    and a random limit - 1 of the others, in the source's order (see fewer_candidates).
     """
     result = Cases()
     start = int(np.searchsorted(checkins.times, cutoff, side="left"))  # test: from here on
@@ -130,17 +135,29 @@ def build_cases(checkins: Checkins, cutoff: float, candidates: CandidateSource, 
     result.skipped["no_previous_checkin"] = int((origins < 0).sum())  # none with train history
     test, origins = test[origins >= 0], origins[origins >= 0]
     discovery = _first_time_at(checkins)[test] >= checkins.times[test]
+    around = nearby_of(candidates)
     for i, origin, new in zip(test.tolist(), origins.tolist(), discovery.tolist(), strict=True):
         user, venue, time = int(checkins.users[i]), int(checkins.venues[i]), float(checkins.times[i])
-        ids, distances = candidates(origin)
-        if not (ids == venue).any():
+        near = around(origin)
+        at = near.position(venue)
+        if at < 0:
             result.skipped["outside_radius"] += 1
-        elif len(ids) < 2:
+        elif len(near) < 2:
             result.skipped["fewer_than_2_candidates"] += 1
         else:
+            if limit is not None and len(near) > limit:
+                positions = sampled_positions(len(near), at, limit, case_rng(seed, user, time))
+            else:
+                positions = np.arange(len(near))
+            ids, distances = near.take(positions)
             result.cases.append(Case(user, venue, time, origin, ids, distances, new))
     result.skipped += Counter()  # drop the zero counts
     return result
+
+
+def case_rng(seed: int, user: int, time: float) -> np.random.Generator:
+    """The generator that samples a case's candidates: the same case, the same sample."""
+    return np.random.default_rng([seed, user, int(time)])
 
 
 Ranker = Callable[[Case], FloatArray]  # one score per candidate, higher first

@@ -23,11 +23,12 @@ import numpy as np
 import numpy.typing as npt
 
 from recommender.als import AlsModel, AlsParams
-from recommender.evaluation import Case, Checkins, build_cases, evenly, rank_of, train_cutoff
+from recommender.evaluation import Case, Checkins, build_cases, case_rng, evenly, rank_of, train_cutoff
 from recommender.features import COLUMN, History, features
 from recommender.interactions import Weighting, interaction_matrix
 from recommender.metrics import summary
 from recommender.model import Model, columns_in, unique_inverse
+from recommender.nearby import CandidateSource, Listed, Nearby, NearbySource, nearby_of, sampled_positions
 from recommender.ranker import Ranker, RankerParams, fit_ranker
 from recommender.signals import FloatArray, IntArray, Signals, Visits
 
@@ -35,8 +36,9 @@ VISIT_KINDS = ("visit", "redemption")
 # Below this many validation cases a learned combiner is noise: training refuses.
 MIN_VALIDATION_CASES = 30
 
-# item id -> (ids within the radius, their distances in metres), in the caller's ids
-CandidatesOf = Callable[[int], tuple[IntArray, FloatArray]]
+# item id -> the candidates within the radius, in the caller's ids: (ids, distances in
+# metres), or a NearbySource that gives a case's few of many without listing them all
+CandidatesOf = CandidateSource | NearbySource
 Progress = Callable[[str], None]
 
 
@@ -122,6 +124,35 @@ class _Space:
         return columns_in(self.item_ids, items)
 
 
+@dataclass(frozen=True)
+class _InColumns:
+    """A Nearby of the caller's ids seen in the space's columns."""
+
+    near: Nearby
+    space: _Space
+
+    def __len__(self) -> int:
+        return len(self.near)
+
+    def position(self, item: int) -> int:
+        return self.near.position(int(self.space.item_ids[item]))
+
+    def take(self, positions: IntArray) -> tuple[IntArray, FloatArray]:
+        ids, distances = self.near.take(positions)
+        return self.space.cols_of(np.asarray(ids, dtype=np.int64)), distances
+
+
+@dataclass(frozen=True)
+class _ColumnSource:
+    """The caller's candidate source, asked and answered in the space's columns."""
+
+    around: Callable[[int], Nearby]
+    space: _Space
+
+    def nearby(self, origin: int) -> Nearby:
+        return _InColumns(self.around(int(self.space.item_ids[origin])), self.space)
+
+
 def _fit_signals(
     data: Interactions,
     space: _Space,
@@ -141,14 +172,12 @@ def _fit_signals(
 
 def fewer_candidates(case: Case, limit: int, seed: int) -> Case:
     """The case with at most ``limit`` candidates: the visited one and a random sample of
-    the others (in their distance order)."""
+    the others (in their distance order); what build_cases(limit=...) keeps."""
     if len(case.candidates) <= limit:
         return case
-    rng = np.random.default_rng([seed, case.user, int(case.time)])
-    others = np.flatnonzero(case.candidates != case.venue)
-    keep = np.sort(
-        np.r_[np.flatnonzero(case.candidates == case.venue), rng.choice(others, limit - 1, replace=False)]
-    )
+    listed = Listed(case.candidates, case.distances_m)
+    at = listed.position(case.venue)
+    keep = sampled_positions(len(listed), at, limit, case_rng(seed, case.user, case.time))
     return replace(case, candidates=case.candidates[keep], distances_m=case.distances_m[keep])
 
 
@@ -242,13 +271,7 @@ def _validation(
     them; then from the same share before that, and so on, while the row budget lasts."""
     visit = np.isin(data.kinds, VISIT_KINDS)
     checkins = Checkins.of(space.rows[visit], space.cols[visit], data.times[visit])
-    mapped: dict[int, tuple[IntArray, FloatArray]] = {}
-
-    def candidates(origin: int) -> tuple[IntArray, FloatArray]:
-        if origin not in mapped:
-            ids, distances = candidates_of(int(space.item_ids[origin]))
-            mapped[origin] = (space.cols_of(np.asarray(ids, dtype=np.int64)), distances)
-        return mapped[origin]
+    candidates = _ColumnSource(nearby_of(candidates_of), space)
 
     found = _Validation()
     budget, upper = params.max_validation_rows, np.inf
@@ -268,9 +291,9 @@ def _validation(
         say(f"validation window {k}: cases")
         window = checkins.subset(checkins.times < upper)
         share = min(1.0, params.max_validation_visits / max(int((window.times >= lower).sum()), 1))
-        built = build_cases(window, lower, candidates, share)
+        built = build_cases(window, lower, candidates, share, params.max_case_candidates, seed=k)
         found.skipped += built.skipped
-        cases = _thinned([fewer_candidates(c, params.max_case_candidates, k) for c in built.cases], budget)
+        cases = _thinned(built.cases, budget)
         mine = np.isin(checkins.users, [c.user for c in cases])
         history = histories(checkins.users[mine], checkins.venues[mine], checkins.times[mine])
         found.windows.append(case_features(signals, cases, history))

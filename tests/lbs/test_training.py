@@ -1,0 +1,80 @@
+"""`lbs train` reads the event log and the merchants in bulk: exactly the rows the window,
+kinds and statuses select, in the log's order, with the times datetime.timestamp() gives."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from lbs.column_reads import ColumnReadError, read_columns
+from lbs.models import Event
+from lbs.services.events import record_events, server_event
+from lbs.training import read_interactions, read_merchants
+from tests.factories import merchant, seed
+
+SINCE = datetime(2026, 11, 1, tzinfo=UTC)
+UNTIL = datetime(2026, 11, 30, tzinfo=UTC)
+KINDS = ("visit", "redemption", "claim", "click")
+
+
+def test_interactions_are_the_window_s_events_of_those_kinds_in_log_order(engine: Engine) -> None:
+    at = SINCE + timedelta(days=3, microseconds=123_457)
+    rows = [
+        server_event("visit", at, user_id=2, merchant_id=30),
+        server_event("impression", at, user_id=2, merchant_id=31),  # a kind not asked for
+        server_event("click", UNTIL - timedelta(microseconds=1), user_id=1, merchant_id=31),
+        server_event("visit", UNTIL, user_id=1, merchant_id=30),  # the window's end is excluded
+        server_event("visit", SINCE, user_id=3, merchant_id=32),  # its start is included
+        server_event("visit", SINCE - timedelta(seconds=1), user_id=3, merchant_id=32),
+        server_event("claim", at, user_id=None, merchant_id=30),  # no user
+        server_event("redemption", at, user_id=4, merchant_id=None),  # no merchant
+        server_event("redemption", at + timedelta(hours=1), user_id=4, merchant_id=33),
+    ]
+    with Session(engine) as session, session.begin():
+        record_events(session, rows)
+
+    with Session(engine) as session:
+        got = read_interactions(session, SINCE, UNTIL, KINDS)
+        stored = session.execute(select(Event.occurred_at).order_by(Event.id)).scalars().all()
+
+    assert got.users.tolist() == [2, 1, 3, 4]
+    assert got.items.tolist() == [30, 31, 32, 33]
+    assert got.kinds.tolist() == ["visit", "click", "visit", "redemption"]
+    want = [stored[i].timestamp() for i in (0, 2, 4, 8)]
+    assert got.times.tolist() == want and got.times.dtype == np.float64
+    assert got.users.dtype == got.items.dtype == np.int64
+
+
+def test_no_events_read_as_empty_arrays(engine: Engine) -> None:
+    with Session(engine) as session:
+        got = read_interactions(session, SINCE, UNTIL, KINDS)
+    assert len(got) == 0 and got.times.dtype == np.float64
+
+
+def test_merchants_are_the_active_ones_with_their_exact_positions(engine: Engine) -> None:
+    seeded = seed(
+        engine,
+        [
+            merchant("a", 60.1699123456789, 24.9384987654321),
+            merchant("b", -33.8688, 151.2093, status="closed"),
+            merchant("c", 89.9999999, -179.9999999),
+        ],
+    )
+    with Session(engine) as session:
+        venues = read_merchants(session)
+    active = [s for s in seeded if s.status == "active"]
+    assert sorted(venues.ids.tolist()) == sorted(s.id for s in active)
+    by_id = {s.id: s for s in active}
+    for i, lat, lon in zip(venues.ids.tolist(), venues.lats.tolist(), venues.lons.tolist(), strict=True):
+        assert (lat, lon) == (by_id[i].lat, by_id[i].lon)
+
+
+def test_a_null_in_a_column_read_in_bulk_is_refused(engine: Engine) -> None:
+    with Session(engine) as session, session.begin():
+        record_events(session, [server_event("visit", SINCE, user_id=None, merchant_id=1)])
+    with Session(engine) as session, pytest.raises(ColumnReadError):
+        read_columns(session, select(Event.user_id), ("int64",))

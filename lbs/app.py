@@ -22,6 +22,7 @@ from lbs.api.problems import register_error_handlers, validation_problem
 from lbs.api.ratelimits import RateLimits
 from lbs.config import Settings
 from lbs.db import make_engine, make_session_factory
+from lbs.deadline import Deadlines
 from lbs.secret_key import load_secret_key
 from lbs.services.events import record_events
 from lbs.services.nearby import LiveIndex
@@ -43,7 +44,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
         validation_error_callback=validation_problem,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    engine = make_engine(settings.database_url)
+    engine = make_engine(
+        settings.database_url, request_timeout_s=settings.request_timeout_s, pool_size=settings.threads
+    )
     live = LiveIndex(settings.resolutions, settings.index_refresh_s)
     app.extensions["lbs"] = Runtime(
         settings,
@@ -85,6 +88,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
             log.warning("nearby index not loaded at start: %s", type(exc).__name__)
         finally:
             session.close()
+    app.wsgi_app = Deadlines(app.wsgi_app, settings.request_timeout_s)  # type: ignore[method-assign]
     return app
 
 

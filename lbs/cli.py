@@ -53,23 +53,18 @@ def db_upgrade(revision: str) -> None:
 @click.option("--bind", default=None, help="host:port (LBS_BIND, default 127.0.0.1:8000)")
 @click.option("--workers", type=int, default=None, help="gunicorn workers (LBS_WORKERS, default 2)")
 def serve(bind: str | None, workers: int | None) -> None:
-    """Run the API under gunicorn."""
+    """Run the API under gunicorn (lbs/gunicorn_conf.py: preloaded, LBS_THREADS threads per worker)."""
     settings = _settings()
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lbs-metrics-")
     argv = [
         "gunicorn",
+        "--config",
+        "python:lbs.gunicorn_conf",
         "--bind",
         bind or settings.bind,
         "--workers",
         str(workers or settings.workers),
-        "--threads",
-        "4",
-        "--access-logfile",
-        "-",
-        # The access log shows the path only: query strings carry user positions.
-        "--access-logformat",
-        '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
         "lbs.app:create_app()",
     ]
     os.execvp(sys.executable, [sys.executable, "-m", *argv])

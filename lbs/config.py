@@ -48,6 +48,12 @@ class Settings:
     # Base map tiles for /map (a Leaflet URL template, e.g.
     # https://tile.openstreetmap.org/{z}/{x}/{y}.png); empty: a plain background.
     map_tiles_url: str = ""
+    # Serving (docs/operations.md): a request has request_timeout_s from the arrival of its
+    # last byte; past it, it stops with a 503 and Retry-After (queued that long: not run at
+    # all), and no database statement runs beyond it. 0 turns deadlines off. Each gunicorn
+    # worker serves `threads` requests at once and keeps a database connection per thread.
+    request_timeout_s: float = 5.0
+    threads: int = 4
     log_level: str = "INFO"
     bind: str = "127.0.0.1:8000"
     workers: int = 2

@@ -1,4 +1,4 @@
-"""Prometheus metrics: request counts and latencies by route, index size.
+"""Prometheus metrics: request counts and latencies by route, skipped requests, index size.
 
 Under gunicorn each worker is a process; ``lbs serve`` sets PROMETHEUS_MULTIPROC_DIR
 so that /metrics sums every worker (prometheus_client's multiprocess mode).
@@ -33,6 +33,11 @@ INDEX_MERCHANTS = Gauge(
 )
 INDEX_BUILD_SECONDS = Gauge(
     "lbs_index_build_seconds", "Seconds the last nearby index build took", multiprocess_mode="max"
+)
+REQUESTS_SKIPPED = Counter(
+    "lbs_http_requests_skipped_total",
+    "Requests answered without running: the client had gone, or they waited past their deadline",
+    ["reason"],
 )
 
 

@@ -8,14 +8,20 @@ from typing import Any
 from flask import Flask, Response, json
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
+from lbs import deadline
 from lbs.errors import PROBLEM_BASE, InvalidParameter, LbsError, NotReady
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 # PostgreSQL's undefined_table and undefined_column: the schema is behind the code.
 _SCHEMA_MISSING = {"42P01", "42703"}
+# PostgreSQL's query_canceled and SQLite's SQLITE_BUSY: in a request, the statement_timeout
+# or the busy timeout that lbs.db bounds by the request's deadline.
+_QUERY_CANCELED = "57014"
+_SQLITE_BUSY = 5
 
 # Request models by name, so that a validation error can state the allowed range.
 _MODELS: dict[str, type[BaseModel]] = {}
@@ -105,8 +111,14 @@ def register_error_handlers(app: Flask) -> None:
             }
         )
 
+    @app.errorhandler(PoolTimeoutError)
+    def _no_connection_in_time(_error: PoolTimeoutError) -> Response:
+        return _deadline_exceeded()
+
     @app.errorhandler(DBAPIError)
     def _database_error(error: DBAPIError) -> Response:
+        if _cut_by_deadline(error):
+            return _deadline_exceeded()
         # Unreachable, locked or not migrated: the operator's to fix, the client's to retry.
         not_migrated = getattr(error.orig, "sqlstate", None) in _SCHEMA_MISSING
         if not isinstance(error, OperationalError) and not not_migrated:
@@ -119,6 +131,21 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected_error(error: Exception) -> Response:
         return _unexpected(error)
+
+
+def _cut_by_deadline(error: DBAPIError) -> bool:
+    if deadline.time_left_s() is None:
+        return False
+    return (
+        deadline.expired()  # e.g. SQLite's progress handler interrupted the statement
+        or getattr(error.orig, "sqlstate", None) == _QUERY_CANCELED
+        or getattr(error.orig, "sqlite_errorcode", 0) & 0xFF == _SQLITE_BUSY  # or an extended BUSY code
+    )
+
+
+def _deadline_exceeded() -> Response:
+    error = deadline.DeadlineExceeded()
+    return problem_response(error.to_problem(), error.headers)
 
 
 def _unexpected(error: Exception) -> Response:

@@ -28,6 +28,7 @@ class Server:
     base_url: str
     access_log: Path
     error_log: Path
+    master_pid: int = 0
 
     def get(
         self, path: str, tag: str, headers: Mapping[str, str] | None = None, **kwargs: object
@@ -99,10 +100,13 @@ def gunicorn(
     workers: int = 3,
     refresh_s: float = 1.0,
     env: Mapping[str, str] | None = None,
+    serving_config: bool = False,
 ) -> Iterator[Server]:
     """Start gunicorn on a free port, wait for /readyz, and always stop it afterwards.
 
-    ``env`` adds or overrides LBS_* settings of the workers (e.g. LBS_RATE_LIMIT_CLAIM).
+    ``env`` adds or overrides LBS_* settings of the workers (e.g. LBS_RATE_LIMIT_CLAIM), or
+    sets PROMETHEUS_MULTIPROC_DIR. ``serving_config``: with `lbs serve`'s settings
+    (lbs/gunicorn_conf.py: preloaded app, LBS_THREADS threads), the options below winning.
     """
     port = free_port()
     server = Server(f"http://127.0.0.1:{port}", directory / "access.log", directory / "gunicorn.log")
@@ -113,11 +117,12 @@ def gunicorn(
         "LBS_SECRET_KEY": "lbs-e2e-secret-key-0123456789abcdef",
         "LBS_INDEX_REFRESH_S": str(refresh_s),
         "LBS_OPERATOR_TOKEN_SHA256": operator_token_sha256,
-        **(env or {}),
     }
     environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    environ.update(env or {})
+    config = ["--config", "python:lbs.gunicorn_conf"] if serving_config else []
     command = [
-        sys.executable, "-m", "gunicorn",
+        sys.executable, "-m", "gunicorn", *config,
         "--workers", str(workers),
         "--bind", f"127.0.0.1:{port}",
         "--access-logfile", str(server.access_log),
@@ -129,6 +134,7 @@ def gunicorn(
     process = subprocess.Popen(
         command, cwd=REPO, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+    server.master_pid = process.pid
     try:
         _wait_until_ready(server, process)
         yield server

@@ -17,6 +17,7 @@ from lbs import migrate
 from lbs.config import Settings
 from lbs.db import make_engine
 from lbs.errors import InvalidRows, LbsError, where
+from lbs.event_partitions import INTERVALS, PREMAKE, PartitioningUnavailable, partition_events
 
 
 def _settings() -> Settings:
@@ -47,6 +48,38 @@ def db_upgrade(revision: str) -> None:
     settings = _settings()
     migrate.upgrade(make_engine(settings.database_url), revision)
     click.echo(f"database at {revision}")
+
+
+@db.command("partition-events")
+@click.option("--interval", type=click.Choice(INTERVALS), default="monthly", show_default=True)
+@click.option(
+    "--premake",
+    type=click.IntRange(1, 60),
+    default=PREMAKE,
+    show_default=True,
+    help="partitions kept made ahead of now (set when first partitioned)",
+)
+def db_partition_events(interval: str, premake: int) -> None:
+    """PostgreSQL: partition the event log by time under pg_partman; again (daily, from cron):
+    make the partitions ahead of now (docs/scaling.md)."""
+    settings = _settings()
+    try:
+        report = partition_events(make_engine(settings.database_url), interval, premake)
+    except PartitioningUnavailable as exc:
+        raise SystemExit(f"not partitioned: {exc}") from None
+    if report.converted:
+        click.echo(
+            f"events partitioned by occurred_at ({interval}): {report.rows_moved:,} rows moved into "
+            f"{report.partitions} partitions in {report.seconds:.1f} s"
+        )
+    else:
+        click.echo(f"events already partitioned; maintenance run: {report.partitions} partitions")
+    if report.rows_in_default:
+        click.echo(
+            f"{report.rows_in_default:,} events lie in events_default, outside every partition: "
+            "maintenance fell behind; move them with partman.partition_data_proc",
+            err=True,
+        )
 
 
 @main.command()

@@ -6,10 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from lbs.cli import main
 from lbs.event_partitions import PartitioningUnavailable, is_partitioned, partition_events
 from lbs.training import read_interactions
 from tests.deals_factory import bearer, iso, make_merchant, make_user
@@ -125,3 +127,22 @@ def test_sqlite_keeps_one_table(engine: Engine) -> None:
 def test_an_unknown_interval_is_refused(engine: Engine) -> None:
     with pytest.raises(ValueError, match="weekly, monthly"):
         partition_events(engine, "daily")
+
+
+@pytest.mark.parametrize("db_kind", POSTGRESQL)
+def test_the_command_partitions_once_then_maintains(database_url: str) -> None:
+    first = CliRunner().invoke(main, ["db", "partition-events"], env={"LBS_DATABASE_URL": database_url})
+    assert first.exit_code == 0, first.output
+    assert "events partitioned by occurred_at (monthly): 0 rows moved" in first.output
+
+    again = CliRunner().invoke(main, ["db", "partition-events"], env={"LBS_DATABASE_URL": database_url})
+    assert again.exit_code == 0, again.output
+    assert "already partitioned; maintenance run" in again.output
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite"])
+def test_the_command_refuses_sqlite_cleanly(database_url: str) -> None:
+    result = CliRunner().invoke(main, ["db", "partition-events"], env={"LBS_DATABASE_URL": database_url})
+
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit)
+    assert "not partitioned: events are partitioned on PostgreSQL only" in str(result.exception)

@@ -92,7 +92,7 @@ class Model:
         """Column of each item (ids are non-negative). One the model has not seen gets -1 - id: negative,
         so no learned signal applies, and still distinct, so own history still counts."""
         ids = np.asarray(item_ids, dtype=np.int64)
-        dense = self._dense_columns
+        dense = self.dense_columns
         if dense is None:
             return columns_in(self.item_ids, ids)
         inside = (ids >= 0) & (ids < len(dense))
@@ -100,8 +100,14 @@ class Model:
         return np.where(found >= 0, found, -1 - ids).astype(np.int64)
 
     @cached_property
-    def _dense_columns(self) -> npt.NDArray[np.int32] | None:
+    def dense_columns(self) -> npt.NDArray[np.int32] | None:
+        """item id -> column as an array indexed by id (see dense_table), or None."""
         return dense_table(self.item_ids)
+
+    def seed_dense_columns(self, table: npt.NDArray[np.int32] | None) -> None:
+        """Use this table (a saved model's, memory-mapped) rather than building one."""
+        if table is not None:
+            self.__dict__["dense_columns"] = table
 
     def history(self, times_s: npt.ArrayLike, item_ids: npt.ArrayLike) -> History:
         """A user's visits (any ids) in internal columns, sorted by time."""

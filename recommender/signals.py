@@ -9,6 +9,7 @@ interaction matrix. The ranking features (features.py) read these per candidate.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -22,6 +23,8 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
 HOURS = 24
+# Signals' cached properties: computed from the fitted arrays, saved beside them.
+DERIVED = ("item_norms", "item_units", "hour_totals", "moves_from")
 SECONDS_PER_HOUR = 3600.0
 
 
@@ -106,6 +109,18 @@ class Signals:
     def moves_from(self) -> npt.NDArray[np.float32]:
         """Moves out of each item (row sums of transitions)."""
         return np.asarray(self.transitions.sum(axis=1), dtype=np.float32).ravel()
+
+    def derived(self) -> dict[str, np.ndarray]:
+        """The arrays computed from the fitted ones (cached on first use), by name."""
+        return {name: getattr(self, name) for name in DERIVED}
+
+    def seed_derived(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Use these arrays (of derived(), e.g. a saved model's, memory-mapped) instead
+        of computing them again: a cached property reads the instance's dict first."""
+        unknown = set(arrays) - set(DERIVED)
+        if unknown:
+            raise ValueError(f"not derived arrays: {sorted(unknown)}")
+        self.__dict__.update(arrays)
 
     @property
     def n_items(self) -> int:

@@ -26,7 +26,7 @@ from pathlib import Path
 import psutil
 from http_load import CASES, DEFAULT_URL, database_name, lbs_command, prepare_city
 from http_servers import Server, drain, free_port, running
-from http_wrk import requests_file, run_wrk
+from http_wrk import Load, requests_file, run_wrk
 
 DEFAULT_CASES = "distance-1km,relevance-anon-1km,relevance-user-1km,has-deal-1km"
 
@@ -105,6 +105,7 @@ def main() -> None:
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     database_port = int(args.database_url.split("@", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
     rows = []
+    wrk_load = Load(args.connections, timeout_s=10, close=False)
     with tempfile.TemporaryDirectory(prefix="lbs-per-core-") as tmp:
         port = free_port()
         command = lbs_command("serve", "--workers", "1", "--bind", f"127.0.0.1:{port}")
@@ -117,11 +118,11 @@ def main() -> None:
                     for lat, lon in city.positions
                 ]
                 file = requests_file(Path(tmp), case.name, paths, city.tokens if case.personalised else ())
-                run_wrk(lbs.port, file, args.warmup, args.connections, 10)
+                run_wrk(lbs.port, file, args.warmup, wrk_load)
                 workers = [psutil.Process(p) for p in worker_pids(lbs)]
                 worker_before = cpu_seconds(workers)
                 db_before = cpu_seconds(backends_of(worker_pids(lbs), database_port))
-                run = run_wrk(lbs.port, file, args.duration, args.connections, 10)
+                run = run_wrk(lbs.port, file, args.duration, wrk_load)
                 worker_after = cpu_seconds(workers)
                 db_after = cpu_seconds(backends_of(worker_pids(lbs), database_port))
                 drain(lbs)

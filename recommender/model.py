@@ -45,6 +45,15 @@ def dense_table(sorted_ids: IntArray) -> npt.NDArray[np.int32] | None:
     return table
 
 
+def columns_of(sorted_ids: IntArray, dense: npt.NDArray[np.int32] | None, ids: IntArray) -> IntArray:
+    """columns_in(sorted_ids, ids), by ``dense`` (dense_table(sorted_ids)) when there is one."""
+    if dense is None:
+        return columns_in(sorted_ids, ids)
+    inside = (ids >= 0) & (ids < len(dense))
+    found = np.where(inside, dense[np.where(inside, ids, 0)], -1)
+    return np.where(found >= 0, found, -1 - ids).astype(np.int64)
+
+
 def unique_inverse(ids: IntArray) -> tuple[IntArray, IntArray]:
     """np.unique(ids, return_inverse=True), by a table indexed by id when ids are dense
     (no sort of the millions of interactions a training window holds)."""
@@ -91,13 +100,7 @@ class Model:
     def columns(self, item_ids: npt.ArrayLike) -> IntArray:
         """Column of each item (ids are non-negative). One the model has not seen gets -1 - id: negative,
         so no learned signal applies, and still distinct, so own history still counts."""
-        ids = np.asarray(item_ids, dtype=np.int64)
-        dense = self.dense_columns
-        if dense is None:
-            return columns_in(self.item_ids, ids)
-        inside = (ids >= 0) & (ids < len(dense))
-        found = np.where(inside, dense[np.where(inside, ids, 0)], -1)
-        return np.where(found >= 0, found, -1 - ids).astype(np.int64)
+        return columns_of(self.item_ids, self.dense_columns, np.asarray(item_ids, dtype=np.int64))
 
     @cached_property
     def dense_columns(self) -> npt.NDArray[np.int32] | None:

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from recommender.evaluation import Case, Checkins, build_cases, case_rng, evenly
 from recommender.features import COLUMN, History, features
 from recommender.interactions import Weighting, interaction_matrix
 from recommender.metrics import summary
-from recommender.model import Model, columns_in, unique_inverse
+from recommender.model import Model, columns_of, dense_table, unique_inverse
 from recommender.nearby import CandidateSource, Listed, Nearby, NearbySource, nearby_of, sampled_positions
 from recommender.ranker import Ranker, RankerParams, fit_ranker
 from recommender.signals import FloatArray, IntArray, Signals, Visits
@@ -121,7 +122,11 @@ class _Space:
         return len(self.user_ids), len(self.item_ids)
 
     def cols_of(self, items: IntArray) -> IntArray:
-        return columns_in(self.item_ids, items)
+        return columns_of(self.item_ids, self._dense, items)
+
+    @cached_property
+    def _dense(self) -> npt.NDArray[np.int32] | None:
+        return dense_table(self.item_ids)
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,10 @@ The nearby index is built for pages (the nearest twenty, then the next). Trainin
 offline evaluation ask something else of a city: for each of thousands of origins, every
 merchant within 2 km (about 30,000 in a city of a million), of which a training case then
 keeps a random hundred by rank. Sorting each answer, or walking the index's groups for it,
-cost 40 ms a query there; this grid reads the cubes of unit-vector space that meet the
-query's box, one contiguous run per (x, y) column of cubes, and keeps what the chord
-admits. Nothing about latitude or longitude: the poles and the antimeridian are not
-special.
+cost 40 ms a query there; this grid reads the cubes of unit-vector space that can hold a
+point within the radius, one contiguous run per (x, y) column of cubes, and keeps what
+the chord admits (under 1 ms). Nothing about latitude or longitude: the poles and the
+antimeridian are not special.
 
 The answer is the index's, bit for bit: positions are computed as NearbyIndex computes
 them (latlng_to_xyz in the same chunks), the origin as a query point (point_to_xyz), and
@@ -28,9 +28,10 @@ from lbs.geo.h3levels import IntArray, ranges
 
 # NearbyIndex computes positions this many at a time; the same chunks give the same bits.
 _CHUNK = 65_536
-# Cubes per query radius along an axis: a query reads the points of up to 9 x 9 runs of
-# cubes, 1.7 x those of its circle in a city; 8 read 1.6 x in 17 x 17 runs, no faster.
-_CUBES_PER_RADIUS = 4
+# Cubes per query radius along an axis. With the box's corners dropped and each column's z
+# range cut to the ball, a query in a city reads 1.12 x the points within its radius in
+# up to 17 x 17 runs at 8 (0.68 ms for 33,000 inside), 1.23 x at 4 (0.86 ms).
+_CUBES_PER_RADIUS = 8
 # Coarsest cube, so that three cube coordinates pack into one int64 key (2^20 per axis).
 _MIN_SIDE = 2.0 / (1 << 20)
 # Slack in chord units (far above float64 rounding of unit vectors, far below a metre), so
@@ -83,14 +84,34 @@ class RadiusGrid:
     def within(self, lat: float, lng: float) -> tuple[IntArray, FloatArray]:
         """(ids, squared chords) of every point within the radius of (lat, lng), unsorted."""
         point = point_to_xyz(lat, lng)
-        lo = [max(math.floor((p - self._reach + 1.0) / self._side), 0) for p in point]
-        hi = [min(math.floor((p + self._reach + 1.0) / self._side), self._per_axis - 1) for p in point]
-        xs = np.arange(lo[0], hi[0] + 1, dtype=np.int64)
-        ys = np.arange(lo[1], hi[1] + 1, dtype=np.int64)
-        columns = ((xs[:, None] * self._per_axis + ys[None, :]) * self._per_axis).ravel()
-        starts = np.searchsorted(self._sorted_keys, columns + lo[2], side="left")
-        ends = np.searchsorted(self._sorted_keys, columns + hi[2], side="right")
+        columns, z_lo, z_hi = self._columns(point)
+        starts = np.searchsorted(self._sorted_keys, columns + z_lo, side="left")
+        ends = np.searchsorted(self._sorted_keys, columns + z_hi, side="right")
         rows = ranges(starts, ends)
         c2 = chord2_to(np.take(self._coordinates, rows, axis=1).T, point)
         inside = c2 <= self.max_c2
         return self._ids[rows[inside]], c2[inside]
+
+    def _columns(self, point: tuple[float, float, float]) -> tuple[IntArray, IntArray, IntArray]:
+        """The (x, y) columns of cubes that can hold a point within reach, each with the z
+        range of cubes it needs: a column's nearest (x, y) to the point leaves at most
+        sqrt(reach^2 - dxy^2) for z. Columns of the box's corners drop out."""
+        side, n = self._side, self._per_axis
+        axes = []
+        for p in point[:2]:
+            cubes = np.arange(
+                max(math.floor((p - self._reach + 1.0) / side), 0),
+                min(math.floor((p + self._reach + 1.0) / side), n - 1) + 1,
+                dtype=np.int64,
+            )
+            low = cubes * side - 1.0
+            axes.append((cubes, np.maximum(np.maximum(low - p, p - (low + side)), 0.0)))
+        (xs, dx), (ys, dy) = axes
+        left = self._reach**2 - (dx[:, None] ** 2 + dy[None, :] ** 2)
+        keep = left >= 0.0
+        half = np.sqrt(left[keep])
+        z = point[2] + 1.0
+        z_lo = np.maximum(np.floor((z - half) / side), 0).astype(np.int64)
+        z_hi = np.minimum(np.floor((z + half) / side), n - 1).astype(np.int64)
+        columns = ((xs[:, None] * n + ys[None, :]) * n)[keep]
+        return columns, z_lo, z_hi

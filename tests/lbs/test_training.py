@@ -78,3 +78,18 @@ def test_a_null_in_a_column_read_in_bulk_is_refused(engine: Engine) -> None:
         record_events(session, [server_event("visit", SINCE, user_id=None, merchant_id=1)])
     with Session(engine) as session, pytest.raises(ColumnReadError):
         read_columns(session, select(Event.user_id), ("int64",))
+
+
+def test_events_far_apart_in_id_come_back_whole_and_in_id_order(engine: Engine) -> None:
+    """PostgreSQL sends the columns as arrays cut by id: rows of several cuts, all there."""
+    at = SINCE + timedelta(days=1)
+    ids = [9_000_003, 5, 4_000_001, 12_500_000, 4_000_002]
+    rows = [{**server_event("visit", at, user_id=i % 97, merchant_id=i % 89), "id": i} for i in ids]
+    with Session(engine) as session, session.begin():
+        record_events(session, rows)
+
+    with Session(engine) as session:
+        got = read_interactions(session, SINCE, UNTIL, KINDS)
+
+    assert got.users.tolist() == [i % 97 for i in sorted(ids)]
+    assert got.items.tolist() == [i % 89 for i in sorted(ids)]

@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 from lbs import migrate
 from lbs.db import make_engine
 from lbs.geo.distance import chord2_to_m, latlng_to_xyz, m_to_chord2, point_to_xyz
-from lbs.services.nearby import LiveIndex
+from lbs.services.live_index import LiveIndex
 from seed.synthetic import generate_city, seed_city
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,29 +5,30 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from flask import Response, g, request
 from flask_cors import CORS
 from flask_openapi3 import Info, OpenAPI
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from lbs import metrics
 from lbs.api import deals, events, maps, merchants, nearby, ops, users, vouchers
 from lbs.api.auth import SECURITY_SCHEMES
-from lbs.api.context import Runtime
+from lbs.api.context import READS, Runtime
 from lbs.api.problems import register_error_handlers, validation_problem
 from lbs.api.ratelimits import RateLimits
 from lbs.config import Settings
 from lbs.db import make_engine, make_session_factory
 from lbs.deadline import Deadlines
 from lbs.secret_key import load_secret_key
-from lbs.services.events import record_events
-from lbs.services.nearby import LiveIndex
+from lbs.services.deal_book import DealBook
+from lbs.services.event_buffer import EventBuffer
+from lbs.services.live_index import LiveIndex
 from lbs.services.relevance import ModelHolder
 from lbs.services.revisions import CHANGED_FLAG
+from lbs.services.users import UserCache
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +49,20 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
         settings.database_url, request_timeout_s=settings.request_timeout_s, pool_size=settings.threads
     )
     live = LiveIndex(settings.resolutions, settings.index_refresh_s)
+    book = DealBook(settings.resolutions, settings.index_refresh_s)
+    live.listeners.append(book.merchants_changed)
+    sessions = make_session_factory(engine)
     app.extensions["lbs"] = Runtime(
         settings,
         engine,
-        make_session_factory(engine),
+        sessions,
         live,
         load_secret_key(settings),
         RateLimits.from_settings(settings),
         ModelHolder(Path(settings.model_dir), settings.model_reload_s),
+        book,
+        EventBuffer(sessions, settings.event_flush_s, settings.event_buffer_rows),
+        UserCache(settings.user_cache_s),
     )
 
     register_error_handlers(app)
@@ -84,6 +91,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
         try:
             live.load(session)
             log.info("nearby index: %d merchants in %.2f s", live.size, live.build_seconds)
+            book.load(session, datetime.now(UTC))
+            log.info("deal book: %d deals", book.size)
         except Exception as exc:  # not migrated yet: /readyz says so, the first query retries
             log.warning("nearby index not loaded at start: %s", type(exc).__name__)
         finally:
@@ -95,18 +104,23 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
 def _register_unit_of_work(app: OpenAPI) -> None:
     @app.after_request
     def _commit(response: Response) -> Response:
+        runtime: Runtime = app.extensions["lbs"]
         session = g.pop("db_session", None)
         events = g.pop("pending_events", None)
+        if events and response.status_code < 400:
+            runtime.events.add(events)  # written in a batch soon (EventBuffer)
         if session is None:
             return response
         try:
+            if request.method in READS:
+                return response  # nothing to commit: closing ends the read
             if response.status_code < 400:
                 changed = session.info.pop(CHANGED_FLAG, False)
                 session.commit()
+                # This worker sees its own writes at once; others within index_refresh_s.
+                runtime.deal_book.mark_stale()
                 if changed:
-                    app.extensions["lbs"].live_index.mark_stale()
-                if events:
-                    _write_events_after_read(session, events)
+                    runtime.live_index.mark_stale()
             else:
                 session.rollback()
         finally:
@@ -119,17 +133,6 @@ def _register_unit_of_work(app: OpenAPI) -> None:
         if session is not None:
             session.rollback()
             session.close()
-
-
-def _write_events_after_read(session: Session, events: list[dict[str, Any]]) -> None:
-    """Impressions and clicks of a read: their own short transaction; a failure loses them, not the read."""
-    try:
-        record_events(session, events)
-        session.commit()
-    except SQLAlchemyError as exc:
-        session.rollback()
-        metrics.EVENTS_DROPPED.inc(len(events))
-        log.warning("dropped %d events: %s", len(events), type(exc).__name__)
 
 
 def _register_metrics(app: OpenAPI) -> None:

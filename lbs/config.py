@@ -21,6 +21,12 @@ class Settings:
     # A worker polls the database for merchant writes at most this often; the documented
     # bound on how stale another worker's view can be.
     index_refresh_s: float = 1.0
+    # Impressions and clicks of reads are written in batches this often (0: right after each
+    # response); a crash loses at most this much. At most event_buffer_rows wait meanwhile.
+    event_flush_s: float = 1.0
+    event_buffer_rows: int = 100_000
+    # A user token's user is remembered this long by a worker (no revocation exists yet).
+    user_cache_s: float = 60.0
     # sha256 hex digest of the operator bearer token; empty disables operator endpoints.
     operator_token_sha256: str = ""
     # Signs voucher QR codes and derives voucher codes; keep it stable and secret. Empty:

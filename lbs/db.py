@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -62,6 +62,13 @@ def make_engine(url: str, *, request_timeout_s: float = 0.0, pool_size: int = 5,
     if timeout_ms > 0:
         _bound_by_deadlines(engine, timeout_ms, slack_ms, _lower_statement_timeout, _reset_statement_timeout)
     return engine
+
+
+def unbounded_statements(session: Session) -> None:
+    """Lift the statement timeout for the rest of the session's transaction (PostgreSQL): the
+    loads that every later request depends on (the nearby index, the deal book) must finish."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL statement_timeout = 0"))
 
 
 def _lower_statement_timeout(cursor: Any, ms: int) -> None:

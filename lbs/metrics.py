@@ -26,8 +26,9 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 EVENTS_DROPPED = Counter(
-    "lbs_events_dropped_total", "Impressions and clicks not logged because their write failed"
+    "lbs_events_dropped_total", "Impressions and clicks dropped: more pending than the buffer holds"
 )
+EVENTS_WRITTEN = Counter("lbs_events_written_total", "Impressions and clicks written from the buffer")
 INDEX_MERCHANTS = Gauge(
     "lbs_index_merchants", "Active merchants in the nearby index", multiprocess_mode="max"
 )

@@ -92,6 +92,8 @@ def make_app(database_url: str) -> Iterator[Callable[..., OpenAPI]]:
             # Tests make many users from one address; test_users.py checks this limit.
             "rate_limit_new_users": "10000/minute",
             "index_refresh_s": 0.0,
+            # Events of reads written right after each response; buffering has its own tests.
+            "event_flush_s": 0.0,
             **overrides,
         }
         app = create_app(test_config=config)
@@ -100,6 +102,7 @@ def make_app(database_url: str) -> Iterator[Callable[..., OpenAPI]]:
 
     yield build
     for app in apps:
+        app.extensions["lbs"].events.close()
         app.extensions["lbs"].engine.dispose()
 
 

@@ -10,7 +10,6 @@ from lbs.api.context import db_session, runtime
 from lbs.errors import Forbidden, Unauthorized
 from lbs.services.api_keys import KEY_PREFIX, merchant_id_for_key, sha256_hex, token_matches
 from lbs.services.users import TOKEN_PREFIX as USER_TOKEN_PREFIX
-from lbs.services.users import user_id_for_token
 
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 SECURITY_SCHEMES: dict[str, Any] = {"bearer": {"type": "http", "scheme": "bearer"}}
@@ -56,7 +55,7 @@ def require_merchant(merchant_id: int | None = None) -> int:
 
 def require_user() -> int:
     """The calling user's id, from the token POST /v1/users issued (401 otherwise)."""
-    return user_id_for_token(db_session(), _bearer())
+    return runtime().users.user_id(db_session(), _bearer())
 
 
 def optional_user() -> int | None:
@@ -68,7 +67,7 @@ def optional_user() -> int | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip().startswith(USER_TOKEN_PREFIX):
         return None
-    return user_id_for_token(db_session(), token.strip())
+    return runtime().users.user_id(db_session(), token.strip())
 
 
 def caller_digest() -> str:

@@ -12,8 +12,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from lbs.api.ratelimits import RateLimits
 from lbs.config import Settings
 from lbs.db import BEGIN_IMMEDIATE
-from lbs.services.nearby import LiveIndex
+from lbs.services.deal_book import DealBook
+from lbs.services.deal_reads import DealReads
+from lbs.services.event_buffer import EventBuffer
+from lbs.services.live_index import LiveIndex
 from lbs.services.relevance import ModelHolder
+from lbs.services.users import UserCache
+
+READS = ("GET", "HEAD", "OPTIONS")
 
 
 @dataclass
@@ -25,6 +31,9 @@ class Runtime:
     secret_key: bytes
     rate_limits: RateLimits
     models: ModelHolder
+    deal_book: DealBook
+    events: EventBuffer
+    users: UserCache
 
 
 def runtime() -> Runtime:
@@ -32,15 +41,25 @@ def runtime() -> Runtime:
 
 
 def db_session() -> Session:
-    """The request's unit of work: committed after a successful response, else rolled back."""
+    """The request's unit of work: a write request's is committed after a successful
+    response, else rolled back; a read's is never committed (nothing to commit)."""
     if "db_session" not in g:
         session = runtime().sessions()
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
+        if request.method not in READS:
             # A write request takes SQLite's write lock when it begins, so it queues on the
             # busy timeout instead of failing when a read must upgrade (no-op on PostgreSQL).
             session.connection(execution_options={BEGIN_IMMEDIATE: True})
+        elif session.get_bind().dialect.name == "postgresql":
+            # Reads run without BEGIN and COMMIT round trips; each statement still sees a
+            # committed snapshot (READ COMMITTED, as inside a transaction).
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         g.db_session = session
     return g.db_session  # type: ignore[no-any-return]
+
+
+def deal_reads() -> DealReads:
+    """The request's view of deals: the process's deal book, the request's session."""
+    return DealReads(db_session(), runtime().deal_book)
 
 
 def utc_now() -> datetime:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from flask import Response, current_app, json, render_template, request, send_from_directory
+import orjson
+from flask import Response, current_app, render_template, request, send_from_directory
 from flask_cors import cross_origin
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from werkzeug.wrappers import Response as ResponseBase
 
-from lbs.api.context import db_session, runtime, utc_now
+from lbs.api.context import db_session, deal_reads, runtime, utc_now
 from lbs.api.nearby import GEOJSON, split_commas
 from lbs.api.problems import register_model
 from lbs.api.schemas import ERRORS, QueryModel
@@ -100,10 +101,10 @@ def merchants_in_view(query: BoxParams) -> Response:
         open_now=query.open_now,
     )
     if query.cluster and query.zoom is not None:
-        body = clusters_in_box(db_session(), runtime().live_index, box_query, query.zoom)
+        body = clusters_in_box(db_session(), runtime().live_index, deal_reads(), box_query, query.zoom)
     else:
-        body = merchants_in_box(db_session(), runtime().live_index, box_query)
-    return Response(json.dumps(body), mimetype=GEOJSON)
+        body = merchants_in_box(db_session(), runtime().live_index, deal_reads(), box_query)
+    return Response(orjson.dumps(body), mimetype=GEOJSON)
 
 
 @register_model
@@ -121,7 +122,7 @@ def merchant_tile(path: TilePath) -> ResponseBase:
     for name, value in (("x", path.x), ("y", path.y)):
         if value > last:
             raise InvalidParameter(name, f"must be from 0 to {last} at zoom {path.z}")
-    body = tiles.tile(db_session(), runtime().live_index, path.z, path.x, path.y, utc_now())
+    body = tiles.tile(db_session(), runtime().live_index, deal_reads(), path.z, path.x, path.y, utc_now())
     response = Response(body, mimetype=MVT)
     response.cache_control.public = True
     response.cache_control.max_age = 60

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from flask import Response, g, json, request
+import orjson
+from flask import Response, g, request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BeforeValidator, ConfigDict, Field
 
@@ -16,7 +17,9 @@ from lbs.categories import Category
 from lbs.config import MAX_LIMIT, MAX_RADIUS_M
 from lbs.services import events
 from lbs.services.deal_schedule import Instant
-from lbs.services.nearby import NearbyQuery, Ranking, page_to_geojson, search_nearby
+from lbs.services.nearby import search_nearby
+from lbs.services.nearby_pages import NearbyQuery, page_to_geojson
+from lbs.services.nearby_ranked import Ranking
 
 bp = APIBlueprint("nearby", __name__, url_prefix="/v1", abp_tags=[Tag(name="nearby")])
 GEOJSON = "application/geo+json"
@@ -72,6 +75,7 @@ def nearby(query: NearbyParams) -> Response:
     page = search_nearby(
         db_session(),
         rt.live_index,
+        rt.deal_book,
         NearbyQuery(
             lat=query.lat,
             lon=query.lon,
@@ -87,7 +91,7 @@ def nearby(query: NearbyParams) -> Response:
         ),
         Ranking(rt.models, rt.settings.rank_deal_weight, rt.settings.rank_exploration_share),
     )
-    if user_id is not None:  # written after the response, in its own transaction (lbs.app)
+    if user_id is not None:  # buffered after the response, written in a batch (lbs.app)
         shown = [(i.merchant["id"], None if i.deal is None else i.deal["id"]) for i in page.items]
         g.pending_events = events.impressions(user_id, utc_now(), query.lat, query.lon, shown)
     wants_geojson = query.format == "geojson" or (
@@ -96,7 +100,7 @@ def nearby(query: NearbyParams) -> Response:
         and request.accept_mimetypes.best_match(["application/json", GEOJSON]) == GEOJSON
     )
     if wants_geojson:
-        return Response(json.dumps(page_to_geojson(page)), mimetype=GEOJSON)
+        return Response(orjson.dumps(page_to_geojson(page)), mimetype=GEOJSON)
     body = {
         "total": page.total,
         "ranking": page.ranking,
@@ -115,4 +119,4 @@ def nearby(query: NearbyParams) -> Response:
         ],
         "next_cursor": page.next_cursor,
     }
-    return Response(json.dumps(body), mimetype="application/json")
+    return Response(orjson.dumps(body), mimetype="application/json")

@@ -360,3 +360,16 @@ class NearbyIndex:
         """Every merchant within radius_m as arrays (ids, chord2), nearest first, ties by id:
         query() without a limit, for callers that filter or rank all of them."""
         return RadiusQuery(self, lat, lng, radius_m, 0, None, categories).every()  # no page: no limit
+
+    def categories_of(self, merchant_ids: Sequence[int]) -> dict[int, int]:
+        """The category code of each live merchant among ``merchant_ids`` (others left out)."""
+        found = {}
+        for merchant_id in merchant_ids:
+            overlaid = self._overlay.get(merchant_id)
+            if overlaid is not None:
+                found[merchant_id] = overlaid[3]
+                continue
+            row = self._base_row(merchant_id)
+            if row is not None:
+                found[merchant_id] = int(self._cats[row])
+        return found

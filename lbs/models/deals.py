@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    FetchedValue,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lbs.models.base import Base, BigId, UTCDateTime
@@ -46,6 +56,10 @@ class Deal(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set by the database on every write (migration 0004): what deal books poll for.
+    revision: Mapped[int] = mapped_column(
+        BigInteger, server_default="0", server_onupdate=FetchedValue(), index=True
+    )
 
 
 class UserDealClaims(Base):

@@ -188,17 +188,19 @@ def best_offers(session: Session, merchant_ids: Sequence[int], at: datetime) -> 
     by_merchant: dict[int, list[DealAt]] = {}
     for deal, tz in rows:
         by_merchant.setdefault(deal.merchant_id, []).append(DealAt.of(deal, tz, at))
-    result = {}
-    for merchant_id, offers in by_merchant.items():
-        now = _best(o for o in offers if o.claimable)
-        upcoming = [
-            (o.window_next.starts_at, o.deal.id, o)
-            for o in offers
-            if o.state in (DealState.LIVE, DealState.SCHEDULED) and o.window_next is not None
-        ]
-        nxt = min(upcoming, key=lambda u: (u[0], u[1]))[2] if now is None and upcoming else None
-        result[merchant_id] = MerchantOffer(now, nxt)
-    return result
+    return {merchant_id: merchant_offer(offers) for merchant_id, offers in by_merchant.items()}
+
+
+def merchant_offer(offers: Sequence[DealAt]) -> MerchantOffer:
+    """A merchant's best claimable deal among ``offers`` (not over), or the one whose window opens first."""
+    now = _best(o for o in offers if o.claimable)
+    upcoming = [
+        (o.window_next.starts_at, o.deal.id, o)
+        for o in offers
+        if o.state in (DealState.LIVE, DealState.SCHEDULED) and o.window_next is not None
+    ]
+    nxt = min(upcoming, key=lambda u: (u[0], u[1]))[2] if now is None and upcoming else None
+    return MerchantOffer(now, nxt)
 
 
 @dataclass(frozen=True)

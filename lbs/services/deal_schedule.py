@@ -154,6 +154,17 @@ def _span_after(windows: tuple[Window, ...], tz: ZoneInfo, at: datetime) -> Occu
     return None
 
 
+def span_or_gap(windows: tuple[Window, ...], tz: ZoneInfo, at: datetime) -> tuple[Occurrence, bool]:
+    """What the windows are doing at ``at``: the span containing it (True), or the gap from
+    ``at`` to the next span's start (False; a lookahead long when none follows). Every
+    instant inside the returned occurrence gets the same answer, so callers may cache it."""
+    span = _span_at(windows, tz, at)
+    if span is not None:
+        return span, True
+    following = _span_after(windows, tz, at)
+    return Occurrence(at, following.starts_at if following else at + _LOOKAHEAD), False
+
+
 @lru_cache(maxsize=1024)
 def _parse_windows(key: tuple[tuple[tuple[str, ...], str, str], ...]) -> tuple[Window, ...]:
     return tuple(Window.from_json({"days": days, "start": start, "end": end}) for days, start, end in key)

@@ -23,10 +23,12 @@ from lbs.geo.h3box import BoxHits
 from lbs.geo.h3clusters import cluster_resolution, clusters
 from lbs.geo.h3index import Box
 from lbs.services import cursors
-from lbs.services.deal_offers import best_offers, deal_summary, merchants_with_deals
+from lbs.services.deal_offers import deal_summary
+from lbs.services.deal_reads import DealReads
 from lbs.services.hours import merchant_hours, open_at
+from lbs.services.live_index import LiveIndex
 from lbs.services.merchants import public_merchants
-from lbs.services.nearby import LiveIndex
+from lbs.services.nearby import refresh
 
 
 @dataclass(frozen=True)
@@ -60,38 +62,40 @@ def _decode_cursor(query: BoxQuery, token: str) -> int:
     return last_id
 
 
-def _with_claimable_deal(session: Session, ids: np.ndarray, at: datetime) -> np.ndarray:
+def _with_claimable_deal(deals: DealReads, ids: np.ndarray, at: datetime) -> np.ndarray:
     """Those of ``ids`` (in their order) whose merchant has a deal claimable at ``at``."""
-    candidates = ids[np.isin(ids, np.array(merchants_with_deals(session, at, ids), dtype=np.int64))]
+    candidates = ids[np.isin(ids, deals.merchants_with_deals(at, ids))]
     keep = []
     for start in range(0, len(candidates), IN_CHUNK):
         chunk = candidates[start : start + IN_CHUNK].tolist()
-        offers = best_offers(session, chunk, at)
-        keep += [i for i in chunk if i in offers and offers[i].now is not None]
+        best = deals.best_claimable(chunk, at)
+        keep += [chunk[p] for p in sorted(best.positions.tolist())]
     return np.array(keep, dtype=np.int64)
 
 
-def _matching(session: Session, live: LiveIndex, query: BoxQuery, *, by_id: bool = True) -> BoxHits:
+def _matching(
+    session: Session, live: LiveIndex, deals: DealReads, query: BoxQuery, *, by_id: bool = True
+) -> BoxHits:
     """Every merchant in the box that passes the query's filters, ids ascending (or unordered)."""
-    live.refresh_if_due(session)
+    refresh(session, live, deals.book)
     codes = None if query.categories is None else [CATEGORY_CODES[c] for c in query.categories]
     hits = live.in_box(query.box, codes, by_id=by_id)
     if query.has_deal:
-        hits = hits.where(np.isin(hits.ids, _with_claimable_deal(session, hits.ids, query.at)))
+        hits = hits.where(np.isin(hits.ids, _with_claimable_deal(deals, hits.ids, query.at)))
     if query.open_now:
         opened = open_at(session, hits.ids.tolist(), query.at)
         hits = hits.where(np.isin(hits.ids, np.fromiter(opened, dtype=np.int64, count=len(opened))))
     return hits
 
 
-def merchants_in_box(session: Session, live: LiveIndex, query: BoxQuery) -> dict[str, Any]:
+def merchants_in_box(session: Session, live: LiveIndex, deals: DealReads, query: BoxQuery) -> dict[str, Any]:
     """One page as an RFC 7946 FeatureCollection, with ``total`` and ``next_cursor`` beside it."""
     after = _decode_cursor(query, query.cursor) if query.cursor else None
-    ids = _matching(session, live, query).ids
+    ids = _matching(session, live, deals, query).ids
     rest = ids if after is None else ids[ids > after]
     page = rest[: query.limit].tolist()
     merchants = public_merchants(session, page)
-    offers = best_offers(session, [i for i in page if i in merchants], query.at)
+    offers = deals.offers([i for i in page if i in merchants], query.at)
     features = []
     for merchant_id in page:
         merchant = merchants.get(merchant_id)
@@ -119,18 +123,18 @@ def merchants_in_box(session: Session, live: LiveIndex, query: BoxQuery) -> dict
     }
 
 
-def _started_dealers(session: Session, at: datetime) -> npt.NDArray[np.int64]:
+def _started_dealers(deals: DealReads, at: datetime) -> npt.NDArray[np.int64]:
     """The merchants with a published deal whose validity has begun and not ended at ``at``
     (its windows aside), sorted and unique: what a cluster's ``with_deals`` counts, taken
     from here alone."""
     # An ``among`` longer than IN_CHUNK asks merchants_with_deals for every such merchant.
     every = range(IN_CHUNK + 1)
-    found = np.sort(np.array(merchants_with_deals(session, at, every, started=True), dtype=np.int64))
-    # Not np.unique: for 100k ids its hashing takes ten times as long as sorting them.
-    return found[np.concatenate([[True], found[1:] != found[:-1]])] if len(found) else found
+    return deals.merchants_with_deals(at, every, started=True)
 
 
-def clusters_in_box(session: Session, live: LiveIndex, query: BoxQuery, zoom: int) -> dict[str, Any]:
+def clusters_in_box(
+    session: Session, live: LiveIndex, deals: DealReads, query: BoxQuery, zoom: int
+) -> dict[str, Any]:
     """The matching merchants counted per H3 cell at the resolution for ``zoom``: one Point
     feature per cell, at its merchants' mean position, with how many of them have a deal
     valid at ``at``. Every cell in the box, so no pages; ``total`` is the sum of the counts.
@@ -138,14 +142,13 @@ def clusters_in_box(session: Session, live: LiveIndex, query: BoxQuery, zoom: in
     Without a per-merchant filter the index counts from its per-cell totals (no merchant
     of a cell inside the box is read); ``has_deal`` and ``open_now`` read every merchant."""
     resolution = cluster_resolution(zoom, live.resolutions[-1])
-    live.refresh_if_due(session)
-    dealers = _started_dealers(session, query.at)
+    refresh(session, live, deals.book)
+    dealers = _started_dealers(deals, query.at)
     if query.has_deal or query.open_now:
-        found = clusters(_matching(session, live, query, by_id=False), resolution, dealers)
+        found = clusters(_matching(session, live, deals, query, by_id=False), resolution, dealers)
     else:
         codes = None if query.categories is None else [CATEGORY_CODES[c] for c in query.categories]
-        with live._locked() as index:
-            found = index.clusters(query.box, resolution, codes, dealers)
+        found = live.clusters(query.box, resolution, codes, dealers)
     features = [
         {
             "type": "Feature",

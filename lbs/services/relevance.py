@@ -23,8 +23,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lbs.categories import in_words
-from lbs.models import Event, Merchant
-from lbs.services.deal_offers import MerchantOffer, stock_left
+from lbs.models import Event
+from lbs.services.deal_book import BestDeals, micros
+from lbs.services.deal_offers import MerchantOffer
 from recommender import artifact
 from recommender.exploration import interleave
 from recommender.features import History
@@ -117,22 +118,17 @@ class Ranked:
     fresh: npt.NDArray[np.bool_]  # merchants the model has no history for
 
 
-def deal_boost(offer: MerchantOffer | None, weight: float, now: datetime) -> float:
-    """A deal claimable now lifts its merchant by ``weight`` x (0.5 + its discount share,
-    + 0.25 if it ends within ENDING_SOON, + 0.25 if SCARCE_SHARE or less of it is left)."""
-    if offer is None or offer.now is None:
-        return 0.0
-    deal = offer.now.deal
-    ends = offer.now.ends_at or deal.valid_until
-    left = stock_left(deal)
-    lift = 0.5 + min(max(offer.now.discount, 0.0), 1.0)
-    lift += 0.25 if ends - now <= ENDING_SOON else 0.0
-    lift += (
-        0.25
-        if left is not None and deal.quantity_total and left <= SCARCE_SHARE * deal.quantity_total
-        else 0.0
-    )
-    return weight * lift
+def deal_boosts(best: BestDeals, n: int, weight: float, now: datetime) -> npt.NDArray[np.float64]:
+    """What a claimable deal adds to each of ``n`` candidates' scores: ``weight`` x (0.5 + its
+    discount share, + 0.25 if it ends within ENDING_SOON, + 0.25 if SCARCE_SHARE or less of
+    its stock is left); candidates without one get 0."""
+    lift = 0.5 + np.clip(best.discount, 0.0, 1.0)
+    lift += np.where(best.ends_us - micros(now) <= ENDING_SOON // timedelta(microseconds=1), 0.25, 0.0)
+    limited = best.total > 0
+    lift += np.where(limited & (best.total - best.claimed <= SCARCE_SHARE * best.total), 0.25, 0.0)
+    boost = np.zeros(n, dtype=np.float64)
+    boost[best.positions] = weight * lift
+    return boost
 
 
 def rank(
@@ -143,14 +139,12 @@ def rank(
     ids: Sequence[int],
     distances_m: npt.NDArray[np.float64],
     now: datetime,
-    offers: dict[int, MerchantOffer],
-    deal_weight: float,
+    boost: npt.NDArray[np.float64],
     exploration_share: float,
 ) -> Ranked:
-    """Order candidates by the model's score plus the deal boost; merchants without
-    history get every exploration slot (recommender.exploration). ``origin_id`` is the
-    merchant the user stands at (origin_here)."""
-    boost = np.array([deal_boost(offers.get(i), deal_weight, now) for i in ids])
+    """Order candidates by the model's score plus the deal boost (deal_boosts); merchants
+    without history get every exploration slot (recommender.exploration). ``origin_id`` is
+    the merchant the user stands at (origin_here)."""
     scored = model.score(user_id, history, origin_id, ids, distances_m, now.timestamp(), boost)
     by_score = np.lexsort((np.asarray(ids), -scored.scores))
     fresh = ~scored.known | (model.signals.popularity[np.maximum(scored.columns, 0)] == 0)
@@ -168,13 +162,6 @@ def origin_here(
         if merchant_id == last:
             return last if distance <= ORIGIN_M else None
     return None
-
-
-def merchant_categories(session: Session, ids: Sequence[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    rows = session.execute(select(Merchant.id, Merchant.category).where(Merchant.id.in_(set(ids))))
-    return {int(i): c for i, c in rows}
 
 
 def reasons(

@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 
 from lbs.categories import Category
 from lbs.geo.h3box import Box
-from lbs.services.deal_offers import merchants_with_deals
+from lbs.services.deal_reads import DealReads
+from lbs.services.live_index import LiveIndex
 from lbs.services.merchant_map import BoxQuery, clusters_in_box
-from lbs.services.nearby import LiveIndex
+from lbs.services.nearby import refresh
 
 EXTENT = 4096
 MAX_ZOOM = 22
@@ -47,10 +48,10 @@ def _pixels(lats: np.ndarray, lngs: np.ndarray, z: int, x: int, y: int) -> np.nd
     return np.column_stack([(wx - x) * EXTENT, (wy - y) * EXTENT])
 
 
-def tile(session: Session, live: LiveIndex, z: int, x: int, y: int, at: datetime) -> bytes:
+def tile(session: Session, live: LiveIndex, deals: DealReads, z: int, x: int, y: int, at: datetime) -> bytes:
     box = tile_box(z, x, y)
     if z < MERCHANTS_FROM_ZOOM:
-        found = clusters_in_box(session, live, BoxQuery(box=box, limit=1, at=at), z)
+        found = clusters_in_box(session, live, deals, BoxQuery(box=box, limit=1, at=at), z)
         points = [f["geometry"]["coordinates"] for f in found["features"]]
         lngs = np.array([p[0] for p in points], dtype=np.float64)
         lats = np.array([p[1] for p in points], dtype=np.float64)
@@ -61,11 +62,9 @@ def tile(session: Session, live: LiveIndex, z: int, x: int, y: int, at: datetime
         ids: list[int | None] = [None] * len(properties)
         name = "clusters"
     else:
-        live.refresh_if_due(session)
+        refresh(session, live, deals.book)
         hits = live.in_box(box)
-        dealers = np.isin(
-            hits.ids, np.array(merchants_with_deals(session, at, hits.ids, started=True), np.int64)
-        )
+        dealers = np.isin(hits.ids, deals.merchants_with_deals(at, hits.ids, started=True))
         lats, lngs = hits.lats, hits.lngs
         properties = [
             {"category": _CATEGORIES[c], "has_deal": bool(d)}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import insert, select
@@ -26,13 +28,41 @@ def create_user(session: Session, now: datetime) -> tuple[int, str]:
     return user.id, token
 
 
-def user_id_for_token(session: Session, token: str) -> int:
-    user_id = session.execute(
-        select(User.id).where(User.token_sha256 == sha256_hex(token))
-    ).scalar_one_or_none()
+def _user_id_for_digest(session: Session, digest: str) -> int:
+    user_id = session.execute(select(User.id).where(User.token_sha256 == digest)).scalar_one_or_none()
     if user_id is None:
         raise Unauthorized("unknown user token; get one from POST /v1/users")
     return int(user_id)
+
+
+class UserCache:
+    """A worker's memory of which user a token belongs to, for ``ttl_s`` seconds.
+
+    Users are never deleted and their tokens never revoked or replaced, so an entry cannot
+    go wrong; the time limit bounds what a future revocation must wait for. Keyed by the
+    token's digest (the token itself is never kept); unknown tokens are not remembered.
+    """
+
+    def __init__(self, ttl_s: float, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic):
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[int, float]] = {}
+
+    def user_id(self, session: Session, token: str) -> int:
+        digest = sha256_hex(token)
+        now = self._clock()
+        with self._lock:
+            found = self._entries.get(digest)
+        if found is not None and now < found[1]:
+            return found[0]
+        user_id = _user_id_for_digest(session, digest)
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()  # simpler than LRU, and rare: one query per user to refill
+            self._entries[digest] = (user_id, now + self.ttl_s)
+        return user_id
 
 
 def imported_users(session: Session, refs: Sequence[str], now: datetime) -> dict[str, int]:

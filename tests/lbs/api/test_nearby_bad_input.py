@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lbs.services.nearby import NearbyQuery, encode_cursor
+from lbs.services.nearby_pages import NearbyQuery, encode_cursor
 from tests.factories import NOW
 from tests.problems import PROBLEM_JSON, assert_problem
 

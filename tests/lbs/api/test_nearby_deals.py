@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -9,6 +10,7 @@ from zoneinfo import ZoneInfo
 import h3
 import pytest
 from flask.testing import FlaskClient
+from flask_openapi3 import OpenAPI
 from sqlalchemy import Engine, text
 
 from tests.conftest import OPERATOR
@@ -250,7 +252,10 @@ def events(engine: Engine) -> list[dict[str, Any]]:
         return [dict(r) for r in connection.execute(text("SELECT * FROM events ORDER BY id")).mappings()]
 
 
-def test_nearby_with_a_user_token_logs_coarse_impressions(engine: Engine, client: FlaskClient) -> None:
+def test_nearby_with_a_user_token_logs_coarse_impressions(
+    engine: Engine, make_app: Callable[..., OpenAPI]
+) -> None:
+    client = make_app(event_flush_s=3600.0).test_client()  # flushed below, not by the clock
     plain, _ = make_merchant(client, *destination(LAT, LON, 0, 40))
     with_deal, key = make_merchant(client, *destination(LAT, LON, 180, 60))
     deal = create_deal(client, key, publish=True)
@@ -264,6 +269,9 @@ def test_nearby_with_a_user_token_logs_coarse_impressions(engine: Engine, client
     assert_problem(
         client.get("/v1/nearby", query_string={"lat": lat, "lon": lon}, headers=bearer("lbs_ut_no")), 401
     )
+    buffered = client.application.extensions["lbs"].events
+    assert buffered.pending == 2 and events(engine) == []  # batched, not written by the read
+    assert buffered.flush() == 2
 
     rows = events(engine)
     cell = h3.str_to_int(h3.latlng_to_cell(lat, lon, 9))

@@ -7,7 +7,7 @@ import json
 
 from flask.testing import FlaskClient
 
-from lbs.services.nearby import NearbyQuery, encode_cursor
+from lbs.services.nearby_pages import NearbyQuery, encode_cursor
 from tests.conftest import OPERATOR
 from tests.deals_factory import HELSINKI, bearer, create_deal, make_merchant, make_user, transition
 from tests.factories import NOW

@@ -10,8 +10,11 @@ from sqlalchemy.orm import Session
 
 from lbs.config import Settings
 from lbs.models import Merchant
+from lbs.services.deal_book import DealBook
+from lbs.services.live_index import LiveIndex
 from lbs.services.merchants import MerchantChanges, create_merchant, import_merchants, update_merchant
-from lbs.services.nearby import LiveIndex, NearbyQuery, search_nearby
+from lbs.services.nearby import search_nearby
+from lbs.services.nearby_pages import NearbyQuery
 from tests.factories import NOW, merchant, points_of, scatter, seed
 from tests.oracle import Points, assert_nearby_exact, destination
 
@@ -31,9 +34,16 @@ def nearby_ids(
 ) -> list[int]:
     with Session(engine) as session:
         page = search_nearby(
-            session, live, NearbyQuery(lat=lat_lon[0], lon=lat_lon[1], radius_m=radius_m, limit=100, at=NOW)
+            session,
+            live,
+            no_deals(),
+            NearbyQuery(lat=lat_lon[0], lon=lat_lon[1], radius_m=radius_m, limit=100, at=NOW),
         )
     return [item.merchant["id"] for item in page.items]
+
+
+def no_deals() -> DealBook:
+    return DealBook(Settings().resolutions, refresh_s=0.0)
 
 
 def loaded(engine: Engine, refresh_s: float, clock: FakeClock | None = None) -> LiveIndex:
@@ -134,6 +144,7 @@ def test_search_matches_the_oracle_with_a_category_filter(engine: Engine) -> Non
         page = search_nearby(
             session,
             live,
+            no_deals(),
             NearbyQuery(
                 lat=CENTRE[0], lon=CENTRE[1], radius_m=1500.0, limit=100, at=NOW, categories=("cafe", "bar")
             ),

@@ -1,0 +1,171 @@
+"""One process's nearby index, kept current from the merchant change log."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from lbs import deadline
+from lbs.categories import CATEGORY_CODES, N_CATEGORIES
+from lbs.db import unbounded_statements
+from lbs.errors import NotReady
+from lbs.geo.h3clusters import Clusters
+from lbs.geo.h3index import Box, BoxHits, Cursor, NearbyHits, NearbyIndex
+from lbs.models import Merchant
+from lbs.services.revisions import latest_revision
+
+CATEGORY_NAMES = dict(enumerate(CATEGORY_CODES))
+# A merchant write as pollers see it: id, lat, lng, category, status, time zone.
+MerchantChange = tuple[int, float, float, str, str, str]
+
+
+class LiveIndex:
+    """One process's NearbyIndex plus the revision it has caught up to.
+
+    Every query first polls the change log if the last poll is older than
+    ``refresh_s``; a write committed in any worker is therefore visible everywhere
+    within ``refresh_s`` plus one poll.
+    """
+
+    def __init__(
+        self, resolutions: Sequence[int], refresh_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.resolutions = tuple(resolutions)
+        self.refresh_s = refresh_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.index: NearbyIndex | None = None
+        self.revision = 0
+        self._polled_at = float("-inf")
+        self.build_seconds = 0.0
+        # Called with each poll's merchant changes (id, lat, lng, category, status, zone).
+        self.listeners: list[Callable[[list[MerchantChange]], None]] = []
+
+    def load(self, session: Session) -> None:
+        started = time.perf_counter()
+        unbounded_statements(session)
+        # The newest revision first: a write racing with the scan below is then picked up
+        # again by the next poll (re-applying a change is harmless).
+        revision = latest_revision(session)
+        # Room for every active row, filled a batch at a time without Python lists of all rows.
+        capacity = session.execute(
+            select(func.count()).select_from(Merchant).where(Merchant.status == "active")
+        ).scalar_one()
+        ids: npt.NDArray[Any] = np.empty(capacity, dtype=np.int64)
+        lats: npt.NDArray[Any] = np.empty(capacity, dtype=np.float64)
+        lngs: npt.NDArray[Any] = np.empty(capacity, dtype=np.float64)
+        cats: npt.NDArray[Any] = np.empty(capacity, dtype=np.int8)
+        n = 0
+        rows = session.execute(
+            select(Merchant.id, Merchant.lat, Merchant.lon, Merchant.category)
+            .where(Merchant.status == "active")
+            .execution_options(yield_per=10_000)
+        )
+        for batch in rows.partitions():
+            if n + len(batch) > capacity:  # rows activated since the count
+                capacity = 2 * (n + len(batch))
+                ids, lats, lngs, cats = (np.resize(a, capacity) for a in (ids, lats, lngs, cats))
+            end = n + len(batch)
+            ids[n:end], lats[n:end], lngs[n:end] = zip(*((r[0], r[1], r[2]) for r in batch), strict=True)
+            cats[n:end] = [CATEGORY_CODES[r[3]] for r in batch]
+            n = end
+        index = NearbyIndex(N_CATEGORIES, ids[:n], lats[:n], lngs[:n], cats[:n], resolutions=self.resolutions)
+        with self._lock:
+            self.index, self.revision = index, revision
+            self._polled_at = self._clock()
+        self.build_seconds = time.perf_counter() - started
+
+    def mark_stale(self) -> None:
+        self._polled_at = float("-inf")
+
+    def refresh_if_due(self, session: Session) -> None:
+        if self.index is None:
+            # In a session of its own: the load streams rows through a server-side cursor,
+            # which needs a transaction, and a read request's session runs without one.
+            with deadline.unbounded(), Session(session.get_bind()) as own:
+                self.load(own)
+            return
+        if self._clock() - self._polled_at < self.refresh_s:
+            return
+        with self._lock:
+            if self._clock() - self._polled_at < self.refresh_s:
+                return
+            self._polled_at = self._clock()
+            changes = session.execute(
+                select(
+                    Merchant.id,
+                    Merchant.lat,
+                    Merchant.lon,
+                    Merchant.category,
+                    Merchant.status,
+                    Merchant.timezone,
+                    Merchant.revision,
+                )
+                .where(Merchant.revision > self.revision)
+                .order_by(Merchant.revision)
+            ).all()
+            for merchant_id, lat, lng, category, status, _tz, revision in changes:
+                if status == "active":
+                    self.index.upsert(merchant_id, lat, lng, CATEGORY_CODES[category])
+                else:
+                    self.index.remove(merchant_id)
+                self.revision = max(self.revision, revision)
+        if changes:
+            rows = [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in changes]
+            for listener in self.listeners:
+                listener(rows)
+
+    @contextmanager
+    def _locked(self) -> Iterator[NearbyIndex]:
+        """The index, held against writes for one read."""
+        if self.index is None:
+            raise NotReady("the nearby index is not loaded yet")
+        with self._lock:
+            yield self.index
+
+    def query(
+        self,
+        lat: float,
+        lng: float,
+        radius_m: float,
+        limit: int,
+        after: Cursor | None = None,
+        categories: Sequence[int] | None = None,
+    ) -> NearbyHits:
+        with self._locked() as index:
+            return index.query(lat, lng, radius_m, limit, after=after, categories=categories)
+
+    def within(
+        self, lat: float, lng: float, radius_m: float, categories: Sequence[int] | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        with self._locked() as index:
+            return index.within(lat, lng, radius_m, categories)
+
+    def in_box(self, box: Box, categories: Sequence[int] | None = None, *, by_id: bool = True) -> BoxHits:
+        with self._locked() as index:
+            return index.in_box(box, categories, by_id=by_id)
+
+    def clusters(
+        self, box: Box, resolution: int, categories: Sequence[int] | None, marked_ids: npt.NDArray[np.int64]
+    ) -> Clusters:
+        """Every live merchant in the box counted per H3 cell at ``resolution`` (NearbyIndex.clusters)."""
+        with self._locked() as index:
+            return index.clusters(box, resolution, categories, marked_ids)
+
+    def categories_of(self, merchant_ids: Sequence[int]) -> dict[int, str]:
+        """The category of each active merchant among ``merchant_ids``."""
+        with self._locked() as index:
+            codes = index.categories_of(merchant_ids)
+        return {merchant_id: CATEGORY_NAMES[code] for merchant_id, code in codes.items()}
+
+    @property
+    def size(self) -> int:
+        return 0 if self.index is None else self.index.size

@@ -1,0 +1,67 @@
+"""Nearby with has_deal or sort=deal_ending: found from the deals, which are few, not the index."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from lbs.geo.distance import chord2_to_m
+from lbs.services.deal_offers import deal_summary
+from lbs.services.deal_reads import DealReads
+from lbs.services.hours import open_at
+from lbs.services.merchants import public_merchants
+from lbs.services.nearby_pages import EPOCH, NearbyItem, NearbyPage, NearbyQuery, PageCursor, encode_cursor
+
+
+def search_offers(
+    session: Session, deals: DealReads, query: NearbyQuery, after: PageCursor | None
+) -> NearbyPage:
+    """Merchants with a deal claimable at the page's instant: nearest first, or (deal_ending)
+    the soonest-ending deal first, then nearest, then by id."""
+    ending = query.sort == "deal_ending"
+    at = query.at
+    if after is not None and after.at_us is not None:
+        at = EPOCH + timedelta(microseconds=after.at_us)  # every page is taken at the first page's instant
+    found, best = deals.claimable_near(query.lat, query.lon, query.radius_m, at, query.categories)
+    ids, chord2, ends = found.merchant_ids, found.chord2, found.ends_us
+    if query.open_now:
+        opened = open_at(session, ids.tolist(), at)
+        keep = np.isin(ids, np.fromiter(opened, dtype=np.int64, count=len(opened)))
+        ids, chord2, ends = ids[keep], chord2[keep], ends[keep]
+    order = np.lexsort((ids, chord2, ends)) if ending else np.arange(len(ids))  # else: already (chord2, id)
+    ids, chord2, ends = ids[order], chord2[order], ends[order]
+    total = len(ids)
+    if after is not None:
+        # Strictly after the cursor's key: the first position past it in the page order.
+        if ending:
+            assert after.ends_us is not None
+            past = (ends > after.ends_us) | (
+                (ends == after.ends_us)
+                & ((chord2 > after.chord2) | ((chord2 == after.chord2) & (ids > after.id)))
+            )
+        else:
+            past = (chord2 > after.chord2) | ((chord2 == after.chord2) & (ids > after.id))
+        ids, chord2, ends = ids[past], chord2[past], ends[past]
+    page_ids = ids[: query.limit].tolist()
+    merchants = public_merchants(session, page_ids)
+    offers = best if best is not None else {m: o.now for m, o in deals.offers(page_ids, at).items() if o.now}
+    distances_m = chord2_to_m(chord2[: query.limit]).round(2).tolist()
+    items = [
+        NearbyItem(merchants[m], distance_m, deal_summary(offers[m]))
+        for m, distance_m in zip(page_ids, distances_m, strict=True)
+        if m in merchants and m in offers
+    ]
+    next_cursor = None
+    if len(ids) > query.limit:
+        last = query.limit - 1
+        next_cursor = encode_cursor(
+            query,
+            float(chord2[last]),
+            int(ids[last]),
+            int(ends[last]) if ending else None,
+            (at - EPOCH) // timedelta(microseconds=1) if ending else None,
+        )
+    ranking = "deal_ending" if ending else "distance"
+    return NearbyPage(total=total, items=items, next_cursor=next_cursor, ranking=ranking, at=at)

@@ -1,0 +1,160 @@
+"""What a nearby search takes and gives: the query, its pages and items, and their cursors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from lbs.errors import InvalidParameter
+from lbs.services import cursors
+from lbs.services.deal_offers import MerchantOffer, deal_summary
+from lbs.services.deal_schedule import EARLIEST, LATEST
+from lbs.services.hours import UNKNOWN, Hours
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_OFFSET = 1_000_000
+
+
+@dataclass(frozen=True)
+class NearbyQuery:
+    lat: float
+    lon: float
+    radius_m: float
+    limit: int
+    at: datetime  # deals are shown (and has_deal walks taken) as of this instant
+    cursor: str | None = None
+    categories: tuple[str, ...] | None = None
+    sort: str = "distance"
+    has_deal: bool = False
+    user_id: int | None = None  # whose history sort=relevance reads (None: anonymous)
+    open_now: bool = False  # only merchants open at `at` (in their own zone)
+
+
+@dataclass(frozen=True)
+class NearbyItem:
+    merchant: dict[str, Any]
+    distance_m: float
+    deal: dict[str, Any] | None = None
+    next_deal: dict[str, Any] | None = None
+    reasons: list[dict[str, Any]] | None = None  # sort=relevance only
+    hours: Hours = UNKNOWN  # open at the page's instant, and the next change
+
+
+@dataclass(frozen=True)
+class NearbyPage:
+    total: int
+    items: list[NearbyItem]
+    next_cursor: str | None
+    ranking: str
+    at: datetime
+    model: str | None = None  # the model version that ranked the page
+
+
+@dataclass(frozen=True)
+class PageCursor:
+    """After the last item of a page; deal_ending pages also pin the instant they rank at."""
+
+    chord2: float
+    id: int
+    ends_us: int | None = None
+    at_us: int | None = None
+    offset: int | None = None  # sort=relevance: how many results came before
+
+
+def _fingerprint(query: NearbyQuery) -> str:
+    return cursors.fingerprint(
+        [query.lat, query.lon, query.radius_m, query.categories, query.sort, query.has_deal, query.open_now]
+    )
+
+
+def encode_cursor(
+    query: NearbyQuery,
+    chord2: float,
+    merchant_id: int,
+    ends_us: int | None = None,
+    at_us: int | None = None,
+    offset: int | None = None,
+) -> str:
+    fields: dict[str, Any] = {"q": _fingerprint(query), "d": chord2.hex(), "i": merchant_id}
+    if ends_us is not None:
+        fields["e"] = ends_us
+    if at_us is not None:
+        fields["t"] = at_us
+    if offset is not None:
+        fields["o"] = offset
+    return cursors.encode(fields)
+
+
+def decode_cursor(query: NearbyQuery, token: str) -> PageCursor:
+    cursor, fingerprint = cursors.decode(
+        token,
+        lambda raw: (
+            PageCursor(
+                float.fromhex(raw["d"]),
+                int(raw["i"]),
+                None if raw.get("e") is None else int(raw["e"]),
+                None if raw.get("t") is None else int(raw["t"]),
+                None if raw.get("o") is None else int(raw["o"]),
+            ),
+            raw["q"],
+        ),
+    )
+    instants = [us for us in (cursor.ends_us, cursor.at_us) if us is not None]
+    if any(not micros(EARLIEST) <= us <= micros(LATEST) for us in instants) or (
+        cursor.offset is not None and not 0 <= cursor.offset <= MAX_OFFSET
+    ):
+        raise InvalidParameter("cursor", cursors.MALFORMED)
+    if fingerprint != _fingerprint(query) or (query.sort == "deal_ending") != (cursor.ends_us is not None):
+        raise InvalidParameter(
+            "cursor",
+            "cursor belongs to another query; keep lat, lon, radius_m, category, has_deal, open_now "
+            "and sort unchanged",
+        )
+    return cursor
+
+
+def micros(instant: datetime) -> int:
+    return (instant - EPOCH) // timedelta(microseconds=1)
+
+
+def item(
+    merchant: dict[str, Any],
+    distance_m: float,
+    offer: MerchantOffer | None,
+    reasons: list[dict[str, Any]] | None = None,
+) -> NearbyItem:
+    if offer is None:
+        return NearbyItem(merchant, distance_m, reasons=reasons)
+    return NearbyItem(
+        merchant,
+        distance_m,
+        None if offer.now is None else deal_summary(offer.now),
+        None if offer.next is None else deal_summary(offer.next),
+        reasons,
+    )
+
+
+def page_to_geojson(page: NearbyPage) -> dict[str, Any]:
+    """RFC 7946 FeatureCollection, positions in [lon, lat] order."""
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "id": item.merchant["id"],
+                "geometry": {"type": "Point", "coordinates": [item.merchant["lon"], item.merchant["lat"]]},
+                "properties": {
+                    **item.merchant,
+                    "distance_m": item.distance_m,
+                    **item.hours.public(),
+                    "deal": item.deal,
+                    "next_deal": item.next_deal,
+                },
+            }
+            for item in page.items
+        ],
+        "total": page.total,
+        "next_cursor": page.next_cursor,
+        "ranking": page.ranking,
+    }

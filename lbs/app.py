@@ -52,6 +52,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
     book = DealBook(settings.resolutions, settings.index_refresh_s)
     live.listeners.append(book.merchants_changed)
     sessions = make_session_factory(engine)
+    read_engine = engine
+    if settings.database_read_url:
+        read_engine = make_engine(
+            settings.database_read_url,
+            request_timeout_s=settings.request_timeout_s,
+            pool_size=settings.threads,
+        )
+    read_sessions = make_session_factory(read_engine) if read_engine is not engine else sessions
     app.extensions["lbs"] = Runtime(
         settings,
         engine,
@@ -63,6 +71,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
         book,
         EventBuffer(sessions, settings.event_flush_s, settings.event_buffer_rows),
         UserCache(settings.user_cache_s),
+        read_sessions,
     )
 
     register_error_handlers(app)
@@ -87,7 +96,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
     )
 
     with app.app_context():
-        session = app.extensions["lbs"].sessions()
+        # From where the reads will poll: an index ahead of the replica would list
+        # merchants whose rows the replica cannot give yet.
+        session = read_sessions()
         try:
             live.load(session)
             log.info("nearby index: %d merchants in %.2f s", live.size, live.build_seconds)
@@ -97,6 +108,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
             log.warning("nearby index not loaded at start: %s", type(exc).__name__)
         finally:
             session.close()
+            if read_engine is not engine:
+                # No connection of the master's for a forked worker to inherit (gunicorn's
+                # preload; lbs.gunicorn_conf disposes the primary's engine the same way).
+                read_engine.dispose()
     app.wsgi_app = Deadlines(app.wsgi_app, settings.request_timeout_s)  # type: ignore[method-assign]
     return app
 

@@ -16,6 +16,10 @@ class Settings:
     """Every knob of the service; defaults run out of the box (SQLite in the working directory)."""
 
     database_url: str = "sqlite:///lbs.sqlite3"
+    # A read replica of database_url (docs/scaling.md): GET, HEAD and OPTIONS requests, and
+    # the nearby index and deal book they poll, read there; so a write reaches everyone's
+    # reads within index_refresh_s plus the replica's lag. Empty: everything on database_url.
+    database_read_url: str = ""
     # H3 resolutions of the nearby index tree, coarse to fine (7: ~5 km² cells; 11: ~2,000 m²).
     h3_resolutions: str = "7,9,11"
     # A worker polls the database for merchant writes at most this often; the documented

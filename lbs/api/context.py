@@ -34,6 +34,8 @@ class Runtime:
     deal_book: DealBook
     events: EventBuffer
     users: UserCache
+    # Sessions of LBS_DATABASE_READ_URL's engine; the primary's when none is set.
+    read_sessions: sessionmaker[Session]
 
 
 def runtime() -> Runtime:
@@ -42,9 +44,12 @@ def runtime() -> Runtime:
 
 def db_session() -> Session:
     """The request's unit of work: a write request's is committed after a successful
-    response, else rolled back; a read's is never committed (nothing to commit)."""
+    response, else rolled back; a read's is never committed (nothing to commit), and is
+    on the read replica when there is one (everything a read request reads, its token's
+    user and the index's poll included)."""
     if "db_session" not in g:
-        session = runtime().sessions()
+        rt = runtime()
+        session = (rt.read_sessions if request.method in READS else rt.sessions)()
         if request.method not in READS:
             # A write request takes SQLite's write lock when it begins, so it queues on the
             # busy timeout instead of failing when a read must upgrade (no-op on PostgreSQL).

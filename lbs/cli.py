@@ -270,7 +270,7 @@ def train(days: int, radius_m: float, until: datetime | None) -> None:
 
 
 def _train(days: int, radius_m: float, until: datetime | None = None) -> None:
-    from tqdm import tqdm
+    import time
 
     from lbs.training import train_from_events
     from recommender import artifact
@@ -278,26 +278,32 @@ def _train(days: int, radius_m: float, until: datetime | None = None) -> None:
 
     settings = _settings()
     engine = make_engine(settings.database_url)
-    steps = tqdm(total=4, unit="step", file=sys.stderr, disable=None)
+    started = time.perf_counter()
+    step, step_started = "read the events and the merchants", started
 
-    def progress(step: str) -> None:
-        steps.set_description(step)
-        steps.update(1)
+    def progress(name: str) -> None:
+        """Each step's time as the next begins (the first ends when training starts)."""
+        nonlocal step, step_started
+        now = time.perf_counter()
+        click.echo(f"  {step}: {now - step_started:.1f} s", err=True)
+        step, step_started = name, now
 
     try:
         with Session(engine) as session:
             model = train_from_events(session, until or _now(), days, radius_m, progress=progress)
     except NotEnoughHistory as exc:
         raise SystemExit(f"not trained: {exc}") from None
-    finally:
-        steps.close()
+    progress("save the model")
     path = artifact.save(model, Path(settings.model_dir), _now())
+    progress("")
     meta = model.meta
     held_out = meta["metrics"]["held_out"]
     distance = meta["metrics"]["held_out_distance"]
+    als = meta["params"]["als"]
     click.echo(
         f"{meta['interactions']:,} interactions, {meta['users']:,} users, {meta['items']:,} merchants, "
-        f"{meta['validation_cases']:,} validation cases; {meta['train_seconds']:.1f} s"
+        f"{meta['validation_cases']:,} validation cases, ALS {als['iterations']} + "
+        f"{als['refit_iterations']} sweeps; {time.perf_counter() - started:.1f} s"
     )
     click.echo(
         f"held-out NDCG@10 ({held_out['cases']:,} cases): lbs {held_out['all']['ndcg@10']:.4f}, "

@@ -8,14 +8,15 @@ over the active merchants, as in `lbs evaluate` (lbs.evaluation.candidate_source
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import SmallInteger, case, cast, select
+from sqlalchemy import Connection, Engine, SmallInteger, case, cast, select
 from sqlalchemy.orm import Session
 
 from lbs.column_reads import read_columns
-from lbs.evaluation import Venues, candidate_source
+from lbs.evaluation import Venues, VenuesAround, candidate_source
 from lbs.models import Event, Merchant
 from recommender import training
 from recommender.model import Model
@@ -52,6 +53,11 @@ def read_merchants(session: Session) -> Venues:
     return Venues(ids, lats, lons)
 
 
+def _candidates(bind: Engine | Connection, radius_m: float) -> VenuesAround:
+    with Session(bind) as session:
+        return candidate_source(read_merchants(session), radius_m)
+
+
 def train_from_events(
     session: Session,
     now: datetime,
@@ -63,8 +69,17 @@ def train_from_events(
     """A model of the last ``days`` of events; raises training.NotEnoughHistory."""
     params = params or training.TrainParams()
     kinds = tuple(k for k, weight in params.weighting.kinds.items() if weight > 0)
-    data = read_interactions(session, now - timedelta(days=days), now, kinds)
-    merchants = read_merchants(session)
-    model = training.train(data, candidate_source(merchants, radius_m), params, progress)
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        # Both reads are mostly the server's scans: the merchants (and the grid over them)
+        # come over a second connection while the events come over this one.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            around = pool.submit(_candidates, bind, radius_m)
+            data = read_interactions(session, now - timedelta(days=days), now, kinds)
+            candidates = around.result()
+    else:  # SQLite's connections are per thread (one database per connection in memory)
+        data = read_interactions(session, now - timedelta(days=days), now, kinds)
+        candidates = candidate_source(read_merchants(session), radius_m)
+    model = training.train(data, candidates, params, progress)
     model.meta["radius_m"] = radius_m
     return model

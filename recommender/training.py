@@ -319,6 +319,7 @@ def train(
     say = progress or (lambda _: None)
     started = time.perf_counter()
     space = _Space.of(data)
+    params = replace(params, als=params.als.within_budget(sum(space.shape)))
     visits = int(np.isin(data.kinds, VISIT_KINDS).sum())
     if visits < 2:
         raise NotEnoughHistory("no visits to learn from")

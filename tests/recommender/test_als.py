@@ -81,3 +81,14 @@ def test_training_is_reproducible_with_a_seed() -> None:
     second = train_als(matrix, PARAMS, use_gpu=False)
 
     assert np.allclose(first.user_factors, second.user_factors, atol=1e-4)
+
+
+def test_a_window_too_big_for_the_sweep_budget_gets_proportionally_fewer_sweeps() -> None:
+    params = AlsParams(iterations=10, refit_iterations=5, max_row_solves=4_000_000)
+
+    assert params.within_budget(13_000) is params  # foursquare-us: every sweep
+    cut = params.within_budget(700_000)  # a 1M-merchant city: 10.5 M wanted
+    assert (cut.iterations, cut.refit_iterations) == (4, 2)
+    assert cut.factors == params.factors and cut.max_row_solves == params.max_row_solves
+    tiny = params.within_budget(10**9)
+    assert (tiny.iterations, tiny.refit_iterations) == (1, 1)

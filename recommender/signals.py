@@ -138,9 +138,11 @@ class Signals:
         als_params: AlsParams | None = None,
         use_gpu: bool | None = None,
         als_start: AlsModel | None = None,
+        als_threads: int = 0,
     ) -> Signals:
         """Fit on a window's visits; ALS on ``interactions`` (users x items, see
-        interactions.py), continuing from ``als_start`` if given (see train_als)."""
+        interactions.py), continuing from ``als_start`` if given, on ``als_threads`` (see
+        train_als)."""
         n_items = interactions.shape[1]
         first = visits.first_visit()
         popularity = np.bincount(visits.items, minlength=n_items).astype(np.float32)
@@ -154,7 +156,7 @@ class Signals:
             transitions=_pair_counts(origins, nexts, n_items),
             first_transitions=_pair_counts(origins[next_first], nexts[next_first], n_items),
             hours=hours,
-            als=train_als(interactions, als_params, use_gpu, als_start),
+            als=train_als(interactions, als_params, use_gpu, als_start, als_threads),
         )
 
 

@@ -9,6 +9,12 @@ up to validation_windows windows. The ranker learns from all those cases; then t
 signals are refitted on the whole window (ALS continuing from the latest fit's factors).
 A trial ranker trained without the last quarter of the most recent window's cases is
 scored on that quarter: the held-out metrics reported.
+
+Work that does not wait on other work runs side by side, each on one thread, so that 2
+cores are both busy without parallel regions waiting on each other: a window's signals
+(ALS in compiled code, the GIL released) while its cases are built (Python and numpy),
+then the trial ranker, the shipped ranker and the refit of the signals (LightGBM and ALS
+release the GIL too). Results do not depend on it: every piece is deterministic alone.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -166,13 +173,14 @@ def _fit_signals(
     use_gpu: bool | None,
     als_start: AlsModel | None = None,
 ) -> Signals:
-    """Signals from the interactions strictly before ``until``."""
+    """Signals from the interactions strictly before ``until``, ALS on one thread (it runs
+    beside other work, see train)."""
     keep = data.times < until
     users, items, kinds, times = space.rows[keep], space.cols[keep], data.kinds[keep], data.times[keep]
     matrix = interaction_matrix(users, items, kinds, times, until, space.shape, params.weighting)
     visit = np.isin(kinds, VISIT_KINDS)
     visits = Visits.of(users[visit], items[visit], times[visit])
-    return Signals.fit(visits, matrix, params.als, use_gpu, als_start)
+    return Signals.fit(visits, matrix, params.als, use_gpu, als_start, als_threads=1)
 
 
 def fewer_candidates(case: Case, limit: int, seed: int) -> Case:
@@ -290,13 +298,15 @@ def _validation(
         lower = train_cutoff(checkins.times, 1.0 - k * params.validation_share)
         if k > 1 and (budget < params.max_validation_rows // 10 or lower <= checkins.times[0]):
             break
-        say(f"validation window {k}: signals before it")
-        signals = _fit_signals(data, space, lower, params, use_gpu)
+        say(f"validation window {k}: signals before it, and cases")
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            fitting = pool.submit(_fit_signals, data, space, lower, params, use_gpu)
+            window = checkins.subset(checkins.times < upper)
+            share = min(1.0, params.max_validation_visits / max(int((window.times >= lower).sum()), 1))
+            built = build_cases(window, lower, candidates, share, params.max_case_candidates, seed=k)
+            signals = fitting.result()
         found.latest_signals = found.latest_signals or signals
-        say(f"validation window {k}: cases")
-        window = checkins.subset(checkins.times < upper)
-        share = min(1.0, params.max_validation_visits / max(int((window.times >= lower).sum()), 1))
-        built = build_cases(window, lower, candidates, share, params.max_case_candidates, seed=k)
+        say(f"validation window {k}: features")
         found.skipped += built.skipped
         cases = _thinned(built.cases, budget)
         mine = np.isin(checkins.users, [c.user for c in cases])
@@ -330,22 +340,22 @@ def train(
             f"at least {MIN_VALIDATION_CASES} are needed"
         )
 
-    say(f"ranker on {validation.cases:,} validation cases")
+    say(f"ranker on {validation.cases:,} validation cases, and signals on the whole window")
     latest, *older = validation.windows
     cut = len(latest) * 3 // 4
     fit_part, held_out = sum(older, latest[:cut]), latest[cut:]
-    trial = fit_part.fit(params.ranker)
-    metrics = {
-        "held_out": ndcg_of(held_out, trial.scores),
-        "held_out_distance": ndcg_of(held_out, lambda x: x[:, COLUMN["closeness"]].astype(np.float64)),
-        "skipped": dict(validation.skipped),
-    }
-    ranker = (fit_part + held_out).fit(params.ranker)
-
-    say("signals on the whole window")
     assert validation.latest_signals is not None
-    # ALS continues from the last window's factors: the same users and items, 90 % of the data.
-    signals = _fit_signals(data, space, np.inf, params, use_gpu, als_start=validation.latest_signals.als)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        trial_fit = pool.submit(fit_part.fit, params.ranker)
+        shipped_fit = pool.submit((fit_part + held_out).fit, params.ranker)
+        # ALS continues from the last window's factors: the same users and items, 90 % of the data.
+        refit = pool.submit(_fit_signals, data, space, np.inf, params, use_gpu, validation.latest_signals.als)
+        metrics = {
+            "held_out": ndcg_of(held_out, trial_fit.result().scores),
+            "held_out_distance": ndcg_of(held_out, lambda x: x[:, COLUMN["closeness"]].astype(np.float64)),
+            "skipped": dict(validation.skipped),
+        }
+        ranker, signals = shipped_fit.result(), refit.result()
     meta = {
         "window": {"from": float(data.times.min()), "to": float(data.times.max())},
         "interactions": len(data),

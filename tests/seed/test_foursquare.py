@@ -51,7 +51,7 @@ def test_the_real_checkins_load_once_and_train_a_model(
     )
     assert trained.exit_code == 0, trained.output
     assert "185,871 interactions, 4,969 users, 8,000 merchants" in trained.output
-    assert len(list((tmp_path / "models").glob("model-*.npz"))) == 1
+    assert len(list((tmp_path / "models").glob("model-*"))) == 1
 
 
 def test_a_venue_without_coordinates_is_counted_and_skipped(

@@ -20,7 +20,7 @@ from lbs.api.context import READS, Runtime
 from lbs.api.problems import register_error_handlers, validation_problem
 from lbs.api.ratelimits import RateLimits
 from lbs.config import Settings
-from lbs.db import make_engine, make_session_factory
+from lbs.db import make_engine, make_read_session_factory, make_session_factory
 from lbs.deadline import Deadlines
 from lbs.secret_key import load_secret_key
 from lbs.services.deal_book import DealBook
@@ -29,6 +29,7 @@ from lbs.services.live_index import LiveIndex
 from lbs.services.relevance import ModelHolder
 from lbs.services.revisions import CHANGED_FLAG
 from lbs.services.users import UserCache
+from lbs.services.visit_histories import VisitHistories
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
     engine = make_engine(
         settings.database_url, request_timeout_s=settings.request_timeout_s, pool_size=settings.threads
     )
-    live = LiveIndex(settings.resolutions, settings.index_refresh_s)
+    live = LiveIndex(
+        settings.resolutions, settings.index_refresh_s, cached_merchants=settings.merchant_cache_size
+    )
     book = DealBook(settings.resolutions, settings.index_refresh_s)
     live.listeners.append(book.merchants_changed)
     sessions = make_session_factory(engine)
@@ -59,7 +62,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
             request_timeout_s=settings.request_timeout_s,
             pool_size=settings.threads,
         )
-    read_sessions = make_session_factory(read_engine) if read_engine is not engine else sessions
+    read_sessions = make_read_session_factory(read_engine)
     app.extensions["lbs"] = Runtime(
         settings,
         engine,
@@ -72,6 +75,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
         EventBuffer(sessions, settings.event_flush_s, settings.event_buffer_rows),
         UserCache(settings.user_cache_s),
         read_sessions,
+        VisitHistories(settings.index_refresh_s, settings.visits_cache_s, settings.visits_cache_users),
     )
 
     register_error_handlers(app)
@@ -98,7 +102,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
     with app.app_context():
         # From where the reads will poll: an index ahead of the replica would list
         # merchants whose rows the replica cannot give yet.
-        session = read_sessions()
+        session = make_session_factory(read_engine)()  # the loads stream rows: in a transaction
         try:
             live.load(session)
             log.info("nearby index: %d merchants in %.2f s", live.size, live.build_seconds)
@@ -134,6 +138,7 @@ def _register_unit_of_work(app: OpenAPI) -> None:
                 session.commit()
                 # This worker sees its own writes at once; others within index_refresh_s.
                 runtime.deal_book.mark_stale()
+                runtime.visits.mark_stale()
                 if changed:
                     runtime.live_index.mark_stale()
             else:

@@ -29,6 +29,13 @@ class Settings:
     # response); a crash loses at most this much. At most event_buffer_rows wait meanwhile.
     event_flush_s: float = 1.0
     event_buffer_rows: int = 100_000
+    # Per worker, the rows of the merchants most recently shown (kept as fresh as the
+    # index: dropped when its poll sees a write), so that a page reads no merchant row.
+    merchant_cache_size: int = 50_000
+    # Per worker, the recent visits of this many users, for sort=relevance: forgotten when the
+    # index's poll sees a new visit of theirs, and at the latest after visits_cache_s (0: off).
+    visits_cache_users: int = 20_000
+    visits_cache_s: float = 60.0
     # A user token's user is remembered this long by a worker (no revocation exists yet).
     user_cache_s: float = 60.0
     # sha256 hex digest of the operator bearer token; empty disables operator endpoints.

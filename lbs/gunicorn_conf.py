@@ -20,7 +20,9 @@ from zoneinfo import ZoneInfo
 import opening_hours
 from prometheus_client import multiprocess
 from sqlalchemy import Engine
+from threadpoolctl import threadpool_limits
 
+from lbs import gunicorn_worker
 from lbs.config import Settings
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,7 @@ _settings = Settings.from_env()
 wsgi_app = "lbs.app:create_app()"
 bind = [_settings.bind]
 workers = _settings.workers
-worker_class = "gthread"
+worker_class = "lbs.gunicorn_worker.FairThreadWorker"  # gthread, spreading kept-alive connections evenly
 threads = _settings.threads
 preload_app = True
 accesslog = "-"
@@ -74,6 +76,11 @@ def _build_lazy_tables() -> None:
 def post_fork(server: Any, worker: Any) -> None:
     """In each new worker: a pool of its own; the parent's connections stay the parent's."""
     gc.enable()
+    # One thread per native math library call (OpenBLAS, OpenMP): a worker already runs
+    # LBS_THREADS requests and the host several workers. OpenBLAS's own threads otherwise
+    # spin after each small product (a ranked page's similarities) on cores the other
+    # workers and PostgreSQL need.
+    threadpool_limits(1)
     engine = _engine(server)
     if engine is not None:
         engine.dispose(close=False)  # SQLAlchemy's recipe for a pool inherited across fork
@@ -81,5 +88,6 @@ def post_fork(server: Any, worker: Any) -> None:
 
 def child_exit(server: Any, worker: Any) -> None:
     """prometheus_client's multiprocess mode: a dead worker's live gauges are dropped."""
+    gunicorn_worker.release(worker.pid)  # its connections no longer count
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

@@ -18,6 +18,7 @@ from lbs.services.event_buffer import EventBuffer
 from lbs.services.live_index import LiveIndex
 from lbs.services.relevance import ModelHolder
 from lbs.services.users import UserCache
+from lbs.services.visit_histories import VisitHistories
 
 READS = ("GET", "HEAD", "OPTIONS")
 
@@ -36,6 +37,7 @@ class Runtime:
     users: UserCache
     # Sessions of LBS_DATABASE_READ_URL's engine; the primary's when none is set.
     read_sessions: sessionmaker[Session]
+    visits: VisitHistories
 
 
 def runtime() -> Runtime:
@@ -54,10 +56,7 @@ def db_session() -> Session:
             # A write request takes SQLite's write lock when it begins, so it queues on the
             # busy timeout instead of failing when a read must upgrade (no-op on PostgreSQL).
             session.connection(execution_options={BEGIN_IMMEDIATE: True})
-        elif session.get_bind().dialect.name == "postgresql":
-            # Reads run without BEGIN and COMMIT round trips; each statement still sees a
-            # committed snapshot (READ COMMITTED, as inside a transaction).
-            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        # A read's session connects on its first statement (lbs.db.make_read_session_factory).
         g.db_session = session
     return g.db_session  # type: ignore[no-any-return]
 

@@ -89,7 +89,7 @@ def nearby(query: NearbyParams) -> Response:
             at=query.at or utc_now(),
             user_id=user_id,
         ),
-        Ranking(rt.models, rt.settings.rank_deal_weight, rt.settings.rank_exploration_share),
+        Ranking(rt.models, rt.settings.rank_deal_weight, rt.settings.rank_exploration_share, rt.visits),
     )
     if user_id is not None:  # buffered after the response, written in a batch (lbs.app)
         shown = [(i.merchant["id"], None if i.deal is None else i.deal["id"]) for i in page.items]

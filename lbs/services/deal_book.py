@@ -18,7 +18,6 @@ Deals that ended before the book was loaded less ``HISTORY`` are not held: a que
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
@@ -26,7 +25,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
@@ -34,29 +32,25 @@ from sqlalchemy.orm import Session
 
 from lbs import deadline
 from lbs.categories import CATEGORY_CODES, N_CATEGORIES
-from lbs.db import unbounded_statements
+from lbs.db import unbounded_statements, with_transactions
 from lbs.geo.h3index import NearbyIndex
 from lbs.models import Deal
 from lbs.services.deal_offers import DealAt, MerchantOffer, merchant_offer
-from lbs.services.deal_schedule import Schedule, span_or_gap
+from lbs.services.deal_patterns import EPOCH, NEVER, WindowPatterns, micros
 from lbs.services.revisions import DealRows, deal_changes, live_deals
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-NEVER = np.iinfo(np.int64).max
 # Deals whose validity ended this long before the load are not loaded.
 HISTORY = timedelta(days=1)
+# Deals kept as Deal objects between requests, until the book changes (DealBook._deal).
+_KEPT_DEALS = 20_000
 _COLUMNS = (
     "merchant", "valid_from", "valid_until", "ended", "total", "claimed",
     "list_price", "deal_price", "discount", "pattern",
 )  # fmt: skip
 STATUSES = ("draft", "published", "paused", "ended")
 PUBLISHED = STATUSES.index("published")
-
-
-def micros(instant: datetime) -> int:
-    return (instant - EPOCH) // timedelta(microseconds=1)
 
 
 def from_micros(us: int) -> datetime:
@@ -83,19 +77,6 @@ class BestDeals:
     claimed: IntArray
 
 
-@dataclass
-class _Pattern:
-    stored: str  # the windows column as stored (JSON text)
-    raw: list[Any]  # ... parsed, as Deal.windows holds it
-    windows: tuple[Any, ...]
-    tz: ZoneInfo
-    # For instants in [lo_us, hi_us) the window state is known: in a span ending at
-    # ends_us, or (ends_us = -1) in no span.
-    lo_us: int = 1
-    hi_us: int = 0
-    ends_us: int = -1
-
-
 class DealBook:
     """Every published deal of the active merchants, with what claimability needs as arrays."""
 
@@ -118,8 +99,7 @@ class DealBook:
         self._by_merchant: dict[int, list[int]] = {}
         self._text: list[tuple[str, str, str]] = []  # title, kind, currency
         self._merchant_pos: dict[int, tuple[float, float, int]] = {}  # lat, lng, category code
-        self._patterns: list[_Pattern] = []
-        self._pattern_of: dict[tuple[str, str], int] = {}  # (windows as stored, zone) -> pattern
+        self._patterns = WindowPatterns()
         self._ids = np.zeros(0, dtype=np.int64)
         self._status = np.zeros(0, dtype=np.int8)  # position in STATUSES
         self._active = np.zeros(0, dtype=bool)  # the merchant is active
@@ -128,6 +108,8 @@ class DealBook:
         }
         self._index = NearbyIndex(N_CATEGORIES, resolutions=self.resolutions)
         self._version += 1
+        self._deals: dict[int, Deal] = {}  # slot -> the row as a Deal, at _deals_version
+        self._deals_version = self._version
         # merchants_with_deals' answers: started -> (version, valid from, until (µs), ids)
         self._dealers: dict[bool, tuple[int, int, int, IntArray]] = {}
 
@@ -159,7 +141,7 @@ class DealBook:
     def refresh_if_due(self, session: Session) -> None:
         if not self.loaded:
             # Its own transaction, unbounded: every later request needs the book.
-            with deadline.unbounded(), Session(session.get_bind()) as own:
+            with deadline.unbounded(), Session(with_transactions(session)) as own:
                 self.load(own, datetime.now(UTC))
             return
         if self._clock() - self._polled_at < self.refresh_s:
@@ -183,7 +165,7 @@ class DealBook:
                 for slot in self._by_merchant[merchant_id]:
                     self._active[slot] = active
                     pattern = self._patterns[self._arrays["pattern"][slot]]
-                    self._arrays["pattern"][slot] = self._pattern(pattern.stored, tz)
+                    self._arrays["pattern"][slot] = self._patterns.intern(pattern.stored, tz)
                     if active:
                         self._index.upsert(slot, lat, lng, code)
                     else:
@@ -208,7 +190,7 @@ class DealBook:
             columns["claimed"].append(r.quantity_claimed)
             columns["list_price"].append(r.list_price_minor)
             columns["deal_price"].append(r.deal_price_minor)
-            columns["pattern"].append(self._pattern(r.windows, r.timezone))
+            columns["pattern"].append(self._patterns.intern(r.windows, r.timezone))
         for name, values in columns.items():
             if name != "discount":
                 self._arrays[name][slots] = values
@@ -240,31 +222,11 @@ class DealBook:
         self._text.append(("", "", ""))
         return slot
 
-    def _pattern(self, stored: str, tz: str) -> int:
-        """The pattern of windows as stored (JSON text) in a zone; parsed once per pattern."""
-        found = self._pattern_of.get((stored, tz))
-        if found is None:
-            windows = json.loads(stored) if stored else []
-            schedule = Schedule.of(EPOCH, EPOCH + timedelta(days=1), windows, tz)
-            found = self._pattern_of[(stored, tz)] = len(self._patterns)
-            self._patterns.append(_Pattern(stored, windows, schedule.windows, schedule.tz))
-        return found
-
     # -- reads ---------------------------------------------------------------------
 
     def covers(self, at: datetime) -> bool:
         """Whether the book holds every deal that could be shown at ``at``."""
         return self.loaded and at > self.floor
-
-    def _window_ends(self, pattern: _Pattern, at: datetime, at_us: int) -> int:
-        """The end of the span of ``pattern`` containing ``at``, or -1 outside every span."""
-        if not pattern.windows:
-            return NEVER
-        if not pattern.lo_us <= at_us < pattern.hi_us:
-            known, inside = span_or_gap(pattern.windows, pattern.tz, at)
-            pattern.lo_us, pattern.hi_us = micros(known.starts_at), micros(known.ends_at)
-            pattern.ends_us = pattern.hi_us if inside else -1
-        return pattern.ends_us
 
     def _claimable(self, slots: IntArray, at: datetime) -> tuple[npt.NDArray[np.bool_], IntArray]:
         """Which of ``slots`` can be claimed at ``at``, and until when (deal_state + Schedule)."""
@@ -280,7 +242,7 @@ class DealBook:
         patterns = a["pattern"][slots]
         window_ends = np.empty(len(slots), dtype=np.int64)
         for p in np.unique(patterns[ok]).tolist():
-            window_ends[patterns == p] = self._window_ends(self._patterns[p], at, at_us)
+            window_ends[patterns == p] = self._patterns[p].window_ends(at, at_us)
         ok &= np.where(ok, window_ends, -1) >= 0
         return ok, np.minimum(np.where(ok, window_ends, 0), a["valid_until"][slots])
 
@@ -380,7 +342,17 @@ class DealBook:
             return None if slot is None else self._deal(slot)
 
     def _deal(self, slot: int) -> Deal:
-        """The row as a (detached) Deal with the columns DealAt.of and deal_summary read."""
+        """The row as a (detached) Deal with the columns DealAt.of and deal_summary read; the
+        same object until the book next changes (callers only read it)."""
+        if self._deals_version != self._version or len(self._deals) >= _KEPT_DEALS:
+            self._deals.clear()
+            self._deals_version = self._version
+        deal = self._deals.get(slot)
+        if deal is None:
+            deal = self._deals[slot] = self._new_deal(slot)
+        return deal
+
+    def _new_deal(self, slot: int) -> Deal:
         a = self._arrays
         title, kind, currency = self._text[slot]
         total, ended = int(a["total"][slot]), int(a["ended"][slot])

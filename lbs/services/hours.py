@@ -10,14 +10,16 @@ undecided ("unknown"), give open_now null: the merchant is kept, not hidden.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import opening_hours
+from cachetools import LRUCache
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -49,6 +51,13 @@ class Hours:
 UNKNOWN = Hours(None, None, None)
 
 
+# Per expression, zone and place, the last answer and the span it holds for: [at, until).
+# Requests ask at "now", which moves slowly against the hours, so most pages find theirs.
+_latest: LRUCache[tuple[str, str, float, float], tuple[datetime, datetime, Hours]] = LRUCache(maxsize=65_536)
+_latest_lock = threading.Lock()
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+
 @lru_cache(maxsize=65_536)
 def _parsed(expression: str, zone: str, lat: float, lon: float) -> opening_hours.OpeningHours | None:
     tz = ZoneInfo(zone)
@@ -68,22 +77,36 @@ def hours_at(expression: str | None, zone: str, lat: float, lon: float, at: date
     """Whether the merchant is open at ``at`` (any zone), and its next change."""
     if not expression:
         return UNKNOWN
+    key = (expression, zone, lat, lon)
+    with _latest_lock:
+        latest = _latest.get(key)
+    if latest is not None and latest[0] <= at < latest[1]:
+        return latest[2]
     parsed = _parsed(expression, zone, lat, lon)
     if parsed is None:
         return UNKNOWN
-    local = at.astimezone(ZoneInfo(zone))
+    hours, until = _evaluate(parsed, at.astimezone(ZoneInfo(zone)))
+    with _latest_lock:
+        _latest[key] = (at, until or _NEVER, hours)
+    return hours
+
+
+def _evaluate(parsed: opening_hours.OpeningHours, local: datetime) -> tuple[Hours, datetime | None]:
+    """The hours at ``local``, and the first change after it (None: none), before which every
+    instant from ``local`` on has the same answer: the same state, and the same next change."""
     state, _ = parsed.state(local)
+    first_change = parsed.next_change(local)
     if state == opening_hours.State.OPEN:
-        return Hours(True, parsed.next_change(local), None)
-    when: datetime | None = local
+        return Hours(True, first_change, None), first_change
+    undecided = state == opening_hours.State.UNKNOWN
+    when: datetime | None = first_change
     for _ in range(_MAX_STEPS):
-        assert when is not None
-        when = parsed.next_change(when)
         if when is None:
             break
         if parsed.state(when)[0] == opening_hours.State.OPEN:
-            return Hours(None if state == opening_hours.State.UNKNOWN else False, None, when)
-    return Hours(None if state == opening_hours.State.UNKNOWN else False, None, None)
+            return Hours(None if undecided else False, None, when), first_change
+        when = parsed.next_change(when)
+    return Hours(None if undecided else False, None, None), first_change
 
 
 def merchant_hours(merchant: Mapping[str, Any], at: datetime) -> Hours:

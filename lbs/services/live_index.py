@@ -15,11 +15,12 @@ from sqlalchemy.orm import Session
 
 from lbs import deadline
 from lbs.categories import CATEGORY_CODES, N_CATEGORIES
-from lbs.db import unbounded_statements
+from lbs.db import unbounded_statements, with_transactions
 from lbs.errors import NotReady
 from lbs.geo.h3clusters import Clusters
 from lbs.geo.h3index import Box, BoxHits, Cursor, NearbyHits, NearbyIndex
 from lbs.models import Merchant
+from lbs.services.merchant_cache import MerchantCache
 from lbs.services.revisions import latest_revision
 
 CATEGORY_NAMES = dict(enumerate(CATEGORY_CODES))
@@ -36,7 +37,11 @@ class LiveIndex:
     """
 
     def __init__(
-        self, resolutions: Sequence[int], refresh_s: float, clock: Callable[[], float] = time.monotonic
+        self,
+        resolutions: Sequence[int],
+        refresh_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        cached_merchants: int = 0,
     ) -> None:
         self.resolutions = tuple(resolutions)
         self.refresh_s = refresh_s
@@ -46,6 +51,8 @@ class LiveIndex:
         self.revision = 0
         self._polled_at = float("-inf")
         self.build_seconds = 0.0
+        # The rows of recently shown merchants, dropped as the polls see them change.
+        self.merchants = MerchantCache(cached_merchants)
         # Called with each poll's merchant changes (id, lat, lng, category, status, zone).
         self.listeners: list[Callable[[list[MerchantChange]], None]] = []
 
@@ -81,6 +88,7 @@ class LiveIndex:
         with self._lock:
             self.index, self.revision = index, revision
             self._polled_at = self._clock()
+        self.merchants.clear()
         self.build_seconds = time.perf_counter() - started
 
     def mark_stale(self) -> None:
@@ -90,7 +98,7 @@ class LiveIndex:
         if self.index is None:
             # In a session of its own: the load streams rows through a server-side cursor,
             # which needs a transaction, and a read request's session runs without one.
-            with deadline.unbounded(), Session(session.get_bind()) as own:
+            with deadline.unbounded(), Session(with_transactions(session)) as own:
                 self.load(own)
             return
         if self._clock() - self._polled_at < self.refresh_s:
@@ -119,6 +127,7 @@ class LiveIndex:
                     self.index.remove(merchant_id)
                 self.revision = max(self.revision, revision)
         if changes:
+            self.merchants.drop(r[0] for r in changes)
             rows = [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in changes]
             for listener in self.listeners:
                 listener(rows)
@@ -159,6 +168,10 @@ class LiveIndex:
         """Every live merchant in the box counted per H3 cell at ``resolution`` (NearbyIndex.clusters)."""
         with self._locked() as index:
             return index.clusters(box, resolution, categories, marked_ids)
+
+    def public_merchants(self, session: Session, merchant_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """merchants.public_merchants(), as fresh as the index (MerchantCache)."""
+        return self.merchants.get(session, merchant_ids)
 
     def categories_of(self, merchant_ids: Sequence[int]) -> dict[int, str]:
         """The category of each active merchant among ``merchant_ids``."""

@@ -23,7 +23,6 @@ from lbs.services.deal_book import DealBook
 from lbs.services.deal_reads import DealReads
 from lbs.services.hours import merchant_hours, open_at
 from lbs.services.live_index import LiveIndex
-from lbs.services.merchants import public_merchants
 from lbs.services.nearby_deals import search_offers
 from lbs.services.nearby_pages import EPOCH, NearbyPage, NearbyQuery, decode_cursor, encode_cursor, item
 from lbs.services.nearby_ranked import Ranking, search_relevance
@@ -53,7 +52,7 @@ def _search(
     after = decode_cursor(query, query.cursor) if query.cursor else None
     at = query.at
     if query.has_deal or query.sort == "deal_ending":
-        return search_offers(session, deals, query, after)
+        return search_offers(session, live, deals, query, after)
     codes = None if query.categories is None else [CATEGORY_CODES[c] for c in query.categories]
     model = ranking.holder.get() if query.sort == "relevance" and ranking is not None else None
     source: LiveIndex | _OpenOnly = live
@@ -66,7 +65,7 @@ def _search(
     start = None if after is None else Cursor(after.chord2, after.id)
     found = source.query(query.lat, query.lon, query.radius_m, query.limit + 1, after=start, categories=codes)
     hits = found.hits[: query.limit]
-    merchants = public_merchants(session, [h.id for h in hits])
+    merchants = live.public_merchants(session, [h.id for h in hits])
     offers = deals.offers([h.id for h in hits if h.id in merchants], at)
     distances_m = chord2_to_m([h.chord2 for h in hits]).round(2).tolist()
     items = [

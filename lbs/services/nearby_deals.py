@@ -11,12 +11,12 @@ from lbs.geo.distance import chord2_to_m
 from lbs.services.deal_offers import deal_summary
 from lbs.services.deal_reads import DealReads
 from lbs.services.hours import open_at
-from lbs.services.merchants import public_merchants
+from lbs.services.live_index import LiveIndex
 from lbs.services.nearby_pages import EPOCH, NearbyItem, NearbyPage, NearbyQuery, PageCursor, encode_cursor
 
 
 def search_offers(
-    session: Session, deals: DealReads, query: NearbyQuery, after: PageCursor | None
+    session: Session, live: LiveIndex, deals: DealReads, query: NearbyQuery, after: PageCursor | None
 ) -> NearbyPage:
     """Merchants with a deal claimable at the page's instant: nearest first, or (deal_ending)
     the soonest-ending deal first, then nearest, then by id."""
@@ -45,7 +45,7 @@ def search_offers(
             past = (chord2 > after.chord2) | ((chord2 == after.chord2) & (ids > after.id))
         ids, chord2, ends = ids[past], chord2[past], ends[past]
     page_ids = ids[: query.limit].tolist()
-    merchants = public_merchants(session, page_ids)
+    merchants = live.public_merchants(session, page_ids)
     offers = best if best is not None else {m: o.now for m, o in deals.offers(page_ids, at).items() if o.now}
     distances_m = chord2_to_m(chord2[: query.limit]).round(2).tolist()
     items = [

@@ -14,8 +14,8 @@ from lbs.geo.h3index import NearbyHits
 from lbs.services import relevance
 from lbs.services.deal_reads import DealReads
 from lbs.services.live_index import LiveIndex
-from lbs.services.merchants import public_merchants
 from lbs.services.nearby_pages import EPOCH, NearbyPage, NearbyQuery, PageCursor, encode_cursor, item, micros
+from lbs.services.visit_histories import VisitHistories
 from recommender.model import Model
 
 
@@ -26,6 +26,7 @@ class Ranking:
     holder: relevance.ModelHolder
     deal_weight: float
     exploration_share: float
+    visits: VisitHistories
 
 
 class Candidates(Protocol):
@@ -60,7 +61,7 @@ def search_relevance(
     times: list[float] = []
     visited: list[int] = []
     if query.user_id is not None:
-        times, visited = relevance.user_history(session, query.user_id, at)
+        times, visited = ranking.visits.visits(session, query.user_id, at)
     origin = relevance.origin_here(visited, ids, distances)
     boost = relevance.deal_boosts(deals.best_claimable(ids, at), len(ids), ranking.deal_weight, at)
     ranked = relevance.rank(
@@ -77,7 +78,7 @@ def search_relevance(
     order = [*ranked.order.tolist(), *range(len(head), len(found.hits))]
     positions = order[offset : offset + query.limit]
     page_ids = [found.hits[p].id for p in positions]
-    merchants = public_merchants(session, page_ids)
+    merchants = live.public_merchants(session, page_ids)
     offers = deals.offers(page_ids, at)
     categories = live.categories_of(sorted(set(visited)))
     by_category = dict(Counter(categories.values()))

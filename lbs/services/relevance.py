@@ -94,15 +94,16 @@ class ModelHolder:
         return self._popular_at
 
 
-def user_history(session: Session, user_id: int, before: datetime) -> tuple[list[float], list[int]]:
-    """The user's most recent visits (visit and redemption events) before ``before``."""
+def user_history(session: Session, user_id: int, before: datetime | None) -> tuple[list[float], list[int]]:
+    """The user's most recent visits (visit and redemption events) before ``before`` (None:
+    whenever), oldest first."""
     rows = session.execute(
         select(Event.occurred_at, Event.merchant_id)
         .where(
             Event.user_id == user_id,
             Event.kind.in_(VISIT_KINDS),
             Event.merchant_id.is_not(None),
-            Event.occurred_at < before,
+            *([] if before is None else [Event.occurred_at < before]),
         )
         .order_by(Event.occurred_at.desc(), Event.id.desc())
         .limit(HISTORY_VISITS)

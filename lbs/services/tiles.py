@@ -21,7 +21,7 @@ from lbs.categories import Category
 from lbs.geo.h3box import Box
 from lbs.services.deal_reads import DealReads
 from lbs.services.live_index import LiveIndex
-from lbs.services.merchant_map import BoxQuery, clusters_in_box
+from lbs.services.merchant_map import BoxQuery, find_clusters
 from lbs.services.nearby import refresh
 
 EXTENT = 4096
@@ -51,13 +51,14 @@ def _pixels(lats: np.ndarray, lngs: np.ndarray, z: int, x: int, y: int) -> np.nd
 def tile(session: Session, live: LiveIndex, deals: DealReads, z: int, x: int, y: int, at: datetime) -> bytes:
     box = tile_box(z, x, y)
     if z < MERCHANTS_FROM_ZOOM:
-        found = clusters_in_box(session, live, deals, BoxQuery(box=box, limit=1, at=at), z)
-        points = [f["geometry"]["coordinates"] for f in found["features"]]
-        lngs = np.array([p[0] for p in points], dtype=np.float64)
-        lats = np.array([p[1] for p in points], dtype=np.float64)
+        found, _ = find_clusters(session, live, deals, BoxQuery(box=box, limit=1, at=at), z)
+        # Where the GeoJSON clusters say (6 decimals), so that both show the same places.
+        lngs, lats = np.round(found.lngs, 6), np.round(found.lats, 6)
         properties = [
-            {"cell": f["id"], "count": f["properties"]["count"], "with_deals": f["properties"]["with_deals"]}
-            for f in found["features"]
+            {"cell": f"{cell:x}", "count": count, "with_deals": marked}
+            for cell, count, marked in zip(
+                found.cells.tolist(), found.counts.tolist(), found.marked.tolist(), strict=True
+            )
         ]
         ids: list[int | None] = [None] * len(properties)
         name = "clusters"

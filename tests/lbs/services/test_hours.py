@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import random
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from lbs.services import hours as hours_module
 from lbs.services.hours import hours_at
 
 HELSINKI = ("Europe/Helsinki", 60.1699, 24.9384)
@@ -56,3 +58,19 @@ def test_closing_across_a_dst_change_takes_its_real_length() -> None:
     hours = hours_at("Su 02:00-06:00", *HELSINKI, datetime.fromisoformat("2026-10-25T00:00:00+00:00"))
     assert hours.open_now is True and hours.closes_at is not None
     assert (hours.closes_at - datetime.fromisoformat("2026-10-25T00:00:00+00:00")).total_seconds() == 4 * 3600
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["Mo-Fr 09:00-18:00; PH off", "Fr-Sa 18:00-02:00", "Su 02:00-06:00", "Mo-Fr 08:00-12:00,13:00-17:00"],
+)
+def test_answers_kept_between_instants_are_the_answers_at_those_instants(expression: str) -> None:
+    """hours_at keeps its last answer per merchant for as long as it holds: asked at instants
+    that move forward (as requests do), every answer equals a fresh evaluation."""
+    rng = random.Random(expression)
+    instant = datetime(2026, 10, 20, tzinfo=UTC)  # through a DST change and Christmas
+    while instant < datetime(2026, 12, 31, tzinfo=UTC):
+        instant += timedelta(minutes=rng.choice([1, 7, 29, 60, 181]))
+        kept = hours_at(expression, *HELSINKI, instant)
+        hours_module._latest.clear()
+        assert kept == hours_at(expression, *HELSINKI, instant), instant

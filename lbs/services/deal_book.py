@@ -37,6 +37,7 @@ from lbs.geo.h3index import NearbyIndex
 from lbs.models import Deal
 from lbs.services.deal_offers import DealAt, MerchantOffer, merchant_offer
 from lbs.services.deal_patterns import EPOCH, NEVER, WindowPatterns, micros
+from lbs.services.poll_schedule import PollSchedule
 from lbs.services.revisions import DealRows, deal_changes, live_deals
 
 IntArray = npt.NDArray[np.int64]
@@ -85,9 +86,8 @@ class DealBook:
     ):
         self.resolutions = tuple(resolutions)
         self.refresh_s = refresh_s
-        self._clock = clock
+        self._polls = PollSchedule(refresh_s, clock)
         self._lock = threading.Lock()
-        self._polled_at = float("-inf")
         self.loaded = False
         self.floor = EPOCH
         self.horizon = 0
@@ -132,11 +132,11 @@ class DealBook:
             self._index = NearbyIndex(
                 N_CATEGORIES, slots, where[:, 0], where[:, 1], where[:, 2], resolutions=self.resolutions
             )
-            self._polled_at = self._clock()
+            self._polls.polled()
             self.loaded = True
 
     def mark_stale(self) -> None:
-        self._polled_at = float("-inf")
+        self._polls.mark_stale()
 
     def refresh_if_due(self, session: Session) -> None:
         if not self.loaded:
@@ -144,12 +144,12 @@ class DealBook:
             with deadline.unbounded(), Session(with_transactions(session)) as own:
                 self.load(own, datetime.now(UTC))
             return
-        if self._clock() - self._polled_at < self.refresh_s:
+        if not self._polls.due():
             return
         with self._lock:
-            if self._clock() - self._polled_at < self.refresh_s:
+            if not self._polls.due():
                 return
-            self._polled_at = self._clock()
+            self._polls.polled()
             self.horizon, rows = deal_changes(session, self.horizon)
             self._apply(rows)
 

@@ -21,6 +21,7 @@ from lbs.geo.h3clusters import Clusters
 from lbs.geo.h3index import Box, BoxHits, Cursor, NearbyHits, NearbyIndex
 from lbs.models import Merchant
 from lbs.services.merchant_cache import MerchantCache
+from lbs.services.poll_schedule import PollSchedule
 from lbs.services.revisions import latest_revision
 
 CATEGORY_NAMES = dict(enumerate(CATEGORY_CODES))
@@ -45,11 +46,10 @@ class LiveIndex:
     ) -> None:
         self.resolutions = tuple(resolutions)
         self.refresh_s = refresh_s
-        self._clock = clock
+        self._polls = PollSchedule(refresh_s, clock)
         self._lock = threading.Lock()
         self.index: NearbyIndex | None = None
         self.revision = 0
-        self._polled_at = float("-inf")
         self.build_seconds = 0.0
         # The rows of recently shown merchants, dropped as the polls see them change.
         self.merchants = MerchantCache(cached_merchants)
@@ -87,12 +87,12 @@ class LiveIndex:
         index = NearbyIndex(N_CATEGORIES, ids[:n], lats[:n], lngs[:n], cats[:n], resolutions=self.resolutions)
         with self._lock:
             self.index, self.revision = index, revision
-            self._polled_at = self._clock()
+            self._polls.polled()
         self.merchants.clear()
         self.build_seconds = time.perf_counter() - started
 
     def mark_stale(self) -> None:
-        self._polled_at = float("-inf")
+        self._polls.mark_stale()
 
     def refresh_if_due(self, session: Session) -> None:
         if self.index is None:
@@ -101,12 +101,12 @@ class LiveIndex:
             with deadline.unbounded(), Session(with_transactions(session)) as own:
                 self.load(own)
             return
-        if self._clock() - self._polled_at < self.refresh_s:
+        if not self._polls.due():
             return
         with self._lock:
-            if self._clock() - self._polled_at < self.refresh_s:
+            if not self._polls.due():
                 return
-            self._polled_at = self._clock()
+            self._polls.polled()
             changes = session.execute(
                 select(
                     Merchant.id,

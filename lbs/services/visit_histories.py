@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lbs.models import Event
+from lbs.services.poll_schedule import PollSchedule
 from lbs.services.relevance import HISTORY_VISITS, user_history
 from recommender.training import VISIT_KINDS
 
@@ -43,14 +44,13 @@ class VisitHistories:
     def __init__(
         self, refresh_s: float, ttl_s: float, capacity: int, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self.refresh_s = refresh_s
+        self._polls = PollSchedule(refresh_s, clock)
         self.ttl_s = ttl_s
         self.capacity = capacity
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: LRUCache[int, _Visits] = LRUCache(maxsize=max(capacity, 1))
         self._generation = 0  # moves with every forgetting (MerchantCache's reason)
-        self._polled_at = float("-inf")
         self._last_event_id: int | None = None
         self._poll_lock = threading.Lock()
 
@@ -82,13 +82,13 @@ class VisitHistories:
                 self._entries.pop(user_id, None)
 
     def mark_stale(self) -> None:
-        self._polled_at = float("-inf")
+        self._polls.mark_stale()
 
     def _poll_if_due(self, session: Session) -> None:
-        if self._clock() - self._polled_at < self.refresh_s or not self._poll_lock.acquire(blocking=False):
+        if not self._polls.due() or not self._poll_lock.acquire(blocking=False):
             return
         try:  # one thread polls; the others go on with what is cached
-            self._polled_at = self._clock()
+            self._polls.polled()
             newest = session.execute(select(func.max(Event.id))).scalar_one() or 0
             last, self._last_event_id = self._last_event_id, newest
             if last is None:  # the first poll: nothing is cached yet

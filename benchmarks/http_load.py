@@ -44,25 +44,21 @@ commit: `git worktree add /tmp/lbs-baseline 5bae328`, then `--lbs-root /tmp/lbs-
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import random
 import re
-import secrets
 import shlex
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import http_profile
-import psycopg
+from http_city import POSITIONS, ensure_city, lbs_command, prepare_city, stored_impressions, views
 from http_servers import Server, drain, free_port, get, memory, running
 from http_wrk import Load, Wrk, finish_wrk, requests_file, run_wrk, start_wrk
 from run_report import machine
@@ -73,8 +69,6 @@ DEFAULT_OUTPUT = ROOT / "docs" / "performance.md"
 PEER_DIR = ROOT / "benchmarks" / "peer"
 THREADS = 4  # gunicorn threads per worker, as `lbs serve` runs them (lbs/cli.py)
 PAGE = 20  # results per page: lbs's default limit, the peer's LIMIT
-POSITIONS = 1000
-USERS = 1000
 VERSIONS_OF = ("gunicorn", "Flask", "SQLAlchemy", "psycopg", "psycopg-pool")
 
 
@@ -101,104 +95,10 @@ CASES = (
          5000),
     Case("clusters-z10", "clusters, whole city, zoom 10", "/v1/merchants?bbox={bbox}&cluster=true&zoom=10"),
     Case("clusters-z14", "clusters, whole city, zoom 14", "/v1/merchants?bbox={bbox}&cluster=true&zoom=14"),
+    Case("clusters-z14-view", "clusters, 1280 x 800 px views at zoom 14 (20,000 boxes)",
+         "/v1/merchants?bbox={view}&cluster=true&zoom=14"),
 )  # fmt: skip
 PEER_QUERY = "/nearby?lat={lat}&lon={lon}&radius_m={r}"
-
-
-# -- the city -----------------------------------------------------------------------------
-
-
-def libpq(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
-
-
-def database_name(url: str) -> str:
-    return libpq(url).rsplit("/", 1)[1].split("?", 1)[0]
-
-
-def merchant_count(url: str) -> int | None:
-    """Active merchants, or None when there is no such database or no merchants table yet."""
-    try:
-        with psycopg.connect(libpq(url)) as conn:
-            row = conn.execute("SELECT count(*) FROM merchants WHERE status = 'active'").fetchone()
-    except (psycopg.OperationalError, psycopg.errors.UndefinedTable):
-        return None
-    return int(row[0]) if row else 0
-
-
-def lbs_command(*argv: str) -> list[str]:
-    """The `lbs` console script, run by this interpreter (so that PYTHONPATH picks the tree)."""
-    return [sys.executable, "-c", "import sys; from lbs.cli import main; sys.exit(main())", *argv]
-
-
-def ensure_city(args: argparse.Namespace, env: dict[str, str]) -> None:
-    """Seed and train the city the first time; a database that has merchants is reused as is."""
-    if merchant_count(args.database_url):
-        return
-    name = database_name(args.database_url)
-    admin = libpq(args.database_url).rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    sizes = ["--merchants", str(args.merchants), "--users", str(args.users), "--days", "30"]
-    for argv in (["db", "upgrade"], ["seed", "synthetic", *sizes], ["train"]):
-        print(f"city: lbs {' '.join(argv)}", flush=True)
-        subprocess.run(lbs_command(*argv), cwd=args.city_dir, env=env, check=True)
-
-
-@dataclass
-class City:
-    merchants: int
-    positions: list[tuple[float, float]]
-    bbox: str  # minLon,minLat,maxLon,maxLat of the active merchants
-    user_ids: list[int]
-    tokens: list[str]
-
-
-def prepare_city(url: str, seed: int) -> City:
-    """Positions and users drawn with a seeded RNG, and the users' benchmark tokens set."""
-    rng = random.Random(seed)
-    with psycopg.connect(libpq(url)) as conn:
-        ids = [r[0] for r in conn.execute("SELECT id FROM merchants WHERE status = 'active' ORDER BY id")]
-        chosen = rng.sample(ids, min(POSITIONS, len(ids)))
-        at = dict(
-            (r[0], (r[1], r[2]))
-            for r in conn.execute("SELECT id, lat, lon FROM merchants WHERE id = ANY(%s)", (chosen,))
-        )
-        extent = conn.execute(
-            "SELECT min(lon), min(lat), max(lon), max(lat) FROM merchants WHERE status = 'active'"
-        ).fetchone()
-        assert extent is not None
-        with_history = [
-            r[0]
-            for r in conn.execute(
-                "SELECT DISTINCT user_id FROM events WHERE kind IN ('visit', 'redemption')"
-                " AND user_id IS NOT NULL ORDER BY user_id"
-            )
-        ]
-        users = rng.sample(with_history, min(USERS, len(with_history)))
-        # Same form and hash as lbs.services.users.create_user: "lbs_ut_" + random, SHA-256 hex.
-        tokens = ["lbs_ut_" + secrets.token_urlsafe(32) for _ in users]
-        conn.execute(
-            "UPDATE users SET token_sha256 = t.digest FROM unnest(%s::bigint[], %s::text[]) AS t(id, digest)"
-            " WHERE users.id = t.id",
-            (users, [hashlib.sha256(t.encode()).hexdigest() for t in tokens]),
-        )
-    return City(
-        len(ids),
-        [at[i] for i in chosen],
-        ",".join(f"{v:.6f}" for v in extent),
-        users,
-        tokens,
-    )
-
-
-def stored_impressions(url: str, user_ids: Sequence[int]) -> int:
-    with psycopg.connect(libpq(url)) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM events WHERE kind = 'impression' AND user_id = ANY(%s)", (list(user_ids),)
-        ).fetchone()
-    return int(row[0]) if row else 0
 
 
 @dataclass
@@ -359,6 +259,8 @@ def main() -> None:
             rss["lbs, after start (index loaded)"] = memory(lbs)
 
             def fill(query: str, radius_m: int | None = None) -> list[str]:
+                if "{view}" in query:
+                    return [query.format(view=box) for box in views(city.positions, args.seed)]
                 return [
                     query.format(lat=f"{lat:.6f}", lon=f"{lon:.6f}", r=radius_m, bbox=city.bbox)
                     for lat, lon in city.positions

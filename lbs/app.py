@@ -50,7 +50,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
         settings.database_url, request_timeout_s=settings.request_timeout_s, pool_size=settings.threads
     )
     live = LiveIndex(
-        settings.resolutions, settings.index_refresh_s, cached_merchants=settings.merchant_cache_size
+        settings.resolutions,
+        settings.index_refresh_s,
+        cached_merchants=settings.merchant_cache_size,
+        cached_view_bytes=int(settings.view_cache_mb * 2**20),
     )
     book = DealBook(settings.resolutions, settings.index_refresh_s)
     live.listeners.append(book.merchants_changed)

@@ -32,6 +32,9 @@ class Settings:
     # Per worker, the rows of the merchants most recently shown (kept as fresh as the
     # index: dropped when its poll sees a write), so that a page reads no merchant row.
     merchant_cache_size: int = 50_000
+    # Per worker, MB of cluster answers (lbs.services.view_cache), each used only while
+    # the index and the deals it was computed from hold. 0: off.
+    view_cache_mb: float = 16.0
     # Per worker, the recent visits of this many users, for sort=relevance: forgotten when the
     # index's poll sees a new visit of theirs, and at the latest after visits_cache_s (0: off).
     visits_cache_users: int = 20_000

@@ -14,8 +14,11 @@ import numpy.typing as npt
 IntArray = npt.NDArray[np.int64]
 
 
-def interleave(order: npt.ArrayLike, fresh: npt.ArrayLike, share: float) -> IntArray:
-    """A permutation of ``order`` (positions, best first) with fresh ones in the slots.
+def interleave(
+    order: npt.ArrayLike, fresh: npt.ArrayLike, share: float, places: int | None = None
+) -> IntArray:
+    """A permutation of ``order`` (positions, best first) with fresh ones in the slots; with
+    ``places``, only its first that many places (the same as the permutation's).
 
     ``fresh[p]`` says whether position p of the candidates has no history.
     """
@@ -23,15 +26,17 @@ def interleave(order: npt.ArrayLike, fresh: npt.ArrayLike, share: float) -> IntA
     is_fresh = np.asarray(fresh, dtype=bool)
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"exploration share {share} is outside 0..1")
+    if places is not None:
+        places = max(places, 0)
     if share == 0.0 or not is_fresh[ranked].any():
-        return ranked
+        return ranked[:places]
     period = max(1, round(1.0 / share))
-    fresh_queue = [int(p) for p in ranked if is_fresh[p]]
+    fresh_queue = ranked[is_fresh[ranked]].tolist()
     placed: set[int] = set()
     out: list[int] = []
     rest = iter(ranked.tolist())
     next_fresh = 0
-    for slot in range(len(ranked)):
+    for slot in range(len(ranked) if places is None else min(places, len(ranked))):
         if slot % period == period // 2 and next_fresh < len(fresh_queue):
             while next_fresh < len(fresh_queue) and fresh_queue[next_fresh] in placed:
                 next_fresh += 1

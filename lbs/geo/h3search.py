@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -44,8 +45,16 @@ class Hit(NamedTuple):
 
 @dataclass(frozen=True)
 class NearbyHits:
+    """A page: the total within the radius, and the page's ids and chord2, nearest first."""
+
     total: int
-    hits: list[Hit]
+    ids: IntArray
+    chord2: FloatArray
+
+    @cached_property
+    def hits(self) -> list[Hit]:
+        """The page as Hit tuples (the arrays are cheaper to read for long pages)."""
+        return list(map(Hit._make, zip(self.ids.tolist(), self.chord2.tolist(), strict=True)))
 
 
 @dataclass(frozen=True)
@@ -268,5 +277,4 @@ class RadiusQuery:
             head = c2_all <= kth
             c2_all, ids_all = c2_all[head], ids_all[head]
         order = np.lexsort((ids_all, c2_all))[: self.limit]
-        hits = list(map(Hit._make, zip(ids_all[order].tolist(), c2_all[order].tolist(), strict=True)))
-        return NearbyHits(total=self.total, hits=hits)
+        return NearbyHits(total=self.total, ids=ids_all[order], chord2=c2_all[order])

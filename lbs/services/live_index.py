@@ -23,6 +23,7 @@ from lbs.models import Merchant
 from lbs.services.merchant_cache import MerchantCache
 from lbs.services.poll_schedule import PollSchedule
 from lbs.services.revisions import latest_revision
+from lbs.services.view_cache import ViewCache
 
 CATEGORY_NAMES = dict(enumerate(CATEGORY_CODES))
 # A merchant write as pollers see it: id, lat, lng, category, status, time zone.
@@ -43,6 +44,7 @@ class LiveIndex:
         refresh_s: float,
         clock: Callable[[], float] = time.monotonic,
         cached_merchants: int = 0,
+        cached_view_bytes: int = 0,
     ) -> None:
         self.resolutions = tuple(resolutions)
         self.refresh_s = refresh_s
@@ -50,9 +52,12 @@ class LiveIndex:
         self._lock = threading.Lock()
         self.index: NearbyIndex | None = None
         self.revision = 0
+        self.generation = 0  # moves with every change to the index, for what is computed from it
         self.build_seconds = 0.0
         # The rows of recently shown merchants, dropped as the polls see them change.
         self.merchants = MerchantCache(cached_merchants)
+        # Large map answers, kept while this index and the deal book's dealers hold.
+        self.views = ViewCache(cached_view_bytes)
         # Called with each poll's merchant changes (id, lat, lng, category, status, zone).
         self.listeners: list[Callable[[list[MerchantChange]], None]] = []
 
@@ -87,6 +92,7 @@ class LiveIndex:
         index = NearbyIndex(N_CATEGORIES, ids[:n], lats[:n], lngs[:n], cats[:n], resolutions=self.resolutions)
         with self._lock:
             self.index, self.revision = index, revision
+            self.generation += 1
             self._polls.polled()
         self.merchants.clear()
         self.build_seconds = time.perf_counter() - started
@@ -126,6 +132,8 @@ class LiveIndex:
                 else:
                     self.index.remove(merchant_id)
                 self.revision = max(self.revision, revision)
+            if changes:
+                self.generation += 1
         if changes:
             self.merchants.drop(r[0] for r in changes)
             rows = [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in changes]

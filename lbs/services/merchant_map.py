@@ -29,6 +29,7 @@ from lbs.services.deal_reads import DealReads
 from lbs.services.hours import merchant_hours, open_at
 from lbs.services.live_index import LiveIndex
 from lbs.services.nearby import refresh
+from lbs.services.view_cache import View
 
 
 @dataclass(frozen=True)
@@ -137,46 +138,81 @@ def find_clusters(
 ) -> tuple[Clusters, int]:
     """The matching merchants counted per H3 cell at the resolution for ``zoom`` (returned
     too): per cell its merchants' mean position, and how many of them have a deal valid at
-    ``at``. Every cell in the box, so no pages.
+    ``at``. Every cell in the box, so no pages."""
+    resolution = cluster_resolution(zoom, live.resolutions[-1])
+    refresh(session, live, deals.book)
+    return _clusters(session, live, deals, query, resolution, _started_dealers(deals, query.at)), resolution
+
+
+def _clusters(
+    session: Session,
+    live: LiveIndex,
+    deals: DealReads,
+    query: BoxQuery,
+    resolution: int,
+    dealers: npt.NDArray[np.int64],
+) -> Clusters:
+    """find_clusters() at ``resolution``, ``dealers`` marked.
 
     Without a per-merchant filter the index counts from its per-cell totals (no merchant
     of a cell inside the box is read); ``has_deal`` and ``open_now`` read every merchant."""
-    resolution = cluster_resolution(zoom, live.resolutions[-1])
-    refresh(session, live, deals.book)
-    dealers = _started_dealers(deals, query.at)
     if query.has_deal or query.open_now:
-        return clusters(_matching(session, live, deals, query, by_id=False), resolution, dealers), resolution
+        return clusters(_matching(session, live, deals, query, by_id=False), resolution, dealers)
     codes = None if query.categories is None else [CATEGORY_CODES[c] for c in query.categories]
-    return live.clusters(query.box, resolution, codes, dealers), resolution
+    return live.clusters(query.box, resolution, codes, dealers)
 
 
-# One cluster as a GeoJSON Feature. Written as text: a whole city at zoom 14 is 6,500
-# features, and building a dict per feature took 60 % of such a request.
-_FEATURE = (
-    '{"type":"Feature","id":"%x","geometry":{"type":"Point","coordinates":[%r,%r]},'
-    '"properties":{"cluster":true,"count":%d,"with_deals":%d}}'
-)
+def _features_text(found: Clusters) -> bytes:
+    """The clusters as a JSON array of GeoJSON Point features, written as text: a whole
+    city at zoom 14 is 6,500 features, and building a dict per feature took 60 % of such a
+    request. The numbers are written by orjson (shortest round-trip floats, as for any
+    other response), a row at a time; only the pieces are joined in Python."""
+    if not len(found.cells):
+        return b"[]"
+    numbers = np.column_stack([np.round(found.lngs, 6), np.round(found.lats, 6)])
+    coordinates = orjson.dumps(numbers, option=orjson.OPT_SERIALIZE_NUMPY)[2:-2].split(b"],[")
+    counts = orjson.dumps(np.column_stack([found.counts, found.marked]), option=orjson.OPT_SERIALIZE_NUMPY)
+    count_pairs = counts[2:-2].split(b"],[")
+    head, middle = b'{"type":"Feature","id":"', b'","geometry":{"type":"Point","coordinates":['
+    tail = b']},"properties":{"cluster":true,"count":'
+    # The id: h3.int_to_str's hex, without a call per cell.
+    return (
+        b"["
+        + b",".join(
+            [
+                b"".join((head, b"%x" % cell, middle, xy, tail, pair.replace(b",", b',"with_deals":'), b"}}"))
+                for cell, xy, pair in zip(found.cells.tolist(), coordinates, count_pairs, strict=True)
+            ]
+        )
+        + b"]"
+    )
 
 
 def clusters_in_box(
     session: Session, live: LiveIndex, deals: DealReads, query: BoxQuery, zoom: int
 ) -> dict[str, Any]:
     """find_clusters() as a GeoJSON FeatureCollection (its features already encoded, for
-    orjson): one Point feature per cell, ``total`` the sum of the counts."""
-    found, resolution = find_clusters(session, live, deals, query, zoom)
-    rows = zip(
-        found.cells.tolist(),  # the id: h3.int_to_str's hex, without a call per cell
-        np.round(found.lngs, 6).tolist(),
-        np.round(found.lats, 6).tolist(),
-        found.counts.tolist(),
-        found.marked.tolist(),
-        strict=True,
-    )
-    features = "[" + ",".join([_FEATURE % row for row in rows]) + "]"
+    orjson): one Point feature per cell, ``total`` the sum of the counts.
+
+    Without a per-merchant filter, the answer is kept for the same box, resolution and
+    categories while the index and the deal book's dealers hold (lbs.services.view_cache):
+    every visitor of a page with an embedded map asks for the same first view."""
+    resolution = cluster_resolution(zoom, live.resolutions[-1])
+    refresh(session, live, deals.book)
+    # Read before the answer is computed: if either moves meanwhile, the entry never matches.
+    generation, dealers = live.generation, _started_dealers(deals, query.at)
+    kept = not (query.has_deal or query.open_now)
+    key = ("clusters", query.box, resolution, query.categories)
+    view = live.views.get(key, generation, dealers) if kept else None
+    if view is None:
+        found = _clusters(session, live, deals, query, resolution, dealers)
+        view = View(generation, dealers, _features_text(found), int(found.counts.sum()))
+        if kept:
+            live.views.put(key, view)
     return {
         "type": "FeatureCollection",
-        "features": orjson.Fragment(features.encode()),
-        "total": int(found.counts.sum()),
+        "features": orjson.Fragment(view.body),
+        "total": view.total,
         "zoom": zoom,
         "resolution": resolution,
         "at": query.at.isoformat(),

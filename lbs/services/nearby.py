@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from lbs.categories import CATEGORY_CODES
 from lbs.geo.distance import chord2_to_m
 from lbs.geo.h3index import Cursor, NearbyHits
-from lbs.geo.h3search import Hit
 from lbs.services.deal_book import DealBook
 from lbs.services.deal_reads import DealReads
 from lbs.services.hours import merchant_hours, open_at
@@ -105,5 +104,5 @@ class _OpenOnly:
             start = int(np.searchsorted(self.chord2, after.chord2, side="left"))
             while start < len(self.ids) and (self.chord2[start], self.ids[start]) <= (after.chord2, after.id):
                 start += 1
-        ids, chord2 = self.ids[start : start + limit].tolist(), self.chord2[start : start + limit].tolist()
-        return NearbyHits(total=len(self.ids), hits=[Hit(i, c) for i, c in zip(ids, chord2, strict=True)])
+        end = start + limit
+        return NearbyHits(total=len(self.ids), ids=self.ids[start:end], chord2=self.chord2[start:end])

@@ -55,9 +55,9 @@ def search_relevance(
     at = query.at if after is None or after.at_us is None else EPOCH + timedelta(microseconds=after.at_us)
     wanted = max(relevance.RERANK_CANDIDATES, offset + query.limit + 1)
     found = candidates.query(query.lat, query.lon, query.radius_m, wanted, categories=codes)
-    head = found.hits[: relevance.RERANK_CANDIDATES]
-    ids = [h.id for h in head]
-    distances = chord2_to_m([h.chord2 for h in head])
+    n_head = min(len(found.ids), relevance.RERANK_CANDIDATES)
+    ids = found.ids[:n_head].tolist()
+    distances = chord2_to_m(found.chord2[:n_head])
     times: list[float] = []
     visited: list[int] = []
     if query.user_id is not None:
@@ -74,18 +74,19 @@ def search_relevance(
         at,
         boost,
         ranking.exploration_share,
+        places=offset + query.limit,
     )
-    order = [*ranked.order.tolist(), *range(len(head), len(found.hits))]
+    # The page's positions into found: the ranked head's first places, then by distance.
+    order = [*ranked.order.tolist(), *range(n_head, len(found.ids))]
     positions = order[offset : offset + query.limit]
-    page_ids = [found.hits[p].id for p in positions]
+    page_ids = found.ids[positions].tolist()
     merchants = live.public_merchants(session, page_ids)
     offers = deals.offers(page_ids, at)
     categories = live.categories_of(sorted(set(visited)))
     by_category = dict(Counter(categories.values()))
-    page_distances = chord2_to_m([found.hits[p].chord2 for p in positions]).round(2).tolist()
+    page_distances = chord2_to_m(found.chord2[positions]).round(2).tolist()
     items = []
-    for p, distance_m in zip(positions, page_distances, strict=True):
-        merchant_id = found.hits[p].id
+    for p, merchant_id, distance_m in zip(positions, page_ids, page_distances, strict=True):
         if merchant_id not in merchants:
             continue
         offer = offers.get(merchant_id)
@@ -99,15 +100,19 @@ def search_relevance(
                 by_category,
                 ranking.holder.popular_at,
             )
-            if p < len(head)
+            if p < n_head
             else relevance.distance_reason(distance_m)
         )
         items.append(item(merchants[merchant_id], distance_m, offer, why))
     next_cursor = None
-    if len(order) > offset + query.limit:
-        last = found.hits[positions[-1]]
+    if len(found.ids) > offset + query.limit:
+        last = positions[-1]
         next_cursor = encode_cursor(
-            query, last.chord2, last.id, at_us=micros(at), offset=offset + query.limit
+            query,
+            float(found.chord2[last]),
+            int(found.ids[last]),
+            at_us=micros(at),
+            offset=offset + query.limit,
         )
     return NearbyPage(
         total=found.total,

@@ -142,14 +142,16 @@ def rank(
     now: datetime,
     boost: npt.NDArray[np.float64],
     exploration_share: float,
+    places: int | None = None,
 ) -> Ranked:
     """Order candidates by the model's score plus the deal boost (deal_boosts); merchants
     without history get every exploration slot (recommender.exploration). ``origin_id`` is
-    the merchant the user stands at (origin_here)."""
+    the merchant the user stands at (origin_here). With ``places``, only the first that
+    many places of the order are worked out (a page needs no more)."""
     scored = model.score(user_id, history, origin_id, ids, distances_m, now.timestamp(), boost)
     by_score = np.lexsort((np.asarray(ids), -scored.scores))
     fresh = ~scored.known | (model.signals.popularity[np.maximum(scored.columns, 0)] == 0)
-    return Ranked(interleave(by_score, fresh, exploration_share), scored, fresh)
+    return Ranked(interleave(by_score, fresh, exploration_share, places), scored, fresh)
 
 
 def origin_here(

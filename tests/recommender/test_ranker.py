@@ -145,6 +145,22 @@ def test_exploration_slots_go_to_merchants_without_history() -> None:
         interleave(order, fresh, 1.5)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    fresh=st.lists(st.booleans(), min_size=0, max_size=60),
+    share=st.sampled_from([0.0, 0.1, 0.25, 0.5, 1.0]),
+    places=st.integers(0, 70),
+    seed=st.integers(0, 1000),
+)
+def test_the_first_places_of_an_interleaving_are_those_of_the_whole(
+    fresh: list[bool], share: float, places: int, seed: int
+) -> None:
+    order = np.random.default_rng(seed).permutation(len(fresh))
+    whole = interleave(order, np.array(fresh, dtype=bool), share).tolist()
+    assert sorted(whole) == list(range(len(fresh)))
+    assert interleave(order, np.array(fresh, dtype=bool), share, places).tolist() == whole[:places]
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     known=st.sets(st.integers(0, 5000), min_size=1, max_size=200),

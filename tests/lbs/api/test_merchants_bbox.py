@@ -4,6 +4,7 @@ antimeridian, filtered like /v1/nearby, paged by id with an honest total; bad bo
 from __future__ import annotations
 
 import random
+from datetime import datetime, timedelta
 from typing import Any
 
 import h3
@@ -303,6 +304,29 @@ def test_clusters_count_the_merchants_with_deals(client: FlaskClient) -> None:
     assert (
         body["resolution"] == 5 and only["properties"]["count"] == 2 and only["properties"]["with_deals"] == 1
     )
+
+
+def test_a_kept_cluster_answer_follows_deals_and_time(client: FlaskClient) -> None:
+    """Cluster answers are kept per worker (lbs.services.view_cache): a kept one must not
+    outlive a deal's publication, nor be served for an ``at`` before the deal began."""
+    _, key = make_merchant(client, 60.17, 24.94, name="With deal")
+    make_merchant(client, 60.1701, 24.9401, name="Without")
+    deal = create_deal(client, key)
+    params = {"bbox": bbox(HELSINKI)}
+
+    def with_deals(**at: str) -> int:
+        (only,) = clustered(client, {**params, **at}, 10)["features"]
+        return int(only["properties"]["with_deals"])
+
+    assert with_deals() == with_deals() == 0  # a draft; the second answer is the kept one
+    views = client.application.extensions["lbs"].live_index.views
+    assert len(views._views) == 1
+    transition(client, key, deal["id"], "publish")
+    assert with_deals() == 1
+    assert with_deals(at=deal["valid_from"]) == 1
+    before = datetime.fromisoformat(deal["valid_from"]) - timedelta(seconds=1)
+    assert with_deals(at=before.isoformat()) == 0
+    assert with_deals() == 1
 
 
 def test_clusters_need_a_zoom_and_take_no_cursor(client: FlaskClient) -> None:

@@ -18,7 +18,6 @@ Deals that ended before the book was loaded less ``HISTORY`` are not held: a que
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -39,6 +38,7 @@ from lbs.services.deal_offers import DealAt, MerchantOffer, merchant_offer
 from lbs.services.deal_patterns import EPOCH, NEVER, WindowPatterns, micros
 from lbs.services.poll_schedule import PollSchedule
 from lbs.services.revisions import DealRows, deal_changes, live_deals
+from lbs.services.slot_columns import SlotsByKey, Titles, code_of
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -48,8 +48,10 @@ HISTORY = timedelta(days=1)
 _KEPT_DEALS = 20_000
 _COLUMNS = (
     "merchant", "valid_from", "valid_until", "ended", "total", "claimed",
-    "list_price", "deal_price", "discount", "pattern",
+    "list_price", "deal_price", "discount", "pattern", "kind", "currency",
+    "lat", "lng", "category",  # the merchant's
 )  # fmt: skip
+_FLOATS = ("discount", "lat", "lng")
 STATUSES = ("draft", "published", "paused", "ended")
 PUBLISHED = STATUSES.index("published")
 
@@ -95,16 +97,20 @@ class DealBook:
         self._reset()
 
     def _reset(self) -> None:
-        self._slot: dict[int, int] = {}  # deal id -> row of the arrays
-        self._by_merchant: dict[int, list[int]] = {}
-        self._text: list[tuple[str, str, str]] = []  # title, kind, currency
-        self._merchant_pos: dict[int, tuple[float, float, int]] = {}  # lat, lng, category code
+        # Rows ("slots") by deal id and by merchant, and titles: arrays, not an object per
+        # row, so that the workers keep sharing them with the master (slot_columns).
+        self._n = 0  # slots in use
+        self._slot = SlotsByKey()
+        self._by_merchant = SlotsByKey()
+        self._titles = Titles()
+        self._kinds: list[str] = []  # the "kind" and "currency" columns' codes
+        self._currencies: list[str] = []
         self._patterns = WindowPatterns()
         self._ids = np.zeros(0, dtype=np.int64)
         self._status = np.zeros(0, dtype=np.int8)  # position in STATUSES
         self._active = np.zeros(0, dtype=bool)  # the merchant is active
         self._arrays: dict[str, npt.NDArray[Any]] = {
-            name: np.zeros(0, dtype=np.float64 if name == "discount" else np.int64) for name in _COLUMNS
+            name: np.zeros(0, dtype=np.float64 if name in _FLOATS else np.int64) for name in _COLUMNS
         }
         self._index = NearbyIndex(N_CATEGORIES, resolutions=self.resolutions)
         self._version += 1
@@ -124,13 +130,19 @@ class DealBook:
             self._reset()
             self.floor, self.horizon = floor, horizon
             self._apply(rows, index=False)
+            n, a = self._n, self._arrays
+            self._slot.build(self._ids[:n])
+            self._by_merchant.build(a["merchant"][:n])
+            self._titles.fold(n)
             # One build rather than an upsert per deal.
-            slots = np.flatnonzero(self._active[: len(self._text)])
-            where = np.array(
-                [self._merchant_pos[m] for m in self._arrays["merchant"][slots].tolist()], dtype=np.float64
-            ).reshape(-1, 3)
+            slots = np.flatnonzero(self._active[:n])
             self._index = NearbyIndex(
-                N_CATEGORIES, slots, where[:, 0], where[:, 1], where[:, 2], resolutions=self.resolutions
+                N_CATEGORIES,
+                slots,
+                a["lat"][slots],
+                a["lng"][slots],
+                a["category"][slots],
+                resolutions=self.resolutions,
             )
             self._polls.polled()
             self.loaded = True
@@ -161,8 +173,10 @@ class DealBook:
                 if merchant_id not in self._by_merchant:
                     continue
                 active, code = status == "active", CATEGORY_CODES[category]
-                self._merchant_pos[merchant_id] = (lat, lng, code)
-                for slot in self._by_merchant[merchant_id]:
+                slots = self._by_merchant.of(merchant_id)
+                a = self._arrays
+                a["lat"][slots], a["lng"][slots], a["category"][slots] = lat, lng, code
+                for slot in slots:
                     self._active[slot] = active
                     pattern = self._patterns[self._arrays["pattern"][slot]]
                     self._arrays["pattern"][slot] = self._patterns.intern(pattern.stored, tz)
@@ -180,8 +194,12 @@ class DealBook:
         slots = np.array([self._slot_of(r.id, r.merchant_id) for r in rows], dtype=np.int64)
         columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
         for slot, r in zip(slots.tolist(), rows, strict=True):
-            self._text[slot] = (r.title, sys.intern(r.kind), sys.intern(r.currency))
-            self._merchant_pos[r.merchant_id] = (r.lat, r.lon, CATEGORY_CODES[r.category])
+            self._titles[slot] = r.title
+            columns["kind"].append(code_of(self._kinds, r.kind))
+            columns["currency"].append(code_of(self._currencies, r.currency))
+            columns["lat"].append(r.lat)
+            columns["lng"].append(r.lon)
+            columns["category"].append(CATEGORY_CODES[r.category])
             columns["merchant"].append(r.merchant_id)
             columns["valid_from"].append(micros(r.valid_from))
             columns["valid_until"].append(micros(r.valid_until))
@@ -199,6 +217,9 @@ class DealBook:
         self._status[slots] = [STATUSES.index(r.status) for r in rows]
         self._active[slots] = [r.merchant_status == "active" for r in rows]
         if index:
+            self._slot.settle(self._ids[: self._n])
+            self._by_merchant.settle(a["merchant"][: self._n])
+            self._titles.settle(self._n)
             for slot, r in zip(slots.tolist(), rows, strict=True):
                 if r.merchant_status == "active":
                     self._index.upsert(slot, r.lat, r.lon, CATEGORY_CODES[r.category])
@@ -206,10 +227,11 @@ class DealBook:
                     self._index.remove(slot)
 
     def _slot_of(self, deal_id: int, merchant_id: int) -> int:
-        slot = self._slot.get(deal_id)
-        if slot is not None:
-            return slot
-        slot = len(self._text)
+        known = self._slot.of(deal_id)
+        if known:
+            return known[0]
+        slot = self._n
+        self._n += 1
         if slot >= len(self._ids):
             capacity = max(1024, 2 * len(self._ids))
             self._ids = np.resize(self._ids, capacity)
@@ -217,9 +239,9 @@ class DealBook:
             self._active = np.resize(self._active, capacity)
             self._arrays = {name: np.resize(a, capacity) for name, a in self._arrays.items()}
         self._ids[slot] = deal_id
-        self._slot[deal_id] = slot
-        self._by_merchant.setdefault(merchant_id, []).append(slot)
-        self._text.append(("", "", ""))
+        self._arrays["merchant"][slot] = merchant_id
+        self._slot.add(deal_id, slot)
+        self._by_merchant.add(merchant_id, slot)
         return slot
 
     # -- reads ---------------------------------------------------------------------
@@ -273,9 +295,7 @@ class DealBook:
     def best_claimable(self, merchant_ids: Sequence[int], at: datetime) -> BestDeals:
         """For each of ``merchant_ids`` with a deal claimable at ``at``: its best deal's numbers."""
         with self._lock:
-            found = [(i, s) for i, m in enumerate(merchant_ids) for s in self._by_merchant.get(m, ())]
-            positions = np.array([f[0] for f in found], dtype=np.int64)
-            slots = np.array([f[1] for f in found], dtype=np.int64)
+            positions, slots = self._by_merchant.of_many(merchant_ids)
             ok, ends = self._claimable(slots, at)
             positions, slots, ends = positions[ok], slots[ok], ends[ok]
             best = self._best_per_merchant(slots, ends)
@@ -291,7 +311,7 @@ class DealBook:
             for merchant_id in merchant_ids:
                 offers = [
                     DealAt.of(self._deal(slot), self._patterns[self._arrays["pattern"][slot]].tz.key, at)
-                    for slot in self._by_merchant.get(merchant_id, ())
+                    for slot in self._by_merchant.of(merchant_id)
                     if self._shown(slot, at)
                 ]
                 if offers:
@@ -307,7 +327,7 @@ class DealBook:
             cached = self._dealers.get(started)
             if cached is not None and cached[0] == self._version and cached[1] <= at_us < cached[2]:
                 return cached[3]
-            n, a = len(self._text), self._arrays
+            n, a = self._n, self._arrays
             shown = (self._status[:n] == PUBLISHED) & self._active[:n]
             edges = [a["valid_until"][:n][shown], a["ended"][:n][shown]]
             keep = shown & (at_us < a["valid_until"][:n]) & (at_us < a["ended"][:n])
@@ -338,8 +358,8 @@ class DealBook:
     def deal(self, deal_id: int) -> Deal | None:
         """The deal as the book holds it (detached), or None."""
         with self._lock:
-            slot = self._slot.get(deal_id)
-            return None if slot is None else self._deal(slot)
+            slots = self._slot.of(deal_id)
+            return self._deal(slots[0]) if slots else None
 
     def _deal(self, slot: int) -> Deal:
         """The row as a (detached) Deal with the columns DealAt.of and deal_summary read; the
@@ -354,7 +374,8 @@ class DealBook:
 
     def _new_deal(self, slot: int) -> Deal:
         a = self._arrays
-        title, kind, currency = self._text[slot]
+        title = self._titles[slot]
+        kind, currency = self._kinds[a["kind"][slot]], self._currencies[a["currency"][slot]]
         total, ended = int(a["total"][slot]), int(a["ended"][slot])
         return Deal(
             id=int(self._ids[slot]),
@@ -375,4 +396,4 @@ class DealBook:
 
     @property
     def size(self) -> int:
-        return len(self._slot)
+        return self._n

@@ -124,7 +124,7 @@ def merchants_in_box(session: Session, live: LiveIndex, deals: DealReads, query:
     }
 
 
-def _started_dealers(deals: DealReads, at: datetime) -> npt.NDArray[np.int64]:
+def started_dealers(deals: DealReads, at: datetime) -> npt.NDArray[np.int64]:
     """The merchants with a published deal whose validity has begun and not ended at ``at``
     (its windows aside), sorted and unique: what a cluster's ``with_deals`` counts, taken
     from here alone."""
@@ -133,18 +133,7 @@ def _started_dealers(deals: DealReads, at: datetime) -> npt.NDArray[np.int64]:
     return deals.merchants_with_deals(at, every, started=True)
 
 
-def find_clusters(
-    session: Session, live: LiveIndex, deals: DealReads, query: BoxQuery, zoom: int
-) -> tuple[Clusters, int]:
-    """The matching merchants counted per H3 cell at the resolution for ``zoom`` (returned
-    too): per cell its merchants' mean position, and how many of them have a deal valid at
-    ``at``. Every cell in the box, so no pages."""
-    resolution = cluster_resolution(zoom, live.resolutions[-1])
-    refresh(session, live, deals.book)
-    return _clusters(session, live, deals, query, resolution, _started_dealers(deals, query.at)), resolution
-
-
-def _clusters(
+def clusters_with(
     session: Session,
     live: LiveIndex,
     deals: DealReads,
@@ -152,7 +141,9 @@ def _clusters(
     resolution: int,
     dealers: npt.NDArray[np.int64],
 ) -> Clusters:
-    """find_clusters() at ``resolution``, ``dealers`` marked.
+    """The matching merchants counted per H3 cell at ``resolution``: per cell its merchants'
+    mean position, and how many of them are among ``dealers`` (started_dealers: those with
+    a deal valid at ``at``). Every cell in the box, so no pages.
 
     Without a per-merchant filter the index counts from its per-cell totals (no merchant
     of a cell inside the box is read); ``has_deal`` and ``open_now`` read every merchant."""
@@ -191,8 +182,9 @@ def _features_text(found: Clusters) -> bytes:
 def clusters_in_box(
     session: Session, live: LiveIndex, deals: DealReads, query: BoxQuery, zoom: int
 ) -> dict[str, Any]:
-    """find_clusters() as a GeoJSON FeatureCollection (its features already encoded, for
-    orjson): one Point feature per cell, ``total`` the sum of the counts.
+    """clusters_with() at the resolution for ``zoom`` as a GeoJSON FeatureCollection (its
+    features already encoded, for orjson): one Point feature per cell, ``total`` the sum
+    of the counts.
 
     Without a per-merchant filter, the answer is kept for the same box, resolution and
     categories while the index and the deal book's dealers hold (lbs.services.view_cache):
@@ -200,12 +192,12 @@ def clusters_in_box(
     resolution = cluster_resolution(zoom, live.resolutions[-1])
     refresh(session, live, deals.book)
     # Read before the answer is computed: if either moves meanwhile, the entry never matches.
-    generation, dealers = live.generation, _started_dealers(deals, query.at)
+    generation, dealers = live.generation, started_dealers(deals, query.at)
     kept = not (query.has_deal or query.open_now)
     key = ("clusters", query.box, resolution, query.categories)
     view = live.views.get(key, generation, dealers) if kept else None
     if view is None:
-        found = _clusters(session, live, deals, query, resolution, dealers)
+        found = clusters_with(session, live, deals, query, resolution, dealers)
         view = View(generation, dealers, _features_text(found), int(found.counts.sum()))
         if kept:
             live.views.put(key, view)

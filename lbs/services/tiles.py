@@ -19,10 +19,12 @@ from sqlalchemy.orm import Session
 
 from lbs.categories import Category
 from lbs.geo.h3box import Box
+from lbs.geo.h3clusters import cluster_resolution
 from lbs.services.deal_reads import DealReads
 from lbs.services.live_index import LiveIndex
-from lbs.services.merchant_map import BoxQuery, find_clusters
+from lbs.services.merchant_map import BoxQuery, clusters_with, started_dealers
 from lbs.services.nearby import refresh
+from lbs.services.view_cache import View
 
 EXTENT = 4096
 MAX_ZOOM = 22
@@ -49,9 +51,33 @@ def _pixels(lats: np.ndarray, lngs: np.ndarray, z: int, x: int, y: int) -> np.nd
 
 
 def tile(session: Session, live: LiveIndex, deals: DealReads, z: int, x: int, y: int, at: datetime) -> bytes:
+    """The tile, kept per worker while the index and the merchants with a started deal are
+    those it was drawn from (lbs.services.view_cache, as cluster answers are)."""
+    refresh(session, live, deals.book)
+    # Read before the tile is drawn: if either moves meanwhile, the entry never matches.
+    generation, dealers = live.generation, started_dealers(deals, at)
+    key = ("tile", z, x, y)
+    view = live.views.get(key, generation, dealers)
+    if view is None:
+        view = View(generation, dealers, _draw(session, live, deals, z, x, y, at, dealers), 0)
+        live.views.put(key, view)
+    return view.body
+
+
+def _draw(
+    session: Session,
+    live: LiveIndex,
+    deals: DealReads,
+    z: int,
+    x: int,
+    y: int,
+    at: datetime,
+    dealers: np.ndarray,
+) -> bytes:
     box = tile_box(z, x, y)
     if z < MERCHANTS_FROM_ZOOM:
-        found, _ = find_clusters(session, live, deals, BoxQuery(box=box, limit=1, at=at), z)
+        resolution = cluster_resolution(z, live.resolutions[-1])
+        found = clusters_with(session, live, deals, BoxQuery(box=box, limit=1, at=at), resolution, dealers)
         # Where the GeoJSON clusters say (6 decimals), so that both show the same places.
         lngs, lats = np.round(found.lngs, 6), np.round(found.lats, 6)
         properties = [
@@ -63,13 +89,12 @@ def tile(session: Session, live: LiveIndex, deals: DealReads, z: int, x: int, y:
         ids: list[int | None] = [None] * len(properties)
         name = "clusters"
     else:
-        refresh(session, live, deals.book)
         hits = live.in_box(box)
-        dealers = np.isin(hits.ids, deals.merchants_with_deals(at, hits.ids, started=True))
+        with_deal = np.isin(hits.ids, dealers)
         lats, lngs = hits.lats, hits.lngs
         properties = [
             {"category": _CATEGORIES[c], "has_deal": bool(d)}
-            for c, d in zip(hits.categories.tolist(), dealers.tolist(), strict=True)
+            for c, d in zip(hits.categories.tolist(), with_deal.tolist(), strict=True)
         ]
         ids = [int(i) for i in hits.ids.tolist()]
         name = "merchants"

@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
 from lbs.services.tiles import EXTENT, MERCHANTS_FROM_ZOOM
+from tests.conftest import OPERATOR
 from tests.deals_factory import create_deal, make_merchant, transition
 from tests.factories import Seeded, merchant, seed
 from tests.problems import assert_problem
@@ -69,6 +70,35 @@ def test_a_tile_shows_which_merchants_have_deals(client: FlaskClient) -> None:
     (feature,) = decoded(client, 16, x, y)["merchants"]["features"]
 
     assert feature["id"] == with_deal and feature["properties"]["has_deal"] is True
+
+
+@pytest.mark.parametrize("z", [16, MERCHANTS_FROM_ZOOM - 4])
+def test_a_kept_tile_follows_deals_and_moves(client: FlaskClient, z: int) -> None:
+    """Tiles are kept per worker (lbs.services.view_cache): a kept one must not outlive a
+    deal's publication nor a merchant's move."""
+    with_deal, key = make_merchant(client, 60.1695, 24.9410, name="With deal")
+    deal = create_deal(client, key)
+    x, y = tile_of(60.1695, 24.9410, z)
+
+    def shown() -> list[tuple[int, bool]]:
+        layers = decoded(client, z, x, y)
+        if "clusters" in layers:
+            return [
+                (f["properties"]["count"], f["properties"]["with_deals"] > 0)
+                for f in layers["clusters"]["features"]
+            ]
+        return [
+            (f["id"], f["properties"]["has_deal"])
+            for f in layers.get("merchants", {"features": []})["features"]
+        ]
+
+    first = with_deal if z >= MERCHANTS_FROM_ZOOM else 1
+    assert shown() == shown() == [(first, False)]  # a draft; the second answer is the kept one
+    transition(client, key, deal["id"], "publish")
+    assert shown() == [(first, True)]
+    moved = client.patch(f"/v1/merchants/{with_deal}", json={"lat": 10.0, "lon": 0.0}, headers=OPERATOR)
+    assert moved.status_code == 200, moved.get_data(as_text=True)
+    assert shown() == []
 
 
 def test_an_empty_tile_is_empty_and_tiles_are_cacheable(block: list[Seeded], client: FlaskClient) -> None:

@@ -306,16 +306,17 @@ class DealBook:
 
     def offers(self, merchant_ids: Iterable[int], at: datetime) -> dict[int, MerchantOffer]:
         """deal_offers.best_offers from the book: each merchant's best claimable deal, or the next."""
+        ids = list(dict.fromkeys(merchant_ids))
         result = {}
         with self._lock:
-            for merchant_id in merchant_ids:
-                offers = [
-                    DealAt.of(self._deal(slot), self._patterns[self._arrays["pattern"][slot]].tz.key, at)
-                    for slot in self._by_merchant.of(merchant_id)
-                    if self._shown(slot, at)
-                ]
-                if offers:
-                    result[merchant_id] = merchant_offer(offers)
+            positions, slots = self._by_merchant.of_many(ids)  # every merchant's slots at once
+            shown = self._shown_many(slots, at)
+            by_merchant: dict[int, list[DealAt]] = {}
+            for position, slot in zip(positions[shown].tolist(), slots[shown].tolist(), strict=True):
+                deal = DealAt.of(self._deal(slot), self._patterns[self._arrays["pattern"][slot]].tz.key, at)
+                by_merchant.setdefault(ids[position], []).append(deal)
+            for merchant_id, offers in by_merchant.items():
+                result[merchant_id] = merchant_offer(offers)
         return result
 
     def merchants_with_deals(self, at: datetime, *, started: bool = False) -> IntArray:
@@ -345,14 +346,14 @@ class DealBook:
             self._dealers[started] = (self._version, lo, hi, merchants)
             return merchants
 
-    def _shown(self, slot: int, at: datetime) -> bool:
-        """deal_offers._not_over: published, at an active merchant, not ended or past."""
+    def _shown_many(self, slots: IntArray, at: datetime) -> npt.NDArray[np.bool_]:
+        """deal_offers._not_over, per slot: published, at an active merchant, not ended or past."""
         a, at_us = self._arrays, micros(at)
-        return bool(
-            self._status[slot] == PUBLISHED
-            and self._active[slot]
-            and at_us < a["valid_until"][slot]
-            and at_us < a["ended"][slot]
+        return (
+            (self._status[slots] == PUBLISHED)
+            & self._active[slots]
+            & (at_us < a["valid_until"][slots])
+            & (at_us < a["ended"][slots])
         )
 
     def deal(self, deal_id: int) -> Deal | None:

@@ -198,7 +198,7 @@ def clusters_in_box(
     view = live.views.get(key, generation, dealers) if kept else None
     if view is None:
         found = clusters_with(session, live, deals, query, resolution, dealers)
-        view = View(generation, dealers, _features_text(found), int(found.counts.sum()))
+        view = View.of(generation, dealers, _features_text(found), int(found.counts.sum()))
         if kept:
             live.views.put(key, view)
     return {

@@ -59,7 +59,7 @@ def tile(session: Session, live: LiveIndex, deals: DealReads, z: int, x: int, y:
     key = ("tile", z, x, y)
     view = live.views.get(key, generation, dealers)
     if view is None:
-        view = View(generation, dealers, _draw(session, live, deals, z, x, y, at, dealers), 0)
+        view = View.of(generation, dealers, _draw(session, live, deals, z, x, y, at, dealers), 0)
         live.views.put(key, view)
     return view.body
 

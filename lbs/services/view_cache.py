@@ -13,8 +13,10 @@ Entries are bounded in bytes (LBS_VIEW_CACHE_MB), least recently used first out.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Any
 
 from cachetools import LRUCache
 
@@ -22,9 +24,16 @@ from cachetools import LRUCache
 @dataclass(frozen=True)
 class View:
     generation: int
-    dealers: object  # compared by identity: the deal book's array, the same while it holds
+    # The deal book's dealers array, compared by identity (the same object while it holds)
+    # and not kept alive: under claims the book makes a new one every poll, and entries
+    # holding old ones would pin ~1 MB each.
+    dealers: weakref.ref[Any]
     body: bytes
     total: int
+
+    @classmethod
+    def of(cls, generation: int, dealers: object, body: bytes, total: int) -> View:
+        return cls(generation, weakref.ref(dealers), body, total)
 
 
 class ViewCache:
@@ -38,7 +47,7 @@ class ViewCache:
     def get(self, key: Hashable, generation: int, dealers: object) -> View | None:
         with self._lock:
             view = self._views.get(key)
-        if view is None or view.generation != generation or view.dealers is not dealers:
+        if view is None or view.generation != generation or view.dealers() is not dealers:
             return None
         return view
 

@@ -178,8 +178,8 @@ class DealBook:
                 a["lat"][slots], a["lng"][slots], a["category"][slots] = lat, lng, code
                 for slot in slots:
                     self._active[slot] = active
-                    pattern = self._patterns[self._arrays["pattern"][slot]]
-                    self._arrays["pattern"][slot] = self._patterns.intern(pattern.stored, tz)
+                    pattern = self._patterns[a["pattern"][slot]]
+                    a["pattern"][slot] = self._patterns.intern(pattern.stored, tz)
                     if active:
                         self._index.upsert(slot, lat, lng, code)
                     else:
@@ -254,11 +254,8 @@ class DealBook:
         """Which of ``slots`` can be claimed at ``at``, and until when (deal_state + Schedule)."""
         a, at_us = self._arrays, micros(at)
         ok = (
-            (self._status[slots] == PUBLISHED)
-            & self._active[slots]
+            self._shown_many(slots, at)
             & (a["valid_from"][slots] <= at_us)
-            & (at_us < a["valid_until"][slots])
-            & (at_us < a["ended"][slots])
             & ((a["total"][slots] < 0) | (a["claimed"][slots] < a["total"][slots]))
         )
         patterns = a["pattern"][slots]

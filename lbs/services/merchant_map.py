@@ -29,7 +29,6 @@ from lbs.services.deal_reads import DealReads
 from lbs.services.hours import merchant_hours, open_at
 from lbs.services.live_index import LiveIndex
 from lbs.services.nearby import refresh
-from lbs.services.view_cache import View
 
 
 @dataclass(frozen=True)
@@ -191,16 +190,15 @@ def clusters_in_box(
     every visitor of a page with an embedded map asks for the same first view."""
     resolution = cluster_resolution(zoom, live.resolutions[-1])
     refresh(session, live, deals.book)
-    # Read before the answer is computed: if either moves meanwhile, the entry never matches.
     generation, dealers = live.generation, started_dealers(deals, query.at)
-    kept = not (query.has_deal or query.open_now)
-    key = ("clusters", query.box, resolution, query.categories)
-    view = live.views.get(key, generation, dealers) if kept else None
-    if view is None:
+
+    def draw() -> tuple[bytes, int]:
         found = clusters_with(session, live, deals, query, resolution, dealers)
-        view = View.of(generation, dealers, _features_text(found), int(found.counts.sum()))
-        if kept:
-            live.views.put(key, view)
+        return _features_text(found), int(found.counts.sum())
+
+    kept = not (query.has_deal or query.open_now)
+    key = ("clusters", query.box, resolution, query.categories) if kept else None
+    view = live.views.get_or_draw(key, generation, dealers, draw)
     return {
         "type": "FeatureCollection",
         "features": orjson.Fragment(view.body),

@@ -24,7 +24,6 @@ from lbs.services.deal_reads import DealReads
 from lbs.services.live_index import LiveIndex
 from lbs.services.merchant_map import BoxQuery, clusters_with, started_dealers
 from lbs.services.nearby import refresh
-from lbs.services.view_cache import View
 
 EXTENT = 4096
 MAX_ZOOM = 22
@@ -54,13 +53,10 @@ def tile(session: Session, live: LiveIndex, deals: DealReads, z: int, x: int, y:
     """The tile, kept per worker while the index and the merchants with a started deal are
     those it was drawn from (lbs.services.view_cache, as cluster answers are)."""
     refresh(session, live, deals.book)
-    # Read before the tile is drawn: if either moves meanwhile, the entry never matches.
     generation, dealers = live.generation, started_dealers(deals, at)
-    key = ("tile", z, x, y)
-    view = live.views.get(key, generation, dealers)
-    if view is None:
-        view = View.of(generation, dealers, _draw(session, live, deals, z, x, y, at, dealers), 0)
-        live.views.put(key, view)
+    view = live.views.get_or_draw(
+        ("tile", z, x, y), generation, dealers, lambda: (_draw(session, live, deals, z, x, y, at, dealers), 0)
+    )
     return view.body
 
 

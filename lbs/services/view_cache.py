@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,20 @@ class ViewCache:
             view = self._views.get(key)
         if view is None or view.generation != generation or view.dealers() is not dealers:
             return None
+        return view
+
+    def get_or_draw(
+        self, key: Hashable | None, generation: int, dealers: object, draw: Callable[[], tuple[bytes, int]]
+    ) -> View:
+        """The view kept for ``key`` at this generation and dealers, else ``draw()``'s (body,
+        total), kept. The caller reads ``generation`` and ``dealers`` before ``draw`` runs, and
+        draw uses those dealers: if either moves meanwhile, the entry never matches. A key of
+        None: drawn, not kept (an answer this cache cannot vouch for)."""
+        view = None if key is None else self.get(key, generation, dealers)
+        if view is None:
+            view = View.of(generation, dealers, *draw())
+            if key is not None:
+                self.put(key, view)
         return view
 
     def put(self, key: Hashable, view: View) -> None:

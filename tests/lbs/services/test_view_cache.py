@@ -42,3 +42,19 @@ def test_an_entry_does_not_keep_its_dealers_alive() -> None:
     gc.collect()
 
     assert alive() is None
+
+
+def test_get_or_draw_draws_once_per_terms_and_keeps_nothing_without_a_key() -> None:
+    cache = ViewCache(max_bytes=100)
+    dealers = np.array([1])
+    drawn: list[int] = []
+
+    def draw() -> tuple[bytes, int]:
+        drawn.append(1)
+        return b"[]", len(drawn)
+
+    assert cache.get_or_draw("box", 1, dealers, draw).total == 1
+    assert cache.get_or_draw("box", 1, dealers, draw).total == 1  # kept
+    assert cache.get_or_draw("box", 2, dealers, draw).total == 2  # the index moved
+    assert cache.get_or_draw(None, 2, dealers, draw).total == 3
+    assert cache.get_or_draw(None, 2, dealers, draw).total == 4  # never kept

@@ -10,6 +10,7 @@ undecided ("unknown"), give open_now null: the merchant is kept, not hidden.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,11 @@ _UNPARSEABLE = (opening_hours.ParserError, ValueError)  # type: ignore[attr-defi
 _NO_CALENDAR = (opening_hours.UnknownCountryError, opening_hours.InvalidCoordinatesError)  # type: ignore[attr-defined]
 # Steps of next_change() walked to find the next opening (closed -> unknown -> open ...).
 _MAX_STEPS = 8
+# What in an expression depends on where the merchant is: public and school holidays (the
+# country's calendar) and sun events (sunrise at its coordinates). Anything else means the
+# same in every place of one zone, so it is parsed and evaluated once per expression and
+# zone, however many merchants share it (a parsed expression with a place is ~1 KB).
+_PLACE_BOUND = re.compile(r"\b(?:PH|SH)\b|sunrise|sunset|dawn|dusk", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -51,16 +57,33 @@ class Hours:
 UNKNOWN = Hours(None, None, None)
 
 
-# Per expression, zone and place, the last answer and the span it holds for: [at, until).
-# Requests ask at "now", which moves slowly against the hours, so most pages find theirs.
-_latest: LRUCache[tuple[str, str, float, float], tuple[datetime, datetime, Hours]] = LRUCache(maxsize=65_536)
+# Per expression, zone and (where it matters) place, the last answer and the span it holds
+# for: [at, until). Requests ask at "now", which moves slowly against the hours, so most
+# pages find theirs.
+_latest: LRUCache[tuple[str, str, float | None, float | None], tuple[datetime, datetime, Hours]] = LRUCache(
+    maxsize=65_536
+)
 _latest_lock = threading.Lock()
 _NEVER = datetime.max.replace(tzinfo=UTC)
 
 
+@lru_cache(maxsize=4096)
+def _place_bound(expression: str) -> bool:
+    return _PLACE_BOUND.search(expression) is not None
+
+
 @lru_cache(maxsize=65_536)
-def _parsed(expression: str, zone: str, lat: float, lon: float) -> opening_hours.OpeningHours | None:
+def _parsed(
+    expression: str, zone: str, lat: float | None, lon: float | None
+) -> opening_hours.OpeningHours | None:
     tz = ZoneInfo(zone)
+    if lat is None or lon is None:
+        try:
+            return opening_hours.OpeningHours(
+                expression, timezone=tz, auto_country=False, auto_timezone=False
+            )
+        except _UNPARSEABLE:
+            return None
     try:
         return opening_hours.OpeningHours(expression, timezone=tz, coords=(lat, lon), auto_country=True)
     except _NO_CALENDAR:
@@ -77,12 +100,12 @@ def hours_at(expression: str | None, zone: str, lat: float, lon: float, at: date
     """Whether the merchant is open at ``at`` (any zone), and its next change."""
     if not expression:
         return UNKNOWN
-    key = (expression, zone, lat, lon)
+    key = (expression, zone, lat, lon) if _place_bound(expression) else (expression, zone, None, None)
     with _latest_lock:
         latest = _latest.get(key)
     if latest is not None and latest[0] <= at < latest[1]:
         return latest[2]
-    parsed = _parsed(expression, zone, lat, lon)
+    parsed = _parsed(*key)
     if parsed is None:
         return UNKNOWN
     hours, until = _evaluate(parsed, at.astimezone(ZoneInfo(zone)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -74,3 +75,47 @@ def test_answers_kept_between_instants_are_the_answers_at_those_instants(express
         kept = hours_at(expression, *HELSINKI, instant)
         hours_module._latest.clear()
         assert kept == hours_at(expression, *HELSINKI, instant), instant
+
+
+TALLINN = (59.437, 24.7536)
+
+
+def test_holidays_are_the_places_own_in_one_zone() -> None:
+    """Epiphany (6 January) is a public holiday in Finland, not in Estonia: two merchants
+    in the same zone with the same hours, one in each country, differ on it, whichever
+    is asked first."""
+    epiphany = datetime.fromisoformat("2026-01-06T10:00:00+02:00")
+    expression = "Mo-Fr 09:00-18:00; PH off"
+    for first, second in [(HELSINKI[1:], TALLINN), (TALLINN, HELSINKI[1:])]:
+        hours_module._latest.clear()
+        hours_module._parsed.cache_clear()
+        answers = {
+            place: hours_at(expression, "Europe/Helsinki", *place, epiphany).open_now
+            for place in (first, second)
+        }
+        assert answers == {HELSINKI[1:]: False, TALLINN: True}
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "Mo-Fr 09:00-18:00",
+        "Fr-Sa 18:00-02:00",
+        "Mo-Su 07:00-23:00; Dec 25 off",
+        "Mo-Fr 08:00-12:00,13:00-17:00; Su off",
+    ],
+)
+def test_hours_without_holidays_or_sun_are_the_same_everywhere_in_a_zone(expression: str) -> None:
+    """An expression that names no holiday and no sun event is shared by every merchant of a
+    zone; its answers equal those of the library given each merchant's own place."""
+    rng = random.Random(expression)
+    places = [(rng.uniform(59.0, 70.0), rng.uniform(20.0, 31.0)) for _ in range(5)]
+    instant = datetime(2026, 10, 20, tzinfo=UTC)
+    while instant < datetime(2027, 1, 10, tzinfo=UTC):
+        instant += timedelta(minutes=rng.choice([13, 59, 180, 601]))
+        for lat, lon in places:
+            parsed = hours_module._parsed(expression, "Europe/Helsinki", lat, lon)
+            assert parsed is not None
+            own, _ = hours_module._evaluate(parsed, instant.astimezone(ZoneInfo("Europe/Helsinki")))
+            assert hours_at(expression, "Europe/Helsinki", lat, lon, instant) == own, (instant, lat, lon)
+    assert not hours_module._place_bound(expression)

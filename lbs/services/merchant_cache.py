@@ -7,11 +7,14 @@ live index drops an entry when its poll sees a write to that merchant, so an ent
 fresh as the index itself: this worker's own writes at once, other workers' within
 ``index_refresh_s``.
 
-Entries are shared by every request of the process: callers must not change them.
+An entry is the row's values as a tuple, its often repeated texts (category, hours, zone,
+status, attribution, timestamps) shared between entries: about 0.45 KB a merchant instead of
+the ~1.2 KB of a dict with texts of its own; each get() builds fresh dicts from them.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -19,21 +22,36 @@ from typing import Any
 from cachetools import LRUCache
 from sqlalchemy.orm import Session
 
-from lbs.services.merchants import public_merchants
+from lbs.services.merchants import PUBLIC_KEYS, public_merchants
+
+# Fields whose texts repeat across merchants, kept once (sys.intern) rather than per entry.
+_SHARED_TEXTS = frozenset(
+    {"category", "opening_hours", "timezone", "status", "attribution", "created_at", "updated_at"}
+)
+_SHARED_AT = tuple(key in _SHARED_TEXTS for key in PUBLIC_KEYS)
+
+Packed = tuple[Any, ...]
+
+
+def _pack(public: dict[str, Any]) -> Packed:
+    return tuple(
+        sys.intern(value) if shared and isinstance(value, str) else value
+        for shared, value in zip(_SHARED_AT, public.values(), strict=True)
+    )
 
 
 class MerchantCache:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._lock = threading.Lock()
-        self._entries: LRUCache[int, dict[str, Any]] = LRUCache(maxsize=max(capacity, 1))
+        self._entries: LRUCache[int, Packed] = LRUCache(maxsize=max(capacity, 1))
         # Moves with every drop: a read that began before one does not store what it read,
         # which may be the row as it was before that write.
         self._generation = 0
 
     def get(self, session: Session, merchant_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """public_merchants(), from the cache where it can: missing ids are not in the result."""
-        found: dict[int, dict[str, Any]] = {}
+        packed: dict[int, Packed] = {}
         missing: list[int] = []
         with self._lock:
             generation = self._generation
@@ -42,7 +60,10 @@ class MerchantCache:
                 if entry is None:
                     missing.append(merchant_id)
                 else:
-                    found[merchant_id] = entry
+                    packed[merchant_id] = entry
+        found = {
+            merchant_id: dict(zip(PUBLIC_KEYS, entry, strict=True)) for merchant_id, entry in packed.items()
+        }
         if not missing:
             return found
         read = public_merchants(session, missing)
@@ -50,7 +71,7 @@ class MerchantCache:
         if self.capacity > 0:
             with self._lock:
                 if generation == self._generation:
-                    self._entries.update(read)
+                    self._entries.update((merchant_id, _pack(public)) for merchant_id, public in read.items())
         return found
 
     def drop(self, merchant_ids: Iterable[int]) -> None:

@@ -210,6 +210,9 @@ _PUBLIC_COLUMNS = (
 )
 
 
+# The keys of a public representation, in order (_public drops source_ref, adds attribution).
+PUBLIC_KEYS = (*(column.key for column in _PUBLIC_COLUMNS if column.key != "source_ref"), "attribution")
+
 _FIELD_NAMES = tuple(MerchantFields.model_fields)
 _FIELD_COLUMNS = tuple(getattr(Merchant, name) for name in _FIELD_NAMES)
 

@@ -93,3 +93,15 @@ def test_a_row_read_before_a_drop_is_not_kept(engine: Engine) -> None:
         assert cache.get(session, [row.id])[row.id]["name"] == "before"
     event.remove(engine, "after_cursor_execute", drop_while_reading)
     assert len(cache) == 0
+
+
+def test_kept_rows_are_given_out_as_fresh_dicts(engine: Engine) -> None:
+    """A caller that changes what it got (a page adding a field) changes nothing kept."""
+    ids = [r.id for r in seed(engine, [merchant(f"m{i}", *CENTRE) for i in range(2)])]
+    cache = MerchantCache(capacity=100)
+    with Session(engine) as session:
+        for got in cache.get(session, ids).values():
+            got["name"] = "changed"
+        kept, truth = cache.get(session, ids), public_merchants(session, ids)
+    assert kept == truth
+    assert [list(kept[i]) for i in ids] == [list(truth[i]) for i in ids]  # the same keys, in order

@@ -44,8 +44,10 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 # Deals whose validity ended this long before the load are not loaded.
 HISTORY = timedelta(days=1)
-# Deals kept as Deal objects between requests, until the book changes (DealBook._deal).
-_KEPT_DEALS = 20_000
+# Deals kept as Deal objects between requests, until the book changes (DealBook._deal). A
+# detached Deal is ~1.2 KB and a page makes at most a few dozen: past this many, all go
+# and the next pages make theirs again (20,000 could hold 24 MB per worker).
+_KEPT_DEALS = 4_096
 _COLUMNS = (
     "merchant", "valid_from", "valid_until", "ended", "total", "claimed",
     "list_price", "deal_price", "discount", "pattern", "kind", "currency",

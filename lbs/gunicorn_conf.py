@@ -11,9 +11,11 @@ lazily. gunicorn reads this module once, in the master; settings come from LBS_*
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import os
+import platform
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -37,6 +39,26 @@ preload_app = True
 accesslog = "-"
 # The path only (%(U)s): query strings carry user positions.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
+
+# glibc serves an allocation of at least this size with its own mmap, returned to the system
+# when freed. Its default threshold starts at 128 KB and rises to the largest such block
+# freed (up to 32 MB), after which large temporaries (a lexsort over the index, a whole-city
+# cluster answer) come from the heap and its arenas, and their pages stay with the worker:
+# ~80 MB a worker after the benchmark's requests (docs/performance.md, fifth pass). Fixed,
+# blocks above it always go back; a page's own arrays (under 1 MB) stay on the fast path.
+MMAP_THRESHOLD = 4 * 1024 * 1024
+M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
+
+
+def fix_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> bool:
+    """Fix glibc's mmap threshold for this process and those it forks, unless GLIBC_TUNABLES
+    sets one already; False where the C library is not glibc."""
+    if platform.libc_ver()[0] != "glibc" or "mmap_threshold" in os.environ.get("GLIBC_TUNABLES", ""):
+        return False
+    return bool(ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, nbytes))
+
+
+fix_mmap_threshold()  # in the master, before the app loads: the workers inherit it
 
 # Objects that survive the start-up (modules, the index's small Python parts) are frozen
 # before the fork: the workers' garbage collections then leave their pages shared instead

@@ -77,20 +77,14 @@ def _parsed(
     expression: str, zone: str, lat: float | None, lon: float | None
 ) -> opening_hours.OpeningHours | None:
     tz = ZoneInfo(zone)
-    if lat is None or lon is None:
+    if lat is not None and lon is not None:
         try:
-            return opening_hours.OpeningHours(
-                expression, timezone=tz, auto_country=False, auto_timezone=False
-            )
+            return opening_hours.OpeningHours(expression, timezone=tz, coords=(lat, lon), auto_country=True)
+        except _NO_CALENDAR:
+            pass  # no holiday calendar here: PH matches no day
         except _UNPARSEABLE:
             return None
-    try:
-        return opening_hours.OpeningHours(expression, timezone=tz, coords=(lat, lon), auto_country=True)
-    except _NO_CALENDAR:
-        pass  # no holiday calendar here: PH matches no day
-    except _UNPARSEABLE:
-        return None
-    try:
+    try:  # without a place: no calendar, no sun
         return opening_hours.OpeningHours(expression, timezone=tz)
     except _UNPARSEABLE:
         return None

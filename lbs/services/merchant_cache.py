@@ -28,16 +28,16 @@ from lbs.services.merchants import PUBLIC_KEYS, public_merchants
 _SHARED_TEXTS = frozenset(
     {"category", "opening_hours", "timezone", "status", "attribution", "created_at", "updated_at"}
 )
-_SHARED_AT = tuple(key in _SHARED_TEXTS for key in PUBLIC_KEYS)
 
-Packed = tuple[Any, ...]
+Packed = tuple[Any, ...]  # values in PUBLIC_KEYS order
+
+
+def _shared(key: str, value: Any) -> Any:
+    return sys.intern(value) if key in _SHARED_TEXTS and isinstance(value, str) else value
 
 
 def _pack(public: dict[str, Any]) -> Packed:
-    return tuple(
-        sys.intern(value) if shared and isinstance(value, str) else value
-        for shared, value in zip(_SHARED_AT, public.values(), strict=True)
-    )
+    return tuple(_shared(key, public[key]) for key in PUBLIC_KEYS)
 
 
 class MerchantCache:

@@ -70,7 +70,7 @@ def click(user_id: int, at: datetime, merchant_id: int, deal_id: int | None = No
 
 def record_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        session.execute(insert(Event), list(rows))
+        session.execute(insert(Event).execution_options(render_nulls=True), list(rows))
 
 
 class ClientEvent(BaseModel):

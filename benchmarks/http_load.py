@@ -67,7 +67,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/lbs_bench"
 DEFAULT_OUTPUT = ROOT / "docs" / "performance.md"
 PEER_DIR = ROOT / "benchmarks" / "peer"
-THREADS = 4  # gunicorn threads per worker, as `lbs serve` runs them (lbs/cli.py)
+THREADS = 2  # gunicorn threads per worker for both, `lbs serve`'s default (LBS_THREADS)
 PAGE = 20  # results per page: lbs's default limit, the peer's LIMIT
 VERSIONS_OF = ("gunicorn", "Flask", "SQLAlchemy", "psycopg", "psycopg-pool")
 
@@ -158,6 +158,7 @@ def lbs_env(args: argparse.Namespace) -> dict[str, str]:
         "LBS_DATABASE_URL": args.database_url,
         "LBS_MODEL_DIR": str(city / "lbs-models"),
         "LBS_SECRET_KEY_FILE": str(city / "lbs-secret.key"),
+        "LBS_THREADS": str(THREADS),  # an older checkout's default may differ
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # `lbs serve` makes its own
     if args.lbs_root:

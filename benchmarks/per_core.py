@@ -24,7 +24,8 @@ import tempfile
 from pathlib import Path
 
 import psutil
-from http_load import CASES, DEFAULT_URL, database_name, lbs_command, prepare_city
+from http_city import database_name, lbs_command, prepare_city
+from http_load import CASES, DEFAULT_URL
 from http_servers import Server, drain, free_port, running
 from http_wrk import Load, requests_file, run_wrk
 

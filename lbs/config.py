@@ -73,7 +73,7 @@ class Settings:
     # all), and no database statement runs beyond it. 0 turns deadlines off. Each gunicorn
     # worker serves `threads` requests at once and keeps a database connection per thread.
     request_timeout_s: float = 5.0
-    threads: int = 4
+    threads: int = 2
     log_level: str = "INFO"
     bind: str = "127.0.0.1:8000"
     workers: int = 2

@@ -23,7 +23,15 @@ from lbs.services.deal_reads import DealReads
 from lbs.services.hours import merchant_hours, open_at
 from lbs.services.live_index import LiveIndex
 from lbs.services.nearby_deals import search_offers
-from lbs.services.nearby_pages import EPOCH, NearbyPage, NearbyQuery, decode_cursor, encode_cursor, item
+from lbs.services.nearby_pages import (
+    EPOCH,
+    NearbyItem,
+    NearbyPage,
+    NearbyQuery,
+    decode_cursor,
+    encode_cursor,
+    item,
+)
 from lbs.services.nearby_ranked import Ranking, search_relevance
 
 
@@ -41,7 +49,14 @@ def search_nearby(
     ``ranking`` holds a model."""
     refresh(session, live, book)
     page = _search(session, live, DealReads(session, book), query, ranking)
-    items = [replace(i, hours=merchant_hours(i.merchant, page.at)) for i in page.items]
+    # NearbyItem(...) rather than dataclasses.replace: a page's 20 replace() calls cost more
+    # than the hours themselves once those are kept (replace inspects the fields each call).
+    items = [
+        NearbyItem(
+            i.merchant, i.distance_m, i.deal, i.next_deal, i.reasons, merchant_hours(i.merchant, page.at)
+        )
+        for i in page.items
+    ]
     return replace(page, items=items)
 
 

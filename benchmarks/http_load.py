@@ -16,7 +16,7 @@ the script makes it, as issue 15 measured it, in `--city-dir` (its secret key an
 (about 3 minutes to seed and 4 to train at that size; `--merchants`, `--users` change it).
 
 What runs: `lbs serve --workers W` (gunicorn, its threads) and the peer in benchmarks/peer/
-(Flask + gunicorn with the same workers and threads + a psycopg_pool pool running one
+(Flask + gunicorn with the same workers, 4 threads + a psycopg_pool pool running one
 `ST_DWithin ... ORDER BY geog <-> q LIMIT 20` on the same table), both on free loopback
 ports, both stopped with SIGTERM at the end. wrk (1 thread, `--connections`, benchmarks/
 http_rotate.lua) drives each case for `--warmup` seconds, then `--duration` measured ones,
@@ -67,7 +67,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/lbs_bench"
 DEFAULT_OUTPUT = ROOT / "docs" / "performance.md"
 PEER_DIR = ROOT / "benchmarks" / "peer"
-THREADS = 2  # gunicorn threads per worker for both, `lbs serve`'s default (LBS_THREADS)
+THREADS = 2  # gunicorn threads per lbs worker, `lbs serve`'s default (LBS_THREADS)
+# The peer keeps the 4 it had when lbs ran 4: its threads wait on PostgreSQL, and it is the
+# better of 2 and 4 for it (with a worker holding most connections, 2 in flight are too few).
+PEER_THREADS = 4
 PAGE = 20  # results per page: lbs's default limit, the peer's LIMIT
 VERSIONS_OF = ("gunicorn", "Flask", "SQLAlchemy", "psycopg", "psycopg-pool")
 
@@ -238,9 +241,9 @@ def main() -> None:
 
     lbs_port, peer_port = free_port(), free_port()
     serve = lbs_command("serve", "--workers", str(args.workers), "--bind", f"127.0.0.1:{lbs_port}")
-    peer_env = {**os.environ, "PEER_DATABASE_URL": args.database_url, "PEER_POOL_SIZE": str(THREADS)}
+    peer_env = {**os.environ, "PEER_DATABASE_URL": args.database_url, "PEER_POOL_SIZE": str(PEER_THREADS)}
     peer_command = [
-        sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--threads", str(THREADS),
+        sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--threads", str(PEER_THREADS),
         "--bind", f"127.0.0.1:{peer_port}", "app:create_app()",
     ]  # fmt: skip
     results: dict[str, Measured] = {}
@@ -353,8 +356,8 @@ def render(
         "```",
         "",
         f"{facts['when']}. lbs from {facts['lbs']}; benchmark at {facts['bench']}. {facts['machine']}. "
-        f"Load average before the run {load} (1/5/15 min). {args.workers} gunicorn workers x {THREADS} "
-        f"threads for lbs and the peer; wrk: 1 thread, {args.connections} connections "
+        f"Load average before the run {load} (1/5/15 min). {args.workers} gunicorn workers, x {THREADS} "
+        f"threads for lbs and x {PEER_THREADS} for the peer; wrk: 1 thread, {args.connections} connections "
         f"({'a new one per request' if args.close else 'kept open'}), {args.warmup} s "
         f"warm-up then {args.duration} s measured per case, timeout {args.timeout} s, {POSITIONS:,} "
         "positions rotating.",

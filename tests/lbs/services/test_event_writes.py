@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Engine, event, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, create_engine, event, func, select, text
+from sqlalchemy.exc import StatementError
+from sqlalchemy.orm import Session, sessionmaker
 
 from lbs.models import Event
+from lbs.services.event_buffer import EventBuffer
 from lbs.services.events import impressions, record_events, write_batch
 
 AT = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
@@ -56,6 +58,27 @@ def test_the_buffer_batch_stores_what_record_events_stores(engine: Engine) -> No
 
 def test_the_buffer_batch_refuses_naive_instants(engine: Engine) -> None:
     rows = impressions(9, AT.replace(tzinfo=None), 60.17, 24.94, [(1, None)])
-    with Session(engine) as session, pytest.raises(ValueError, match="naive"):
+    with Session(engine) as session, pytest.raises(StatementError, match="naive"):
         write_batch(session, rows)
         session.flush()
+
+
+@pytest.mark.parametrize("db_kind", [pytest.param("postgresql", marks=pytest.mark.postgis)])
+def test_a_batch_whose_connection_was_lost_stays_pending(database_url: str) -> None:
+    # One pooled connection, not pinged on checkout: the buffer's next COPY meets it dead.
+    lost = create_engine(database_url, pool_size=1, max_overflow=0, pool_pre_ping=False)
+    try:
+        with lost.connect() as connection:
+            pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with create_engine(database_url).connect() as admin:
+            assert admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+        buffer = EventBuffer(sessionmaker(lost), flush_s=3600, max_rows=1000)
+        buffer.add(impressions(9, AT, 60.17, 24.94, [(1, None), (2, 5)]))
+        assert buffer.flush() == 0  # a database error: kept, not lost
+        assert buffer.pending == 2
+        assert buffer.flush() == 2  # a new connection
+        with Session(lost) as session:
+            assert session.scalar(select(func.count()).select_from(Event)) == 2
+        buffer.close()
+    finally:
+        lost.dispose()

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from lbs.db import dialect_insert
 from lbs.errors import InvalidParameter
-from lbs.models import Deal, Event, Merchant
+from lbs.models import Deal, Event, Merchant, UTCDateTime
 from lbs.services.deal_schedule import Instant
 from lbs.services.merchants import Latitude, Longitude
 
@@ -81,27 +81,31 @@ def record_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
 
 
 _COPIED = tuple(server_event("", datetime.min, user_id=None, merchant_id=None))
+_INSTANTS = ("occurred_at", "received_at")
 
 
 def write_batch(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """record_events() for a large batch (the event buffer's): on PostgreSQL by COPY, about a
-    quarter of the worker's CPU time of the ORM's insert (3,400 rows: ~35 ms against ~140)."""
+    third of the worker's CPU time of the ORM's insert (3,400 rows: ~50 ms against ~140)."""
     if not rows:
         return
     if session.get_bind().dialect.name != "postgresql":
         record_events(session, rows)
         return
     statement = f"COPY events ({', '.join(_COPIED)}) FROM STDIN"
-    for row in rows:  # what UTCDateTime checks on the ORM's path, which COPY does not take
-        if row["occurred_at"].tzinfo is None or row["received_at"].tzinfo is None:
-            raise StatementError("naive datetime given; pass an aware UTC datetime", statement, None, None)
     connection = session.connection()
+    # The instants go through the columns' own type, as on the ORM's path (aware, in UTC).
+    to_utc, dialect = UTCDateTime().process_bind_param, connection.dialect
+    try:
+        values = [[to_utc(row[c], dialect) if c in _INSTANTS else row[c] for c in _COPIED] for row in rows]
+    except ValueError as exc:
+        raise StatementError(str(exc), statement, None, exc) from exc
     raw = connection.connection.driver_connection
     assert raw is not None
     try:
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row([row[column] for column in _COPIED])
+            for row_values in values:
+                copy.write_row(row_values)
     except connection.dialect.loaded_dbapi.Error as exc:
         # Raised as SQLAlchemy raises the driver's errors, so that callers (the event buffer
         # keeps the batch and retries) see a database error, and a lost connection is dropped.

@@ -104,6 +104,16 @@ CASES = (
 PEER_QUERY = "/nearby?lat={lat}&lon={lon}&radius_m={r}"
 
 
+def peer_server(database_url: str, workers: int, port: int) -> tuple[list[str], dict[str, str]]:
+    """The peer's gunicorn command (run in PEER_DIR) and its environment."""
+    env = {**os.environ, "PEER_DATABASE_URL": database_url, "PEER_POOL_SIZE": str(PEER_THREADS)}
+    command = [
+        sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(PEER_THREADS),
+        "--bind", f"127.0.0.1:{port}", "app:create_app()",
+    ]  # fmt: skip
+    return command, env
+
+
 @dataclass
 class Measured:
     case: str
@@ -241,11 +251,7 @@ def main() -> None:
 
     lbs_port, peer_port = free_port(), free_port()
     serve = lbs_command("serve", "--workers", str(args.workers), "--bind", f"127.0.0.1:{lbs_port}")
-    peer_env = {**os.environ, "PEER_DATABASE_URL": args.database_url, "PEER_POOL_SIZE": str(PEER_THREADS)}
-    peer_command = [
-        sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--threads", str(PEER_THREADS),
-        "--bind", f"127.0.0.1:{peer_port}", "app:create_app()",
-    ]  # fmt: skip
+    peer_command, peer_env = peer_server(args.database_url, args.workers, peer_port)
     results: dict[str, Measured] = {}
     rss: dict[str, list[tuple[float, float]]] = {}
     probe: dict[str, Any] = {"items": 0}

@@ -12,6 +12,13 @@ core sustains (1000 ÷ ms). On a shared machine wall-clock rates move with every
 load; CPU per request moves much less, and is what carries over to sizing other hosts
 (docs/scaling.md).
 
+The peer of http_load.py (one worker, its threads) is measured the same way on the same
+positions first: its worker's CPU and its PostgreSQL backends' together are what a plain
+query costs. lbs's `/healthz` is measured as the floor every lbs request pays (gunicorn,
+Flask, lbs's request hooks) before it does any work. When both run out of the same cores,
+the ratio of their throughputs tends to the inverse ratio of these totals: the last
+column, the CPU-bound ratio.
+
 Like http_load.py it gives 1,000 users with history fresh tokens (UPDATE of their
 token_sha256), so it refuses to run while http_load.py runs.
 """
@@ -21,13 +28,14 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 from http_city import database_name, lbs_command, prepare_city
-from http_load import CASES, DEFAULT_URL
+from http_load import CASES, DEFAULT_URL, PEER_DIR, PEER_QUERY, peer_server
 from http_servers import Server, drain, free_port, running
-from http_wrk import Load, requests_file, run_wrk
+from http_wrk import Load, Wrk, requests_file, run_wrk
 
 DEFAULT_CASES = "distance-1km,relevance-anon-1km,relevance-user-1km,has-deal-1km"
 
@@ -68,6 +76,42 @@ def used_ms(before: dict[int, float], after: dict[int, float]) -> float:
     return 1000 * sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
+@dataclass(frozen=True)
+class Cost:
+    run: Wrk
+    worker_ms: float  # CPU per answered request
+    db_ms: float
+
+    @property
+    def total_ms(self) -> float:
+        return self.worker_ms + self.db_ms
+
+
+def cpu_per_request(server: Server, file: Path, args: argparse.Namespace, database_port: int) -> Cost:
+    """A warm-up, then a measured run; the server's workers' and their backends' CPU per answer."""
+    load = Load(args.connections, timeout_s=10, close=False)
+    run_wrk(server.port, file, args.warmup, load)
+    workers = [psutil.Process(p) for p in worker_pids(server)]
+    worker_before = cpu_seconds(workers)
+    db_before = cpu_seconds(backends_of(worker_pids(server), database_port))
+    run = run_wrk(server.port, file, args.duration, load)
+    worker_after = cpu_seconds(workers)
+    db_after = cpu_seconds(backends_of(worker_pids(server), database_port))
+    drain(server)
+    answered = max(run.requests, 1)
+    return Cost(run, used_ms(worker_before, worker_after) / answered, used_ms(db_before, db_after) / answered)
+
+
+def row(label: str, cost: Cost, peer: Cost | None) -> str:
+    versus = "—" if peer is None else f"{peer.total_ms / cost.total_ms:.2f}"
+    cells = (
+        label, f"{cost.run.per_s:,.0f}", f"{cost.run.p50_ms:,.0f} / {cost.run.p99_ms:,.0f}", cost.run.errors,
+        f"{cost.worker_ms:.2f}", f"{cost.db_ms:.2f}", f"{cost.total_ms:.2f}", f"{1000 / cost.total_ms:,.0f}",
+        versus,
+    )  # fmt: skip
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
 def refuse_beside_http_load(url: str) -> None:
     """Both scripts re-token users of the city: one would break the other's tokens."""
     for proc in psutil.process_iter(["cmdline"]):
@@ -94,7 +138,7 @@ def main() -> None:
     refuse_beside_http_load(args.database_url)
 
     wanted = args.cases.split(",")
-    cases = [c for c in CASES if c.name in wanted]
+    cases = [c for c in CASES if c.name in wanted and "{view}" not in c.query]
     city = prepare_city(args.database_url, args.seed)
     city_dir = Path(args.city_dir).resolve()
     env = {
@@ -105,50 +149,49 @@ def main() -> None:
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     database_port = int(args.database_url.split("@", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+
+    def fill(query: str, radius_m: int | None = None) -> list[str]:
+        return [
+            query.format(lat=f"{lat:.6f}", lon=f"{lon:.6f}", r=radius_m, bbox=city.bbox)
+            for lat, lon in city.positions
+        ]
+
     rows = []
-    wrk_load = Load(args.connections, timeout_s=10, close=False)
-    with tempfile.TemporaryDirectory(prefix="lbs-per-core-") as tmp:
+    peers: dict[int, Cost] = {}
+    with tempfile.TemporaryDirectory(prefix="lbs-per-core-") as tmp_name:
+        tmp = Path(tmp_name)
+        port = free_port()
+        peer_command, peer_env = peer_server(args.database_url, 1, port)
+        with running("peer", peer_command, PEER_DIR, peer_env, port, "/healthz", tmp / "peer.log") as peer:
+            for radius_m in sorted({c.radius_m for c in cases if c.radius_m}):
+                file = requests_file(tmp, f"peer-{radius_m}", fill(PEER_QUERY, radius_m))
+                peers[radius_m] = cpu_per_request(peer, file, args, database_port)
+                rows.append(row(f"*peer, {radius_m // 1000} km*", peers[radius_m], None))
+                print(rows[-1], flush=True)
         port = free_port()
         command = lbs_command("serve", "--workers", "1", "--bind", f"127.0.0.1:{port}")
-        with running("lbs", command, Path(tmp), env, port, "/readyz", Path(tmp) / "lbs.log") as lbs:
+        with running("lbs", command, tmp, env, port, "/readyz", tmp / "lbs.log") as lbs:
+            file = requests_file(tmp, "floor", ["/healthz"])
+            floor = cpu_per_request(lbs, file, args, database_port)
+            rows.append(row("*lbs `/healthz`* (the floor)", floor, None))
+            print(rows[-1], flush=True)
             for case in cases:
-                paths = [
-                    case.query.replace("{lat}", f"{lat:.6f}")
-                    .replace("{lon}", f"{lon:.6f}")
-                    .replace("{bbox}", city.bbox)
-                    for lat, lon in city.positions
-                ]
-                file = requests_file(Path(tmp), case.name, paths, city.tokens if case.personalised else ())
-                run_wrk(lbs.port, file, args.warmup, wrk_load)
-                workers = [psutil.Process(p) for p in worker_pids(lbs)]
-                worker_before = cpu_seconds(workers)
-                db_before = cpu_seconds(backends_of(worker_pids(lbs), database_port))
-                run = run_wrk(lbs.port, file, args.duration, wrk_load)
-                worker_after = cpu_seconds(workers)
-                db_after = cpu_seconds(backends_of(worker_pids(lbs), database_port))
-                drain(lbs)
-                answered = max(run.requests, 1)
-                worker_ms = used_ms(worker_before, worker_after) / answered
-                db_ms = used_ms(db_before, db_after) / answered
-                per_db_core = 1000 / db_ms if db_ms else float("inf")
-                cells = (
-                    case.label, f"{run.per_s:,.0f}", f"{run.p50_ms:,.0f} / {run.p99_ms:,.0f}", run.errors,
-                    f"{worker_ms:.2f}", f"{1000 / worker_ms:,.0f}", f"{db_ms:.2f}", f"{per_db_core:,.0f}",
-                )  # fmt: skip
-                rows.append("| " + " | ".join(cells) + " |")
+                tokens = city.tokens if case.personalised else ()
+                file = requests_file(tmp, case.name, fill(case.query), tokens)
+                cost = cpu_per_request(lbs, file, args, database_port)
+                rows.append(row(case.label, cost, peers.get(case.radius_m or 0)))
                 print(rows[-1], flush=True)
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"\n{city.merchants:,} merchants ({database_name(args.database_url)}); 1 worker, wrk "
+    print(f"\n{city.merchants:,} merchants ({database_name(args.database_url)}); 1 worker each, wrk "
           f"{args.connections} connections, {args.duration} s measured after {args.warmup} s; "
           f"load {load}\n")  # fmt: skip
     print(
         "| case | req/s (wall) | p50 / p99 ms | non-2xx / socket / timeouts | worker CPU ms per request "
-        "| requests per worker core-second | PostgreSQL CPU ms per request "
-        "| requests per PostgreSQL core-second |"
+        "| PostgreSQL CPU ms per request | both | requests per core-second | CPU-bound ÷ peer |"
     )
-    print("| --- | ---: | --- | --- | ---: | ---: | ---: | ---: |")
-    for row in rows:
-        print(row)
+    print("| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for line in rows:
+        print(line)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from flask_openapi3 import Info, OpenAPI
 from lbs import metrics
 from lbs.api import deals, events, maps, merchants, nearby, ops, users, vouchers
 from lbs.api.auth import SECURITY_SCHEMES
+from lbs.api.bodies import register_body_limits
 from lbs.api.context import READS, Runtime
 from lbs.api.problems import register_error_handlers, validation_problem
 from lbs.api.ratelimits import RateLimits
@@ -82,6 +83,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
     )
 
     register_error_handlers(app)
+    register_body_limits(app)
     _register_unit_of_work(app)
     _register_metrics(app)
     blueprints = (ops.bp, nearby.bp, maps.bp, merchants.bp, deals.desk, deals.public, users.bp, events.bp)

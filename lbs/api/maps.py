@@ -21,6 +21,7 @@ from lbs.config import MAX_LIMIT, MAX_RADIUS_M
 from lbs.errors import InvalidParameter
 from lbs.geo.h3index import Box
 from lbs.services import tiles
+from lbs.services.cursors import Cursor
 from lbs.services.deal_schedule import Instant
 from lbs.services.merchant_map import BoxQuery, clusters_in_box, merchants_in_box
 from lbs.services.tiles import MAX_ZOOM
@@ -64,7 +65,7 @@ class BoxParams(QueryModel):
         WithJsonSchema({"type": "string", "description": BBOX_FORMAT, "example": "24.90,60.15,24.98,60.19"}),
     ]
     limit: int = Field(100, ge=1, le=MAX_LIMIT)
-    cursor: str | None = Field(None, max_length=512, description="next_cursor of the previous page")
+    cursor: Cursor | None = None
     category: Annotated[list[Category] | None, BeforeValidator(split_commas)] = Field(
         None, description="categories to keep: comma-separated or repeated (category=cafe,bakery)"
     )

@@ -16,6 +16,7 @@ from lbs.api.schemas import ERRORS, NearbyPageOut, QueryModel
 from lbs.categories import Category
 from lbs.config import MAX_LIMIT, MAX_RADIUS_M
 from lbs.services import events
+from lbs.services.cursors import Cursor
 from lbs.services.deal_schedule import Instant
 from lbs.services.nearby import search_nearby
 from lbs.services.nearby_pages import NearbyQuery, page_to_geojson
@@ -45,7 +46,7 @@ class NearbyParams(QueryModel):
         1000, gt=0, le=MAX_RADIUS_M, allow_inf_nan=False, description="great-circle radius, metres"
     )
     limit: int = Field(20, ge=1, le=MAX_LIMIT)
-    cursor: str | None = Field(None, max_length=512, description="next_cursor of the previous page")
+    cursor: Cursor | None = None
     category: Annotated[list[Category] | None, BeforeValidator(split_commas)] = Field(
         None, description="categories to keep: comma-separated or repeated (category=cafe,bakery)"
     )

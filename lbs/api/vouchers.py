@@ -14,6 +14,7 @@ from lbs.api.context import db_session, runtime, utc_now
 from lbs.api.problems import register_model
 from lbs.api.schemas import CONFLICTS, ERRORS, DealPath, QueryModel, VoucherKeyOut, VoucherListOut, VoucherOut
 from lbs.services import voucher_codes, vouchers
+from lbs.text import PlainText
 
 holder = APIBlueprint("vouchers", __name__, url_prefix="/v1", abp_tags=[Tag(name="vouchers")])
 counter = APIBlueprint("counter", __name__, url_prefix="/v1/merchant", abp_tags=[Tag(name="merchant")])
@@ -127,7 +128,7 @@ class RedeemBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Checked (and normalised) by the redemption service, whose 400 states the format.
-    code: str = Field(description=voucher_codes.CODE_FORMAT)
+    code: PlainText = Field(max_length=64, description=voucher_codes.CODE_FORMAT)
 
 
 @counter.post("/vouchers/redeem", responses={200: VoucherOut, **ERRORS, **CONFLICTS}, security=SECURITY)

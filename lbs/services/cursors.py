@@ -8,12 +8,18 @@ import binascii
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
+
+from pydantic import Field
 
 from lbs.errors import InvalidParameter
 
 T = TypeVar("T")
 MALFORMED = "cursor is malformed; pass next_cursor from a previous page"
+# What encode() makes: unpadded base64url. (The decoder would skip other characters.)
+Cursor = Annotated[
+    str, Field(max_length=512, pattern=r"^[A-Za-z0-9_-]*$", description="next_cursor of the previous page")
+]
 
 
 def fingerprint(key: list[Any]) -> str:

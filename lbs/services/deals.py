@@ -22,6 +22,7 @@ from lbs.errors import FieldFrozen, InvalidParameter, InvalidTransition, NotFoun
 from lbs.models import Deal, Merchant
 from lbs.services.deal_offers import DealAt
 from lbs.services.deal_schedule import DAYS, MINUTES_PER_DAY, Instant, parse_hhmm
+from lbs.text import MultilineText, PlainText
 
 Kind = Literal["percent_off", "fixed_price", "cash_voucher"]
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -86,8 +87,8 @@ class DealFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    title: str = Field(min_length=1, max_length=120)
-    description: str | None = Field(None, max_length=2000)
+    title: PlainText = Field(min_length=1, max_length=120)
+    description: MultilineText | None = Field(None, max_length=2000, description="line breaks kept, as \\n")
     kind: Kind
     currency: CurrencyCode
     list_price_minor: int = Field(ge=1, le=MAX_PRICE_MINOR)
@@ -122,8 +123,8 @@ class DealChanges(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    title: str | None = Field(None, min_length=1, max_length=120)
-    description: str | None = Field(None, max_length=2000)
+    title: PlainText | None = Field(None, min_length=1, max_length=120)
+    description: MultilineText | None = Field(None, max_length=2000)
     kind: Kind | None = None
     currency: CurrencyCode | None = None
     list_price_minor: int | None = Field(None, ge=1, le=MAX_PRICE_MINOR)

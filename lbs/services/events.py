@@ -17,6 +17,7 @@ from lbs.errors import InvalidParameter
 from lbs.models import Deal, Event, Merchant, UTCDateTime
 from lbs.services.deal_schedule import Instant
 from lbs.services.merchants import Latitude, Longitude
+from lbs.text import PlainText
 
 # Resolution 9 cells average 0.105 km² (edge ~200 m): a neighbourhood, not a doorway.
 EVENT_CELL_RESOLUTION = 9
@@ -121,7 +122,7 @@ class ClientEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=64, description="the client's id for this event")
+    id: PlainText = Field(min_length=1, max_length=64, description="the client's id for this event")
     kind: Literal["impression", "click", "visit"]
     merchant_id: int = Field(ge=1, le=2**63 - 1)
     deal_id: int | None = Field(None, ge=1, le=2**63 - 1)

@@ -17,6 +17,7 @@ from lbs.errors import NotFound
 from lbs.geo.timezones import timezone_at
 from lbs.models import Merchant
 from lbs.services.revisions import next_revision
+from lbs.text import PlainText
 
 Status = Literal["active", "inactive", "closed"]
 # What a merchant imported from a source must show wherever it is shown, by source_ref prefix.
@@ -45,11 +46,11 @@ class MerchantFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=200)
+    name: PlainText = Field(min_length=1, max_length=200)
     category: Category
     lat: Latitude
     lon: Longitude
-    address: str | None = Field(None, max_length=300)
+    address: PlainText | None = Field(None, max_length=300)
     phone: Phone | None = None
     website: HttpUrl | None = None
     price_level: int | None = Field(None, ge=1, le=4, description="1 (cheap) to 4 (expensive)")
@@ -62,11 +63,11 @@ class MerchantChanges(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: PlainText | None = Field(None, min_length=1, max_length=200)
     category: Category | None = None
     lat: Latitude | None = None
     lon: Longitude | None = None
-    address: str | None = Field(None, max_length=300)
+    address: PlainText | None = Field(None, max_length=300)
     phone: Phone | None = None
     website: HttpUrl | None = None
     price_level: int | None = Field(None, ge=1, le=4)

@@ -128,7 +128,7 @@ class RedeemBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Checked (and normalised) by the redemption service, whose 400 states the format.
-    code: PlainText = Field(max_length=64, description=voucher_codes.CODE_FORMAT)
+    code: PlainText = Field(description=voucher_codes.CODE_FORMAT)
 
 
 @counter.post("/vouchers/redeem", responses={200: VoucherOut, **ERRORS, **CONFLICTS}, security=SECURITY)

@@ -12,13 +12,15 @@ from typing import Any
 from flask import Response, g, request
 from flask_cors import CORS
 from flask_openapi3 import Info, OpenAPI
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from lbs import metrics
 from lbs.api import deals, events, maps, merchants, nearby, ops, users, vouchers
 from lbs.api.auth import SECURITY_SCHEMES
 from lbs.api.bodies import register_body_limits
 from lbs.api.context import READS, Runtime
-from lbs.api.problems import register_error_handlers, validation_problem
+from lbs.api.problems import database_problem, register_error_handlers, validation_problem
 from lbs.api.ratelimits import RateLimits
 from lbs.config import Settings
 from lbs.db import make_engine, make_read_session_factory, make_session_factory
@@ -131,25 +133,13 @@ def _register_unit_of_work(app: OpenAPI) -> None:
         runtime: Runtime = app.extensions["lbs"]
         session = g.pop("db_session", None)
         events = g.pop("pending_events", None)
+        if session is not None:
+            try:
+                response = _end_unit_of_work(runtime, session, response)
+            finally:
+                session.close()
         if events and response.status_code < 400:
             runtime.events.add(events)  # written in a batch soon (EventBuffer)
-        if session is None:
-            return response
-        try:
-            if request.method in READS:
-                return response  # nothing to commit: closing ends the read
-            if response.status_code < 400:
-                changed = session.info.pop(CHANGED_FLAG, False)
-                session.commit()
-                # This worker sees its own writes at once; others within index_refresh_s.
-                runtime.deal_book.mark_stale()
-                runtime.visits.mark_stale()
-                if changed:
-                    runtime.live_index.mark_stale()
-            else:
-                session.rollback()
-        finally:
-            session.close()
         return response
 
     @app.teardown_request
@@ -158,6 +148,30 @@ def _register_unit_of_work(app: OpenAPI) -> None:
         if session is not None:
             session.rollback()
             session.close()
+
+
+def _end_unit_of_work(runtime: Runtime, session: Session, response: Response) -> Response:
+    """Commit what a successful write did, roll back the rest; a failure at COMMIT (the
+    database gone, the deadline, a deferred constraint) is the answer instead of the view's."""
+    if request.method in READS:
+        return response  # nothing to commit: closing ends the read
+    if response.status_code >= 400:
+        session.rollback()
+        return response
+    changed = session.info.pop(CHANGED_FLAG, False)
+    try:
+        session.commit()
+    except DBAPIError as error:
+        # Whether the COMMIT landed is unknown when the connection broke during it: the
+        # client retries (a claim with its Idempotency-Key is then answered from what landed).
+        session.rollback()
+        return database_problem(error)
+    # This worker sees its own writes at once; others within index_refresh_s.
+    runtime.deal_book.mark_stale()
+    runtime.visits.mark_stale()
+    if changed:
+        runtime.live_index.mark_stale()
+    return response
 
 
 def _register_metrics(app: OpenAPI) -> None:

@@ -115,22 +115,25 @@ def register_error_handlers(app: Flask) -> None:
     def _no_connection_in_time(_error: PoolTimeoutError) -> Response:
         return _deadline_exceeded()
 
-    @app.errorhandler(DBAPIError)
-    def _database_error(error: DBAPIError) -> Response:
-        if _cut_by_deadline(error):
-            return _deadline_exceeded()
-        # Unreachable, locked or not migrated: the operator's to fix, the client's to retry.
-        not_migrated = getattr(error.orig, "sqlstate", None) in _SCHEMA_MISSING
-        if not isinstance(error, OperationalError) and not not_migrated:
-            return _unexpected(error)
-        log.error("database unavailable: %s", type(error.orig).__name__)
-        return problem_response(
-            NotReady("the database is unavailable or not migrated; retry later").to_problem()
-        )
+    app.register_error_handler(DBAPIError, database_problem)
 
     @app.errorhandler(Exception)
     def _unexpected_error(error: Exception) -> Response:
         return _unexpected(error)
+
+
+def database_problem(error: DBAPIError) -> Response:
+    """The answer to a database error, wherever in the request it happened (the unit of work's
+    COMMIT runs after the view, outside the error handlers): unreachable, locked, cut by the
+    deadline or not migrated is a 503 to retry; anything else is a bug."""
+    if _cut_by_deadline(error):
+        return _deadline_exceeded()
+    # Unreachable, locked or not migrated: the operator's to fix, the client's to retry.
+    not_migrated = getattr(error.orig, "sqlstate", None) in _SCHEMA_MISSING
+    if not isinstance(error, OperationalError) and not not_migrated:
+        return _unexpected(error)
+    log.error("database unavailable: %s", type(error.orig).__name__)
+    return problem_response(NotReady("the database is unavailable or not migrated; retry later").to_problem())
 
 
 def _cut_by_deadline(error: DBAPIError) -> bool:

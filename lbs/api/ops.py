@@ -40,8 +40,10 @@ def healthz() -> dict[str, Any]:
 
 @bp.get("/readyz")
 def readyz() -> Any:
-    """The database answers and the nearby index is loaded."""
-    live = runtime().live_index
+    """The database answers and the nearby index is loaded (503 otherwise); "degraded" while
+    the rate-limit store is unreachable (new users and redemptions answer 503 meanwhile)."""
+    rt = runtime()
+    live = rt.live_index
     try:
         db_session().execute(text("SELECT 1"))
         live.refresh_if_due(db_session())
@@ -49,7 +51,13 @@ def readyz() -> Any:
         return problem_response(
             NotReady(f"database unreachable or not migrated: {type(exc).__name__}").to_problem()
         )
-    return {"status": "ready", "index_merchants": live.size, "index_revision": live.revision}
+    store = rt.rate_limits.store_reachable()
+    return {
+        "status": "ready" if store else "degraded",
+        "index_merchants": live.size,
+        "index_revision": live.revision,
+        "rate_limit_store": "ok" if store else "unreachable",
+    }
 
 
 @bp.get("/metrics")

@@ -34,6 +34,11 @@ def authenticate() -> None:
         merchant_id_for_key(db_session(), token)
 
 
+def caller_is_operator() -> bool:
+    """Whether the request's bearer token is the operator's (401 without one)."""
+    return is_operator(_bearer())
+
+
 def require_operator() -> None:
     token = _bearer()
     if not is_operator(token):

@@ -7,7 +7,14 @@ from typing import Any
 from flask import g, request
 from flask_openapi3 import APIBlueprint, Tag
 
-from lbs.api.auth import SECURITY, authenticate, optional_user, require_merchant, require_operator
+from lbs.api.auth import (
+    SECURITY,
+    authenticate,
+    caller_is_operator,
+    optional_user,
+    require_merchant,
+    require_operator,
+)
 from lbs.api.context import db_session, utc_now
 from lbs.api.problems import register_model
 from lbs.api.schemas import ERRORS, ApiKeyOut, MerchantOut, MerchantPath
@@ -63,5 +70,7 @@ def get_own_merchant() -> dict[str, Any]:
 def update_merchant(path: MerchantPath, body: merchants.MerchantChanges) -> dict[str, Any]:
     """Merchant (own record only) or operator: change some fields."""
     require_merchant(path.merchant_id)
-    merchant = merchants.update_merchant(db_session(), path.merchant_id, body, utc_now())
+    merchant = merchants.update_merchant(
+        db_session(), path.merchant_id, body, utc_now(), by_operator=caller_is_operator()
+    )
     return merchants.merchant_public(merchant)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from geoalchemy2 import Geography
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, SmallInteger, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, SmallInteger, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql import column, table
 
@@ -32,6 +32,8 @@ class Merchant(Base):
     opening_hours: Mapped[str | None] = mapped_column(Text)
     timezone: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="active")
+    # Set when the operator set the status (moderation): the merchant's key cannot change it.
+    status_by_operator: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # What it was imported from, if anything ("osm:node/123", "osm:way/45"): a re-import
     # of the same source updates it instead of adding a copy.
     source_ref: Mapped[str | None] = mapped_column(String(64))

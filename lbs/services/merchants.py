@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from lbs.categories import Category
-from lbs.errors import NotFound
+from lbs.errors import Forbidden, NotFound
 from lbs.geo.timezones import timezone_at
 from lbs.models import Merchant
 from lbs.services.revisions import next_revision
@@ -178,10 +178,23 @@ def public_merchants(session: Session, merchant_ids: Sequence[int]) -> dict[int,
     return {row["id"]: _public(row) for row in rows}
 
 
-def update_merchant(session: Session, merchant_id: int, changes: MerchantChanges, now: datetime) -> Merchant:
+def update_merchant(
+    session: Session, merchant_id: int, changes: MerchantChanges, now: datetime, *, by_operator: bool
+) -> Merchant:
+    """Apply the fields given. A status the operator set (moderation) is the operator's to
+    change: the merchant's own key gets a 403 for it; the operator setting active lifts it."""
     revision = next_revision(session)
     merchant = get_merchant(session, merchant_id)
     values = changes.model_dump(mode="json", exclude_unset=True)
+    if "status" in values:
+        if by_operator:
+            merchant.status_by_operator = values["status"] != "active"
+        elif merchant.status_by_operator and values["status"] != merchant.status:
+            raise Forbidden(
+                f"the operator set this merchant's status to {merchant.status}; "
+                "only the operator can change it",
+                field="status",
+            )
     for key, value in values.items():
         setattr(merchant, key, value)
     if "lat" in values or "lon" in values:

@@ -146,8 +146,8 @@ def test_the_book_follows_claims_edits_new_deals_and_merchant_closures(engine: E
         for deal_id in rng.sample(deal_ids, 10):
             session.execute(update(Deal).where(Deal.id == deal_id).values(status="paused"))
         session.execute(Deal.__table__.insert(), random_deals(rng, ids, 30))
-        update_merchant(session, ids[0], MerchantChanges(status="closed"), at)
-        update_merchant(session, ids[1], MerchantChanges(lat=-36.86, lon=174.75), at)
+        update_merchant(session, ids[0], MerchantChanges(status="closed"), at, by_operator=True)
+        update_merchant(session, ids[1], MerchantChanges(lat=-36.86, lon=174.75), at, by_operator=True)
 
     with Session(engine) as session:
         live.refresh_if_due(session)

@@ -66,7 +66,7 @@ def test_a_write_seen_by_the_index_poll_is_shown(engine: Engine) -> None:
         live.load(session)
         assert live.public_merchants(session, [row.id])[row.id]["name"] == "before"
     with Session(engine) as session, session.begin():
-        update_merchant(session, row.id, MerchantChanges(name="after", price_level=3), NOW)
+        update_merchant(session, row.id, MerchantChanges(name="after", price_level=3), NOW, by_operator=True)
     with Session(engine) as session:
         assert live.public_merchants(session, [row.id])[row.id]["name"] == "before"  # not polled yet
         live.refresh_if_due(session)

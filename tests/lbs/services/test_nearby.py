@@ -60,8 +60,8 @@ def test_another_workers_writes_show_once_refresh_s_has_passed(engine: Engine) -
     assert nearby_ids(engine, live, 10.0) == [moving.id, pausing.id]
 
     with Session(engine) as session, session.begin():
-        update_merchant(session, moving.id, MerchantChanges(lat=CENTRE[0] + 0.01), NOW)
-        update_merchant(session, pausing.id, MerchantChanges(status="inactive"), NOW)
+        update_merchant(session, moving.id, MerchantChanges(lat=CENTRE[0] + 0.01), NOW, by_operator=True)
+        update_merchant(session, pausing.id, MerchantChanges(status="inactive"), NOW, by_operator=True)
         import_merchants(session, [merchant("new", *CENTRE)], NOW)
     clock.now += 2.0
 
@@ -98,7 +98,7 @@ def test_concurrent_writers_never_leave_the_index_behind(engine: Engine) -> None
                     lat=lat, lon=lon, status=rng.choice(["active", "active", "inactive"])
                 )
                 with Session(engine) as session, session.begin():
-                    update_merchant(session, rng.choice(ids), changes, NOW)
+                    update_merchant(session, rng.choice(ids), changes, NOW, by_operator=True)
         except BaseException as exc:
             errors.append(exc)
 

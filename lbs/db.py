@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from lbs.db_watchdog import watch_connections
 from lbs.deadline import DeadlineExceeded, expired, time_left_s
 
 # Connection execution option: on SQLite, begin with BEGIN IMMEDIATE (take the write lock).
@@ -65,6 +66,7 @@ def make_engine(url: str, *, request_timeout_s: float = 0.0, pool_size: int = 5,
     if timeout_ms > 0:
         slack_ms = math.ceil(DEADLINE_SLACK_SHARE["postgresql"] * timeout_ms)
         _bound_by_deadlines(engine, timeout_ms, slack_ms, _lower_statement_timeout, _reset_statement_timeout)
+        watch_connections(engine)  # a server that stops answering enforces no statement_timeout
     return engine
 
 

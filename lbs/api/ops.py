@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from flask import Response, current_app, render_template
 from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
 
-from lbs import metrics
+from lbs import deadline, metrics
 from lbs.api.context import db_session, runtime
 from lbs.api.problems import problem_response
 from lbs.errors import NotReady
 
 bp = APIBlueprint("ops", __name__, abp_tags=[Tag(name="operations")])
+# /readyz's time for the database to answer: a probe hears "not ready" within a second.
+READYZ_DATABASE_S = 0.75
 
 
 @bp.get("/", doc_ui=False)
@@ -45,7 +49,7 @@ def readyz() -> Any:
     rt = runtime()
     live = rt.live_index
     try:
-        db_session().execute(text("SELECT 1"))
+        database_answers(rt.read_sessions, READYZ_DATABASE_S)
         live.refresh_if_due(db_session())
     except Exception as exc:  # any failure here means "not ready", reported, not raised
         return problem_response(
@@ -58,6 +62,29 @@ def readyz() -> Any:
         "index_revision": live.revision,
         "rate_limit_store": "ok" if store else "unreachable",
     }
+
+
+def database_answers(sessions: sessionmaker[Session], within_s: float) -> None:
+    """Raise unless the database answers a query within ``within_s``. The query runs on a
+    thread of its own, so that the answer comes in time even when connecting to a frozen
+    server takes libpq's shortest connect timeout (2 s); that thread's own deadline (and the
+    watchdog, lbs.db_watchdog) still ends it soon after."""
+    failure: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            with deadline.within(within_s), sessions() as session:
+                session.execute(text("SELECT 1"))
+        except Exception as exc:  # reported by the caller
+            failure.append(exc)
+
+    asking = threading.Thread(target=ask, name="lbs-readyz", daemon=True)
+    asking.start()
+    asking.join(within_s)
+    if asking.is_alive():
+        raise TimeoutError(f"no answer within {within_s} s")
+    if failure:
+        raise failure[0]
 
 
 @bp.get("/metrics")

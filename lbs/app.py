@@ -20,6 +20,7 @@ from lbs.api import deals, events, maps, merchants, nearby, ops, users, vouchers
 from lbs.api.auth import SECURITY_SCHEMES
 from lbs.api.bodies import register_body_limits
 from lbs.api.context import READS, Runtime
+from lbs.api.headers import register_response_headers
 from lbs.api.problems import database_problem, register_error_handlers, validation_problem
 from lbs.api.ratelimits import RateLimits
 from lbs.config import Settings
@@ -86,6 +87,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
 
     register_error_handlers(app)
     register_body_limits(app)
+    register_response_headers(app, settings)  # before flask-cors: runs after it
     _register_unit_of_work(app)
     _register_metrics(app)
     blueprints = (ops.bp, nearby.bp, maps.bp, merchants.bp, deals.desk, deals.public, users.bp, events.bp)

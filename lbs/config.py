@@ -65,6 +65,9 @@ class Settings:
     # Origins whose pages may call the public read endpoints (a map widget embedded in a
     # site): "*" for any, else comma-separated origins (https://shop.example,https://x.fi).
     cors_origins: str = "*"
+    # Who may read /metrics: "operator" (the operator's bearer token, which Prometheus can
+    # send: authorization.credentials_file) or "public" (behind a network that restricts it).
+    metrics_access: str = "operator"
     # Base map tiles for /map (a Leaflet URL template, e.g.
     # https://tile.openstreetmap.org/{z}/{x}/{y}.png); empty: a plain background.
     map_tiles_url: str = ""
@@ -80,6 +83,8 @@ class Settings:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.metrics_access not in ("operator", "public"):
+            raise ValueError(f"LBS_METRICS_ACCESS={self.metrics_access!r}: expected operator or public")
         try:
             resolutions = [int(r) for r in self.h3_resolutions.split(",")]
         except ValueError:

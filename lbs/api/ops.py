@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from lbs import deadline, metrics
+from lbs.api.auth import require_operator
 from lbs.api.context import db_session, runtime
 from lbs.api.problems import problem_response
 from lbs.errors import NotReady
@@ -33,6 +34,7 @@ def home() -> str:
         model=None if model is None else model.meta.get("version"),
         open_now=f"/v1/nearby?{query}",
         geojson=f"/v1/nearby?{query}&format=geojson",
+        public_metrics=runtime().settings.metrics_access == "public",
     )
 
 
@@ -89,7 +91,10 @@ def database_answers(sessions: sessionmaker[Session], within_s: float) -> None:
 
 @bp.get("/metrics")
 def prometheus_metrics() -> Response:
-    """Prometheus exposition: requests and latency by route, index size."""
+    """Prometheus exposition: requests and latency by route, index size. Operator's token
+    needed unless LBS_METRICS_ACCESS=public."""
+    if runtime().settings.metrics_access == "operator":
+        require_operator()
     live = runtime().live_index
     metrics.INDEX_MERCHANTS.set(live.size)
     metrics.INDEX_BUILD_SECONDS.set(live.build_seconds)

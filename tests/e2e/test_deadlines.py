@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Connection, Engine
 
 from lbs.db import BEGIN_IMMEDIATE
-from tests.conftest import OPERATOR_TOKEN, OPERATOR_TOKEN_SHA256
+from tests.conftest import OPERATOR, OPERATOR_TOKEN, OPERATOR_TOKEN_SHA256
 from tests.e2e.server import Server, gunicorn
 
 pytestmark = pytest.mark.gunicorn
@@ -108,7 +108,7 @@ def unread_bytes(server: Server, client: RawClient) -> int | None:
 
 
 def skipped(server: Server) -> dict[str, float]:
-    text = requests.get(server.base_url + "/metrics", timeout=30).text
+    text = requests.get(server.base_url + "/metrics", headers=OPERATOR, timeout=30).text
     counts = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

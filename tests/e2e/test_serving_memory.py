@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from lbs.app import create_app
 from lbs.db import BEGIN_IMMEDIATE
 from seed import loader
-from tests.conftest import OPERATOR_TOKEN_SHA256, TEST_SECRET_KEY
+from tests.conftest import OPERATOR, OPERATOR_TOKEN_SHA256, TEST_SECRET_KEY
 from tests.e2e.server import gunicorn
 
 pytestmark = pytest.mark.gunicorn
@@ -103,7 +103,7 @@ def test_workers_share_the_index_the_master_built(engine: Engine, database_url: 
             assert uss < index / 2, f"worker {pid} holds {uss / MB:.0f} MB of its own: its own index?"
 
         # Every worker's requests, whichever worker answers /metrics.
-        text = requests.get(server.base_url + "/metrics", timeout=30).text
+        text = requests.get(server.base_url + "/metrics", headers=OPERATOR, timeout=30).text
         counted = sum(
             sample.value
             for family in text_string_to_metric_families(text)

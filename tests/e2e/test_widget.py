@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -75,8 +76,24 @@ def marker_ids(page: Page) -> set[int]:
     return {int(i) for i in page.eval_on_selector_all(".lbs-marker", "els => els.map(e => e.dataset.id)")}
 
 
+def wait_until(page: Page, expression: str, timeout_s: float = 15.0) -> None:
+    """Poll a JavaScript expression from here until it is true. (Playwright's wait_for_function
+    evaluates its predicate with eval inside the page, which /map's CSP forbids.)"""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"not true within {timeout_s} s: {expression}"
+        time.sleep(0.05)
+
+
 def wait_ready(page: Page) -> None:
-    page.wait_for_function("document.getElementById('map').dataset.lbsState === 'ready'", timeout=15_000)
+    wait_until(page, "document.getElementById('map').dataset.lbsState === 'ready'")
+
+
+def csp_violations(page: Page) -> list[str]:
+    """Console errors of the Content-Security-Policy, as the page reports them from now on."""
+    found: list[str] = []
+    page.on("console", lambda m: found.append(m.text) if "Content Security Policy" in m.text else None)
+    return found
 
 
 def test_the_map_shows_merchants_popups_pans_clusters_and_finds_me(
@@ -92,6 +109,7 @@ def test_the_map_shows_merchants_popups_pans_clusters_and_finds_me(
             permissions=["geolocation"],
         )
         page = context.new_page()
+        violations = csp_violations(page)
         page.goto(f"{server.base_url}/map?lat={CENTRE[0]}&lon={CENTRE[1]}&radius=120")
         page.wait_for_selector(".lbs-marker", timeout=15_000)
         wait_ready(page)
@@ -107,9 +125,7 @@ def test_the_map_shows_merchants_popups_pans_clusters_and_finds_me(
         assert "Centre 0" in popup and "cafe" in popup and "Deal: Coffee -30 %" in popup and "m away" in popup
 
         page.evaluate(f"document.getElementById('map').lbsMap.panTo([{EAST[0]}, {EAST[1]}])")
-        page.wait_for_function(
-            f"document.querySelector(\".lbs-marker[data-id='{east[0].id}']\") !== null", timeout=15_000
-        )
+        wait_until(page, f"document.querySelector(\".lbs-marker[data-id='{east[0].id}']\") !== null")
         wait_ready(page)
         assert marker_ids(page) == {s.id for s in east}
 
@@ -120,12 +136,12 @@ def test_the_map_shows_merchants_popups_pans_clusters_and_finds_me(
         assert sum(int(c) for c in counts) == len(centre) + len(east)
 
         page.click(".lbs-near-me")
-        page.wait_for_function(
-            f"Math.abs(document.getElementById('map').lbsMap.getCenter().lng - {EAST[1]}) < 1e-3",
-            timeout=15_000,
+        wait_until(
+            page, f"Math.abs(document.getElementById('map').lbsMap.getCenter().lng - {EAST[1]}) < 1e-3"
         )
         wait_ready(page)
         assert {s.id for s in east} <= marker_ids(page)
+        assert violations == []  # the widget and Leaflet run under /map's policy
         context.close()
 
 

@@ -20,7 +20,7 @@ ORIGIN = {"Origin": "https://map-widget.example"}
 
 
 def metric(client: FlaskClient, name: str, **labels: str) -> float | None:
-    response = client.get("/metrics")
+    response = client.get("/metrics", headers=OPERATOR)
     assert response.status_code == 200
     for family in text_string_to_metric_families(response.get_data(as_text=True)):
         for sample in family.samples:
@@ -52,7 +52,8 @@ def test_the_landing_page_links_the_docs_and_an_open_now_query(engine: Engine, c
     page = response.get_data(as_text=True)
     assert "2 merchants" in page and "© OpenStreetMap contributors" in page
     links = [a.split('"')[0].replace("&amp;", "&") for a in page.split('href="')[1:]]
-    assert {"/docs/", "/openapi.json", "/readyz", "/metrics", "/map"} <= set(links)
+    assert {"/docs/", "/openapi.json", "/readyz", "/map"} <= set(links)
+    assert "/metrics" not in links and "<code>/metrics</code>" in page  # the operator's
     for link in links:
         assert client.get(link).status_code == 200, link  # every link on it works
     assert "/v1/nearby?lat=60.1699&lon=24.9384&open_now=true" in links

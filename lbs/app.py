@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from lbs import metrics
-from lbs.api import deals, events, maps, merchants, nearby, ops, users, vouchers
+from lbs.api import api_keys, deals, events, maps, merchants, nearby, ops, users, vouchers
 from lbs.api.auth import SECURITY_SCHEMES
 from lbs.api.bodies import register_body_limits
 from lbs.api.context import READS, Runtime
@@ -90,7 +90,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
     register_response_headers(app, settings)  # before flask-cors: runs after it
     _register_unit_of_work(app)
     _register_metrics(app)
-    blueprints = (ops.bp, nearby.bp, maps.bp, merchants.bp, deals.desk, deals.public, users.bp, events.bp)
+    blueprints = (
+        ops.bp, nearby.bp, maps.bp, merchants.bp, api_keys.bp, deals.desk, deals.public, users.bp, events.bp
+    )  # fmt: skip
     for blueprint in (*blueprints, maps.pages, events.feed, vouchers.holder, vouchers.counter):
         app.register_api(blueprint)
     # Read endpoints that a map widget embeds may be called from the allowed origins

@@ -14,26 +14,19 @@ import click
 from sqlalchemy.orm import Session
 
 from lbs import migrate
-from lbs.config import Settings
+from lbs.cli_context import now
+from lbs.cli_context import settings as load_settings
+from lbs.cli_merchants import merchants
 from lbs.db import make_engine
-from lbs.errors import InvalidRows, LbsError, where
 from lbs.event_partitions import INTERVALS, PREMAKE, PartitioningUnavailable, partition_events
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except ValueError as exc:
-        raise SystemExit(f"configuration: {exc}") from None
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 @click.group()
 def main() -> None:
     """lbs: local merchants and deals near you. Configure with LBS_* environment variables."""
+
+
+main.add_command(merchants)
 
 
 @main.group()
@@ -45,7 +38,7 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply the migrations (creates the SQLite file or the PostGIS extension as needed)."""
-    settings = _settings()
+    settings = load_settings()
     migrate.upgrade(make_engine(settings.database_url), revision)
     click.echo(f"database at {revision}")
 
@@ -62,7 +55,7 @@ def db_upgrade(revision: str) -> None:
 def db_partition_events(interval: str, premake: int) -> None:
     """PostgreSQL: partition the event log by time under pg_partman; again (daily, from cron):
     make the partitions ahead of now (docs/scaling.md)."""
-    settings = _settings()
+    settings = load_settings()
     try:
         report = partition_events(make_engine(settings.database_url), interval, premake)
     except PartitioningUnavailable as exc:
@@ -87,7 +80,7 @@ def db_partition_events(interval: str, premake: int) -> None:
 @click.option("--workers", type=int, default=None, help="gunicorn workers (LBS_WORKERS, default 2)")
 def serve(bind: str | None, workers: int | None) -> None:
     """Run the API under gunicorn (lbs/gunicorn_conf.py: preloaded, LBS_THREADS threads per worker)."""
-    settings = _settings()
+    settings = load_settings()
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lbs-metrics-")
     argv = [
@@ -101,43 +94,6 @@ def serve(bind: str | None, workers: int | None) -> None:
         "lbs.app:create_app()",
     ]
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
-
-
-@main.group()
-def merchants() -> None:
-    """Merchant data."""
-
-
-@merchants.command("import")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def merchants_import(path: Path) -> None:
-    """Import merchants from CSV or GeoJSON; a bad row aborts the whole file."""
-    from lbs.services.imports import import_merchant_file
-
-    engine = make_engine(_settings().database_url)
-    try:
-        with Session(engine) as session, session.begin():
-            count = import_merchant_file(session, path, _now())
-    except InvalidRows as exc:
-        for error in exc.errors:
-            click.echo(f"{path}:{where(error)}: {error['field']}: {error['message']}", err=True)
-        raise SystemExit(f"{len(exc.errors)} error(s); nothing was imported") from None
-    click.echo(f"imported {count} merchants")
-
-
-@merchants.command("api-key")
-@click.argument("merchant_id", type=int)
-def merchants_api_key(merchant_id: int) -> None:
-    """Issue an API key for a merchant (printed once, stored hashed)."""
-    from lbs.services.api_keys import issue_api_key
-
-    engine = make_engine(_settings().database_url)
-    try:
-        with Session(engine) as session, session.begin():
-            key = issue_api_key(session, merchant_id, _now())
-    except LbsError as exc:
-        raise SystemExit(exc.detail) from None
-    click.echo(key)
 
 
 @main.group()
@@ -164,7 +120,7 @@ def seed_synthetic(count: int, users: int, days: int, rng_seed: int, if_empty: b
     from lbs.secret_key import load_secret_key
     from seed import loader
 
-    settings = _settings()
+    settings = load_settings()
     engine = make_engine(settings.database_url)
     started = time.perf_counter()
     with Session(engine) as session:
@@ -178,7 +134,7 @@ def seed_synthetic(count: int, users: int, days: int, rng_seed: int, if_empty: b
         spec = loader.Spec(merchants=count, users=users, days=days, seed=rng_seed)
         # Vouchers (codes keyed by the deployment's secret) come only with people.
         secret_key = load_secret_key(settings) if users else b""
-        loaded = loader.load(session, spec, _now(), secret_key, click.echo)
+        loaded = loader.load(session, spec, now(), secret_key, click.echo)
         session.commit()
     total = sum(loaded.counts.values())
     click.echo(f"seeded {total:,} rows in {time.perf_counter() - started:.1f} s")
@@ -192,9 +148,9 @@ def seed_osm(path: Path) -> None:
     from seed import osm
 
     found = osm.read(path)
-    engine = make_engine(_settings().database_url)
+    engine = make_engine(load_settings().database_url)
     with Session(engine) as session, session.begin():
-        done = upsert_by_source_ref(session, list(found.rows.items()), _now())
+        done = upsert_by_source_ref(session, list(found.rows.items()), now())
     click.echo(
         f"{len(found.rows)} merchants from {path.name}: {done.inserted} new, {done.updated} updated, "
         f"{done.unchanged} unchanged ({osm.ATTRIBUTION})"
@@ -209,9 +165,9 @@ def seed_foursquare(directory: Path) -> None:
     """Foursquare check-ins (venues, users, visits at their real times); a re-import adds nothing twice."""
     from seed import foursquare
 
-    engine = make_engine(_settings().database_url)
+    engine = make_engine(load_settings().database_url)
     with Session(engine) as session, session.begin():
-        loaded = foursquare.load(session, directory, _now())
+        loaded = foursquare.load(session, directory, now())
     click.echo(
         f"{loaded.venues} new venues, {loaded.users} users, {loaded.visits} new visits from {directory}"
     )
@@ -276,7 +232,7 @@ def _train(days: int, radius_m: float, until: datetime | None = None) -> None:
     from recommender import artifact
     from recommender.training import NotEnoughHistory
 
-    settings = _settings()
+    settings = load_settings()
     engine = make_engine(settings.database_url)
     started = time.perf_counter()
     step, step_started = "read the events and the merchants", started
@@ -290,11 +246,11 @@ def _train(days: int, radius_m: float, until: datetime | None = None) -> None:
 
     try:
         with Session(engine) as session:
-            model = train_from_events(session, until or _now(), days, radius_m, progress=progress)
+            model = train_from_events(session, until or now(), days, radius_m, progress=progress)
     except NotEnoughHistory as exc:
         raise SystemExit(f"not trained: {exc}") from None
     progress("save the model")
-    path = artifact.save(model, Path(settings.model_dir), _now())
+    path = artifact.save(model, Path(settings.model_dir), now())
     progress("")
     meta = model.meta
     held_out = meta["metrics"]["held_out"]
@@ -336,7 +292,7 @@ def demo(reset: bool, osm_path: Path | None, users: int) -> None:
     from recommender import artifact
     from seed import demo as city
 
-    settings = _settings()
+    settings = load_settings()
     engine = make_engine(settings.database_url)
     if reset:
         migrate.downgrade(engine, "base")
@@ -345,10 +301,10 @@ def demo(reset: bool, osm_path: Path | None, users: int) -> None:
     migrate.upgrade(engine)
     params = city.DemoParams(users=users)
     with Session(engine) as session, session.begin():
-        city.merchants(session, _now(), osm_path or city.HELSINKI_OSM, click.echo)
+        city.merchants(session, now(), osm_path or city.HELSINKI_OSM, click.echo)
     with Session(engine) as session:
         session.connection(execution_options={BEGIN_IMMEDIATE: True})
-        city.people(session, _now(), params, load_secret_key(settings), click.echo)
+        city.people(session, now(), params, load_secret_key(settings), click.echo)
         session.commit()
     if artifact.current(Path(settings.model_dir)) is None:
         _train(params.days + 1, 2000.0)

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import request
 
-from lbs.api.context import db_session, runtime
+from lbs.api.context import db_session, runtime, utc_now
 from lbs.errors import Forbidden, Unauthorized
 from lbs.services.api_keys import KEY_PREFIX, merchant_id_for_key, sha256_hex, token_matches
 from lbs.services.users import TOKEN_PREFIX as USER_TOKEN_PREFIX
@@ -15,7 +15,7 @@ SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 SECURITY_SCHEMES: dict[str, Any] = {"bearer": {"type": "http", "scheme": "bearer"}}
 
 
-def _bearer() -> str:
+def bearer_token() -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -29,18 +29,18 @@ def is_operator(token: str) -> bool:
 
 def authenticate() -> None:
     """The caller is the operator or holds a valid merchant API key (401 otherwise)."""
-    token = _bearer()
+    token = bearer_token()
     if not is_operator(token):
-        merchant_id_for_key(db_session(), token)
+        merchant_id_for_key(db_session(), token, utc_now())
 
 
 def caller_is_operator() -> bool:
     """Whether the request's bearer token is the operator's (401 without one)."""
-    return is_operator(_bearer())
+    return is_operator(bearer_token())
 
 
 def require_operator() -> None:
-    token = _bearer()
+    token = bearer_token()
     if not is_operator(token):
         if token.startswith(KEY_PREFIX):
             raise Forbidden("this needs the operator token, not a merchant API key")
@@ -49,10 +49,10 @@ def require_operator() -> None:
 
 def require_merchant(merchant_id: int | None = None) -> int:
     """The caller's merchant id; if merchant_id is given the caller must own it (or be the operator)."""
-    token = _bearer()
+    token = bearer_token()
     if merchant_id is not None and is_operator(token):
         return merchant_id
-    own = merchant_id_for_key(db_session(), token)
+    own = merchant_id_for_key(db_session(), token, utc_now())
     if merchant_id is not None and own != merchant_id:
         raise Forbidden(f"this API key belongs to merchant {own}, not {merchant_id}")
     return own
@@ -60,7 +60,7 @@ def require_merchant(merchant_id: int | None = None) -> int:
 
 def require_user() -> int:
     """The calling user's id, from the token POST /v1/users issued (401 otherwise)."""
-    return runtime().users.user_id(db_session(), _bearer())
+    return runtime().users.user_id(db_session(), bearer_token())
 
 
 def optional_user() -> int | None:
@@ -77,4 +77,4 @@ def optional_user() -> int | None:
 
 def caller_digest() -> str:
     """Who is calling, for rate limits: the SHA-256 of the bearer secret, never the secret."""
-    return sha256_hex(_bearer())
+    return sha256_hex(bearer_token())

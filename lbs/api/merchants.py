@@ -17,8 +17,8 @@ from lbs.api.auth import (
 )
 from lbs.api.context import db_session, utc_now
 from lbs.api.problems import register_model
-from lbs.api.schemas import ERRORS, ApiKeyOut, MerchantOut, MerchantPath
-from lbs.services import api_keys, events, merchants
+from lbs.api.schemas import ERRORS, MerchantOut, MerchantPath
+from lbs.services import events, merchants
 
 bp = APIBlueprint("merchants", __name__, url_prefix="/v1", abp_tags=[Tag(name="merchants")])
 
@@ -50,14 +50,6 @@ def create_merchant(body: merchants.MerchantFields) -> tuple[dict[str, Any], int
     require_operator()
     merchant = merchants.create_merchant(db_session(), body, utc_now())
     return merchants.merchant_public(merchant), 201
-
-
-@bp.post("/merchants/<int:merchant_id>/api-keys", responses={201: ApiKeyOut, **ERRORS}, security=SECURITY)
-def issue_api_key(path: MerchantPath) -> tuple[dict[str, Any], int]:
-    """Operator: issue an API key for a merchant. The key is shown only in this response."""
-    require_operator()
-    key = api_keys.issue_api_key(db_session(), path.merchant_id, utc_now())
-    return {"merchant_id": path.merchant_id, "api_key": key}, 201
 
 
 @bp.get("/merchants/me", responses={200: MerchantOut, **ERRORS}, security=SECURITY)

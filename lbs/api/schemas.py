@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -84,7 +85,24 @@ class NearbyPageOut(BaseModel):
 
 class ApiKeyOut(BaseModel):
     merchant_id: int
-    api_key: str
+    key_id: int
+    api_key: str = Field(description="shown only in this response; stored hashed")
+
+
+class ApiKeyInfoOut(BaseModel):
+    id: int
+    created_at: datetime
+    revoked_at: datetime | None = Field(description="from when it no longer works; null: never set")
+    active: bool
+
+
+class ApiKeyListOut(BaseModel):
+    items: list[ApiKeyInfoOut]
+
+
+class RotatedKeyOut(ApiKeyOut):
+    previous_key_id: int
+    previous_works_until: datetime
 
 
 class Problem(BaseModel):

@@ -66,6 +66,8 @@ class MerchantApiKey(Base):
     # sha256 of the key: the key itself is shown once and never stored.
     key_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # From when the key no longer works: now when revoked, the end of the grace period when
+    # replaced by a rotation (services.api_keys); never set, it works for good.
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

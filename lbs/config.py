@@ -39,7 +39,8 @@ class Settings:
     # index's poll sees a new visit of theirs, and at the latest after visits_cache_s (0: off).
     visits_cache_users: int = 20_000
     visits_cache_s: float = 60.0
-    # A user token's user is remembered this long by a worker (no revocation exists yet).
+    # A user token's user is remembered this long by a worker: a replaced token works on
+    # that long at most on the other workers (services.user_tokens).
     user_cache_s: float = 60.0
     # sha256 hex digest of the operator bearer token; empty disables operator endpoints.
     operator_token_sha256: str = ""

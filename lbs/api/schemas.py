@@ -183,7 +183,12 @@ class VoucherListOut(BaseModel):
 
 class UserOut(BaseModel):
     user_id: int
-    token: str
+    token: str = Field(description="shown only in this response; stored hashed")
+
+
+class TransferCodeOut(BaseModel):
+    code: str = Field(description="for the user to enter in the new app, once")
+    expires_at: datetime
 
 
 class VoucherKeyOut(BaseModel):

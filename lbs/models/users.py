@@ -12,7 +12,10 @@ from lbs.models.base import Base, BigId, UTCDateTime
 
 class User(Base):
     __tablename__ = "users"
-    __table_args__ = (Index("ux_users_source_ref", "source_ref", unique=True),)
+    __table_args__ = (
+        Index("ux_users_source_ref", "source_ref", unique=True),
+        Index("ux_users_transfer_code", "transfer_code_sha256", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     # The token is shown once, at creation; only its digest is kept.
@@ -21,3 +24,7 @@ class User(Base):
     # Where an imported user comes from ("foursquare:user/17"); such users have a token
     # nobody was shown, so they cannot sign in: they exist for their history.
     source_ref: Mapped[str | None] = mapped_column(String(64))
+    # A one-time code that moves the user to a new device (services.user_tokens): its keyed
+    # digest, and when it stops working.
+    transfer_code_sha256: Mapped[str | None] = mapped_column(String(64))
+    transfer_code_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

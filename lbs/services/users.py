@@ -38,9 +38,10 @@ def _user_id_for_digest(session: Session, digest: str) -> int:
 class UserCache:
     """A worker's memory of which user a token belongs to, for ``ttl_s`` seconds.
 
-    Users are never deleted and their tokens never revoked or replaced, so an entry cannot
-    go wrong; the time limit bounds what a future revocation must wait for. Keyed by the
-    token's digest (the token itself is never kept); unknown tokens are not remembered.
+    A token replaced (services.user_tokens) is forgotten at once by the worker that
+    replaced it, and by the others within ``ttl_s``: the bound a replaced token keeps
+    working for. Keyed by the token's digest (the token itself is never kept); unknown
+    tokens are not remembered.
     """
 
     def __init__(self, ttl_s: float, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic):
@@ -49,6 +50,10 @@ class UserCache:
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[int, float]] = {}
+
+    def forget(self, digest: str) -> None:
+        with self._lock:
+            self._entries.pop(digest, None)
 
     def user_id(self, session: Session, token: str) -> int:
         digest = sha256_hex(token)

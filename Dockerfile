@@ -17,7 +17,8 @@
 #   LBS_SECRET_KEY             derives voucher codes and signs their QR codes; keep it stable and secret.
 #                              Unset: read from LBS_SECRET_KEY_FILE, created on first start (/data/lbs-secret.key)
 #   LBS_RATE_LIMIT_CLAIM, _REDEEM, _NEW_USERS   default 30/minute per user token / merchant key / address
-#   LBS_RATE_LIMIT_STORAGE     memory:// (per worker) or redis://host:6379 (shared)
+#   LBS_RATE_LIMIT_STORAGE     database (default: counters in the service's database, shared by every worker),
+#                              redis://host:6379 (shared, no database writes) or memory:// (per worker)
 #   LBS_MODEL_DIR              where `lbs train` writes ranking models and workers read them (/data/lbs-models);
 #                              train with: docker run ... lbs lbs train   (workers reload within LBS_MODEL_RELOAD_S, 10 s)
 #   LBS_CORS_ORIGINS           origins allowed to call the public read endpoints (default *)

@@ -76,7 +76,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
         sessions,
         live,
         load_secret_key(settings),
-        RateLimits.from_settings(settings),
+        RateLimits.from_settings(settings, engine),
         ModelHolder(Path(settings.model_dir), settings.model_reload_s),
         book,
         EventBuffer(sessions, settings.event_flush_s, settings.event_buffer_rows),

@@ -53,8 +53,10 @@ class Settings:
     rate_limit_redeem: str = "30/minute"
     rate_limit_claim: str = "30/minute"
     rate_limit_new_users: str = "30/minute"
-    # memory:// counts per worker process; redis://host:6379 shares one count everywhere.
-    rate_limit_storage: str = "memory://"
+    # database: counters in the service's database, one count for every worker and host;
+    # redis://host:6379 the same without database writes; memory:// counts per worker
+    # process (a caller gets W times each limit with W workers: for tests).
+    rate_limit_storage: str = "database"
     # Trained models (`lbs train` writes, workers read): a worker checks for a newer one at
     # most every model_reload_s seconds, the documented delay before it is in use.
     model_dir: str = "lbs-models"

@@ -103,6 +103,7 @@ def make_app(database_url: str) -> Iterator[Callable[..., OpenAPI]]:
     yield build
     for app in apps:
         app.extensions["lbs"].events.close()
+        app.extensions["lbs"].rate_limits.close()
         app.extensions["lbs"].engine.dispose()
 
 

@@ -25,13 +25,16 @@ import limits
 from limits.errors import StorageError
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
+from sqlalchemy import Engine
 
 from lbs.config import Settings
 from lbs.errors import NotReady, TooManyRequests
+from lbs.services.rate_limit_counters import DatabaseStorage
 
 log = logging.getLogger(__name__)
 
 FAIL_OPEN = frozenset({"claim"})
+DATABASE = "database"  # LBS_RATE_LIMIT_STORAGE: count in the service's own database
 STORE_TIMEOUT_S = 1.0
 RETRY_AFTER_S = 5
 
@@ -56,7 +59,7 @@ class RateLimits:
     new_users: limits.RateLimitItem
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RateLimits:
+    def from_settings(cls, settings: Settings, engine: Engine) -> RateLimits:
         parsed = {}
         for name in ("rate_limit_claim", "rate_limit_redeem", "rate_limit_new_users"):
             value = getattr(settings, name)
@@ -66,7 +69,8 @@ class RateLimits:
                 raise ValueError(
                     f"LBS_{name.upper()}={value!r}: expected a rate such as 30/minute or 1000/hour"
                 ) from None
-        storage = open_storage(settings.rate_limit_storage)
+        timeout_s = settings.request_timeout_s
+        storage = open_storage(settings.rate_limit_storage, engine, timeout_s, settings.threads)
         return cls(
             FixedWindowRateLimiter(storage),
             parsed["rate_limit_claim"],
@@ -91,6 +95,12 @@ class RateLimits:
             f"too many {what} attempts: at most {item}; retry in {retry_after} s", retry_after
         )
 
+    def close(self) -> None:
+        """Let go of the store's connections (a database store has a pool of its own)."""
+        storage = self.limiter.storage
+        if isinstance(storage, DatabaseStorage):
+            storage.close()
+
     def store_reachable(self) -> bool:
         """Whether the storage answers (within STORE_TIMEOUT_S); always so in memory."""
         storage: Storage = self.limiter.storage
@@ -100,9 +110,12 @@ class RateLimits:
             return False
 
 
-def open_storage(uri: str) -> Storage:
-    """The storage of a `limits` URI, its errors wrapped as StorageError, and a Redis one
-    bounded by STORE_TIMEOUT_S to connect and per command."""
+def open_storage(uri: str, engine: Engine, request_timeout_s: float = 0.0, pool_size: int = 2) -> Storage:
+    """The storage of LBS_RATE_LIMIT_STORAGE, its errors wrapped as StorageError: "database"
+    (the default: ``engine``'s database), or a `limits` URI, a Redis one bounded by
+    STORE_TIMEOUT_S to connect and per command."""
+    if uri == DATABASE:
+        return DatabaseStorage.beside(engine, request_timeout_s, pool_size)
     options: dict[str, float] = {}
     if uri.startswith(("redis://", "rediss://", "redis+unix://")):
         options = {"socket_timeout": STORE_TIMEOUT_S, "socket_connect_timeout": STORE_TIMEOUT_S}

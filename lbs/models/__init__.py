@@ -4,6 +4,7 @@ from lbs.models.base import Base, BigId, UTCDateTime
 from lbs.models.deals import Deal, UserDealClaims, Voucher
 from lbs.models.events import Event
 from lbs.models.merchants import Merchant, MerchantApiKey, RevisionCounter, merchant_geography
+from lbs.models.rate_limits import RateLimitCounter
 from lbs.models.users import User
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "Event",
     "Merchant",
     "MerchantApiKey",
+    "RateLimitCounter",
     "RevisionCounter",
     "UTCDateTime",
     "User",

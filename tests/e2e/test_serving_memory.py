@@ -63,6 +63,7 @@ def start_up_bytes(database_url: str) -> int:
     )
     runtime = app.extensions["lbs"]
     built = array_bytes(runtime.live_index.index) + array_bytes(runtime.deal_book)
+    runtime.rate_limits.close()
     runtime.engine.dispose()
     return built
 

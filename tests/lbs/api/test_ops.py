@@ -40,6 +40,7 @@ def unmigrated_app(empty_database_url: str) -> Iterator[OpenAPI]:
         }
     )
     yield app
+    app.extensions["lbs"].rate_limits.close()
     app.extensions["lbs"].engine.dispose()
 
 

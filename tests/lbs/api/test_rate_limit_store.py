@@ -54,7 +54,7 @@ def test_with_the_store_down_new_users_and_redemptions_are_503_and_claims_go_on(
 
 
 def test_readyz_reports_the_store(client: FlaskClient, store_down: FlaskClient) -> None:
-    assert client.get("/readyz").get_json()["rate_limit_store"] == "ok"  # memory://
+    assert client.get("/readyz").get_json()["rate_limit_store"] == "ok"  # the database
 
     began = time.monotonic()
     response = store_down.get("/readyz")

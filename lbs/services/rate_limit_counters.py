@@ -1,0 +1,113 @@
+"""Rate-limit counters in the service's own database: a `limits` storage for fixed windows.
+
+The default store (LBS_RATE_LIMIT_STORAGE=database). Every worker of every host counts in
+one table, so a limit is the documented number however many workers answer; `memory://`
+counted per worker and let a caller have W times each limit. One statement per hit, on a
+connection of its own and committed at once, so that an attempt counts whether or not the
+request that made it succeeds: an upsert that starts a new window when the old one has
+ended, and returns the count. Ended windows are deleted now and then by the hits
+themselves (about one hit in PRUNE_EVERY). Redis (`redis://…`) does the same without a
+write to the database, for hosts that have one.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+from limits.storage import MemoryStorage, Storage
+from sqlalchemy import Engine, case, delete, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from lbs.db import make_engine
+from lbs.models import RateLimitCounter
+
+PRUNE_EVERY = 1000
+
+
+class DatabaseStorage(Storage):
+    STORAGE_SCHEME = None  # made with an engine (DatabaseStorage.beside), not from a URI
+
+    def __init__(self, engine: Engine, wrap_exceptions: bool = True) -> None:
+        super().__init__(None, wrap_exceptions=wrap_exceptions)
+        self.engine = engine
+        self._insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
+
+    @classmethod
+    def beside(cls, engine: Engine, request_timeout_s: float, pool_size: int) -> Storage:
+        """Counters for the service whose database is ``engine``'s, on connections of their
+        own: a request counts while it holds its own connection, and with one pool the
+        requests would hold every connection and wait for another (``pool_size``: one per
+        serving thread). On PostgreSQL, in that database. On SQLite, in a file of their own
+        beside it (`…-ratelimits`): a write request holds SQLite's one write lock from its
+        start, and a count in the same file would wait for it; in the same transaction, a
+        failed attempt (a wrong voucher code) would roll its count back. An in-memory
+        database counts in this process's memory."""
+        url = engine.url.render_as_string(hide_password=False)
+        if engine.dialect.name != "sqlite":
+            return cls(make_engine(url, request_timeout_s=request_timeout_s, pool_size=pool_size))
+        database = engine.url.database
+        if not database or database == ":memory:":
+            return MemoryStorage()
+        url = engine.url.set(database=f"{database}-ratelimits").render_as_string(hide_password=False)
+        counters = make_engine(url, request_timeout_s=request_timeout_s, poolclass=NullPool)
+        metadata = RateLimitCounter.metadata
+        metadata.create_all(counters, tables=[metadata.tables[RateLimitCounter.__tablename__]])
+        return cls(counters)
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return SQLAlchemyError
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        now = time.time()
+        table = RateLimitCounter.__table__
+        ended = table.c.expires_at <= now
+        upsert = self._insert(table).values(key=key, expires_at=now + expiry, hits=amount)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[table.c.key],
+            set_={
+                "hits": case((ended, amount), else_=table.c.hits + amount),
+                "expires_at": case((ended, now + expiry), else_=table.c.expires_at),
+            },
+        ).returning(table.c.hits)
+        with self.engine.begin() as connection:
+            hits = int(connection.execute(upsert).scalar_one())
+            if random.randrange(PRUNE_EVERY) == 0:
+                connection.execute(delete(RateLimitCounter).where(RateLimitCounter.expires_at <= now))
+        return hits
+
+    def _row(self, key: str) -> tuple[float, int] | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(RateLimitCounter.expires_at, RateLimitCounter.hits).where(RateLimitCounter.key == key)
+            ).first()
+        if row is None or row[0] <= time.time():
+            return None
+        return float(row[0]), int(row[1])
+
+    def get(self, key: str) -> int:
+        row = self._row(key)
+        return 0 if row is None else row[1]
+
+    def get_expiry(self, key: str) -> float:
+        row = self._row(key)
+        return time.time() if row is None else row[0]
+
+    def check(self) -> bool:
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+
+    def reset(self) -> int | None:
+        with self.engine.begin() as connection:
+            return int(connection.execute(delete(RateLimitCounter)).rowcount)
+
+    def clear(self, key: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(delete(RateLimitCounter).where(RateLimitCounter.key == key))

@@ -40,9 +40,12 @@ def caller_is_operator() -> bool:
 
 
 def require_operator() -> None:
+    """The caller is the operator: 403 for a merchant's working key (valid, not allowed
+    here), 401 for anything else (a revoked or unknown key included)."""
     token = bearer_token()
     if not is_operator(token):
         if token.startswith(KEY_PREFIX):
+            merchant_id_for_key(db_session(), token, utc_now())  # 401 unless it works
             raise Forbidden("this needs the operator token, not a merchant API key")
         raise Unauthorized("invalid operator token")
 

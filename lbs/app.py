@@ -21,6 +21,7 @@ from lbs.api.auth import SECURITY_SCHEMES
 from lbs.api.bodies import register_body_limits
 from lbs.api.context import READS, Runtime
 from lbs.api.headers import register_response_headers
+from lbs.api.openapi_doc import LbsOpenAPI
 from lbs.api.problems import database_problem, register_error_handlers, validation_problem
 from lbs.api.ratelimits import RateLimits
 from lbs.config import Settings
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
     settings = Settings.from_env().with_overrides(test_config)
     logging.basicConfig(level=settings.log_level)
-    app = OpenAPI(
+    app = LbsOpenAPI(
         __name__,
         info=Info(title="lbs", version="0.1.0", description="Local merchants and deals near you."),
         security_schemes=SECURITY_SCHEMES,

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from lbs import deadline, metrics
-from lbs.api.auth import require_operator
+from lbs.api.auth import SECURITY, require_operator
 from lbs.api.context import db_session, runtime
 from lbs.api.problems import problem_response
 from lbs.errors import NotReady
@@ -89,7 +89,7 @@ def database_answers(sessions: sessionmaker[Session], within_s: float) -> None:
         raise failure[0]
 
 
-@bp.get("/metrics")
+@bp.get("/metrics", security=SECURITY)
 def prometheus_metrics() -> Response:
     """Prometheus exposition: requests and latency by route, index size. Operator's token
     needed unless LBS_METRICS_ACCESS=public."""

@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from limits.storage import MemoryStorage, Storage
 from sqlalchemy import Engine, case, delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from lbs.db import make_engine
 from lbs.models import RateLimitCounter
 
 PRUNE_EVERY = 1000
+T = TypeVar("T")
 
 
 class DatabaseStorage(Storage):
@@ -76,20 +79,39 @@ class DatabaseStorage(Storage):
                 "expires_at": case((ended, now + expiry), else_=table.c.expires_at),
             },
         ).returning(table.c.hits)
-        with self.engine.begin() as connection:
-            hits = int(connection.execute(upsert).scalar_one())
-            if random.randrange(PRUNE_EVERY) == 0:
-                connection.execute(delete(RateLimitCounter).where(RateLimitCounter.expires_at <= now))
-        return hits
+
+        def count() -> int:
+            with self.engine.begin() as connection:
+                hits = int(connection.execute(upsert).scalar_one())
+                if random.randrange(PRUNE_EVERY) == 0:
+                    connection.execute(delete(RateLimitCounter).where(RateLimitCounter.expires_at <= now))
+            return hits
+
+        return self._once_more_if_dropped(count)
 
     def _row(self, key: str) -> tuple[float, int] | None:
-        with self.engine.connect() as connection:
-            row = connection.execute(
-                select(RateLimitCounter.expires_at, RateLimitCounter.hits).where(RateLimitCounter.key == key)
-            ).first()
+        query = select(RateLimitCounter.expires_at, RateLimitCounter.hits).where(RateLimitCounter.key == key)
+
+        def read() -> Any:
+            with self.engine.connect() as connection:
+                return connection.execute(query).first()
+
+        row = self._once_more_if_dropped(read)
         if row is None or row[0] <= time.time():
             return None
         return float(row[0]), int(row[1])
+
+    @staticmethod
+    def _once_more_if_dropped(work: Callable[[], T]) -> T:
+        """``work``, again on a new connection if the pooled one had died (the server
+        restarted): SQLAlchemy has then dropped the pool's connections, and a count should
+        not fail a request for it. (At worst an attempt whose reply was lost counts twice.)"""
+        try:
+            return work()
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            return work()
 
     def get(self, key: str) -> int:
         row = self._row(key)

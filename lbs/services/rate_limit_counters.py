@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from lbs.db import make_engine
+from lbs.deadline import expired
 from lbs.models import RateLimitCounter
 
 PRUNE_EVERY = 1000
@@ -104,12 +105,14 @@ class DatabaseStorage(Storage):
     @staticmethod
     def _once_more_if_dropped(work: Callable[[], T]) -> T:
         """``work``, again on a new connection if the pooled one had died (the server
-        restarted): SQLAlchemy has then dropped the pool's connections, and a count should
-        not fail a request for it. (At worst an attempt whose reply was lost counts twice.)"""
+        restarted) and the request has time left: SQLAlchemy has then dropped the pool's
+        connections, and a count should not fail a request for it. (At worst an attempt
+        whose reply was lost counts twice.) A connection the watchdog cut is past the
+        deadline: no second try."""
         try:
             return work()
         except DBAPIError as error:
-            if not error.connection_invalidated:
+            if not error.connection_invalidated or expired():  # no time left for another try
                 raise
             return work()
 

@@ -66,6 +66,15 @@ def _stepped(n: int, rows: Callable[[slice], Iterator[tuple[Any, ...]]]) -> Iter
         yield from rows(slice(start, min(n, start + _STEP)))
 
 
+def _ids_at(ids: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """ids[index] where index >= 0, else 0 (no such row); also when there are no ids at all
+    (a small city whose people claimed nothing)."""
+    out = np.zeros(len(index), dtype=np.int64)
+    have = index >= 0
+    out[have] = ids[index[have]]
+    return out
+
+
 def _merchant_rows(
     city: SyntheticCity, ids: np.ndarray, seed: int, revision: int, since: datetime
 ) -> Iterator[tuple[Any, ...]]:
@@ -159,8 +168,8 @@ def _event_rows(
             e.kind[part].tolist(),
             user_ids[e.person[part]].tolist(),
             merchant_ids[e.merchant[part]].tolist(),
-            np.where(deal >= 0, deal_ids[np.maximum(deal, 0)], 0).tolist(),
-            np.where(claim >= 0, voucher_ids[np.maximum(claim, 0)], 0).tolist(),
+            _ids_at(deal_ids, deal).tolist(),
+            _ids_at(voucher_ids, claim).tolist(),
             e.cell[part].tolist(),
             e.at[part].tolist(),
             strict=True,

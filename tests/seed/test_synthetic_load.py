@@ -67,6 +67,16 @@ def test_a_city_with_people_loads_once_and_whole(database_url: str, engine: Engi
     assert "already loaded" in again.output and counts(engine) == loaded
 
 
+def test_a_city_too_small_for_any_claim_loads(database_url: str, engine: Engine) -> None:
+    """Few people over few days may claim nothing: the events then point at no voucher (the
+    loader indexed an empty array of voucher ids and crashed)."""
+    seed(database_url, "--merchants", "20000", "--users", "500", "--days", "3", "--seed", "7")
+
+    loaded = counts(engine)
+    assert loaded["merchants"] == 20000 and loaded["users"] == 500 and loaded["events"] > 0
+    assert loaded["vouchers"] == loaded["user_deal_claims"]
+
+
 def test_another_seed_adds_a_city_and_ids_continue(database_url: str, engine: Engine) -> None:
     seed(database_url, "--merchants", "500", "--users", "50", "--seed", "1")
     seed(database_url, "--merchants", "500", "--users", "50", "--seed", "2")

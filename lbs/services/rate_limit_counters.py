@@ -20,24 +20,27 @@ from typing import Any, TypeVar
 from limits.storage import MemoryStorage, Storage
 from sqlalchemy import Engine, case, delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
+from sqlalchemy.schema import CreateTable
 
 from lbs.db import make_engine
 from lbs.deadline import expired
 from lbs.models import RateLimitCounter
 
 PRUNE_EVERY = 1000
+MAKE_TABLE_TRIES = 50
 T = TypeVar("T")
 
 
 class DatabaseStorage(Storage):
     STORAGE_SCHEME = None  # made with an engine (DatabaseStorage.beside), not from a URI
 
-    def __init__(self, engine: Engine, wrap_exceptions: bool = True) -> None:
+    def __init__(self, engine: Engine, wrap_exceptions: bool = True, make_table: bool = False) -> None:
         super().__init__(None, wrap_exceptions=wrap_exceptions)
         self.engine = engine
         self._insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
+        self._table_made = not make_table
 
     @classmethod
     def beside(cls, engine: Engine, request_timeout_s: float, pool_size: int) -> Storage:
@@ -57,9 +60,25 @@ class DatabaseStorage(Storage):
             return MemoryStorage()
         url = engine.url.set(database=f"{database}-ratelimits").render_as_string(hide_password=False)
         counters = make_engine(url, request_timeout_s=request_timeout_s, poolclass=NullPool)
-        metadata = RateLimitCounter.metadata
-        metadata.create_all(counters, tables=[metadata.tables[RateLimitCounter.__tablename__]])
-        return cls(counters)
+        return cls(counters, make_table=True)
+
+    def _make_table(self) -> None:
+        """The SQLite file's table, made on first use (not at start: every worker starts at
+        once, and a new SQLite file refuses concurrent connections while one of them switches
+        it to WAL, with no busy wait). Retried for a few seconds while the file is locked."""
+        if self._table_made:
+            return
+        create = CreateTable(RateLimitCounter.__table__, if_not_exists=True)  # type: ignore[arg-type]
+        for attempt in range(MAKE_TABLE_TRIES):
+            try:
+                with self.engine.begin() as connection:
+                    connection.execute(create)
+                break
+            except OperationalError as error:
+                if "locked" not in str(error.orig) or attempt == MAKE_TABLE_TRIES - 1:
+                    raise
+                time.sleep(0.1)
+        self._table_made = True
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
@@ -69,6 +88,7 @@ class DatabaseStorage(Storage):
         self.engine.dispose()
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        self._make_table()
         now = time.time()
         table = RateLimitCounter.__table__
         ended = table.c.expires_at <= now
@@ -91,6 +111,7 @@ class DatabaseStorage(Storage):
         return self._once_more_if_dropped(count)
 
     def _row(self, key: str) -> tuple[float, int] | None:
+        self._make_table()
         query = select(RateLimitCounter.expires_at, RateLimitCounter.hits).where(RateLimitCounter.key == key)
 
         def read() -> Any:
@@ -130,9 +151,11 @@ class DatabaseStorage(Storage):
         return True
 
     def reset(self) -> int | None:
+        self._make_table()
         with self.engine.begin() as connection:
             return int(connection.execute(delete(RateLimitCounter)).rowcount)
 
     def clear(self, key: str) -> None:
+        self._make_table()
         with self.engine.begin() as connection:
             connection.execute(delete(RateLimitCounter).where(RateLimitCounter.key == key))

@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 from sqlalchemy.orm import Session
 
-from lbs.cli_context import now, settings
+from lbs.cli_context import now, service_session, settings
 from lbs.db import make_engine
-from lbs.errors import InvalidRows, LbsError, where
+from lbs.errors import InvalidRows, where
 
 
 @click.group()
@@ -40,12 +40,8 @@ def merchants_api_key(merchant_id: int) -> None:
     """Issue an API key for a merchant (printed once, stored hashed)."""
     from lbs.services.api_keys import issue_api_key
 
-    engine = make_engine(settings().database_url)
-    try:
-        with Session(engine) as session, session.begin():
-            issued = issue_api_key(session, merchant_id, now())
-    except LbsError as exc:
-        raise SystemExit(exc.detail) from None
+    with service_session() as session:
+        issued = issue_api_key(session, merchant_id, now())
     click.echo(issued.key)
     stop = f"lbs merchants revoke-key {merchant_id} {issued.id}"
     click.echo(f"(key id {issued.id}: `{stop}` stops it)", err=True)
@@ -57,12 +53,8 @@ def merchants_api_keys(merchant_id: int) -> None:
     """List a merchant's API keys: id, created, until when it works (never the keys)."""
     from lbs.services.api_keys import list_api_keys
 
-    engine = make_engine(settings().database_url)
-    try:
-        with Session(engine) as session:
-            keys = list_api_keys(session, merchant_id, now())
-    except LbsError as exc:
-        raise SystemExit(exc.detail) from None
+    with service_session() as session:
+        keys = list_api_keys(session, merchant_id, now())
     for key in keys:
         until = "revoked " + key["revoked_at"].isoformat() if key["revoked_at"] else "no end"
         state = "works" if key["active"] else "stopped"
@@ -76,10 +68,6 @@ def merchants_revoke_key(merchant_id: int, key_id: int) -> None:
     """Stop one of a merchant's API keys now."""
     from lbs.services.api_keys import revoke_api_key
 
-    engine = make_engine(settings().database_url)
-    try:
-        with Session(engine) as session, session.begin():
-            revoke_api_key(session, merchant_id, key_id, now())
-    except LbsError as exc:
-        raise SystemExit(exc.detail) from None
+    with service_session() as session:
+        revoke_api_key(session, merchant_id, key_id, now())
     click.echo(f"key {key_id} of merchant {merchant_id} revoked")

@@ -202,6 +202,7 @@ def is_postgresql(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def dialect_insert(session: Session) -> Any:
-    """INSERT with ON CONFLICT for the session's database (PostgreSQL or SQLite)."""
-    return (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert
+def dialect_insert(bind: Session | Engine) -> Any:
+    """INSERT with ON CONFLICT for the database of a session or an engine (PostgreSQL or SQLite)."""
+    engine = bind.get_bind() if isinstance(bind, Session) else bind
+    return (postgresql if engine.dialect.name == "postgresql" else sqlite).insert

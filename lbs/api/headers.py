@@ -21,9 +21,9 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
 
+from lbs.api.context import READS
 from lbs.config import Settings
 
-READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _CORS_HEADERS = (
     "Access-Control-Allow-Origin",
     "Access-Control-Allow-Credentials",

@@ -19,12 +19,11 @@ from typing import Any, TypeVar
 
 from limits.storage import MemoryStorage, Storage
 from sqlalchemy import Engine, case, delete, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import CreateTable
 
-from lbs.db import make_engine
+from lbs.db import dialect_insert, make_engine
 from lbs.deadline import expired
 from lbs.models import RateLimitCounter
 
@@ -39,7 +38,7 @@ class DatabaseStorage(Storage):
     def __init__(self, engine: Engine, wrap_exceptions: bool = True, make_table: bool = False) -> None:
         super().__init__(None, wrap_exceptions=wrap_exceptions)
         self.engine = engine
-        self._insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
+        self._insert = dialect_insert(engine)
         self._table_made = not make_table
 
     @classmethod

@@ -27,7 +27,7 @@ from lbs.errors import InvalidParameter, NotFound
 from lbs.models import User
 from lbs.services.api_keys import sha256_hex
 from lbs.services.users import TOKEN_PREFIX
-from lbs.services.voucher_codes import ALPHABET, CODE_FORMAT, CODE_LENGTH, display_code, normalize_code
+from lbs.services.voucher_codes import CODE_FORMAT, CODE_LENGTH, crockford, display_code, normalize_code
 
 TRANSFER_CODE_TTL = timedelta(minutes=15)
 
@@ -56,8 +56,7 @@ def new_transfer_code(
     session: Session, secret_key: bytes, user_id: int, now: datetime
 ) -> tuple[str, datetime]:
     """A one-time code for moving the user (any earlier code stops); (code as shown, until)."""
-    value = secrets.randbits(5 * CODE_LENGTH)
-    code = "".join(ALPHABET[(value >> (5 * i)) & 31] for i in reversed(range(CODE_LENGTH)))
+    code = crockford(secrets.randbits(5 * CODE_LENGTH))
     user = session.get(User, user_id)
     if user is None:
         raise NotFound(f"no user {user_id}")

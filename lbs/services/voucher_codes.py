@@ -30,7 +30,11 @@ def new_nonce() -> str:
 
 def code_for(secret_key: bytes, nonce: str) -> str:
     digest = hmac.new(secret_key, b"voucher-code:" + nonce.encode(), hashlib.sha256).digest()
-    value = int.from_bytes(digest[:8], "big") >> 4  # 60 bits
+    return crockford(int.from_bytes(digest[:8], "big") >> 4)  # 60 bits
+
+
+def crockford(value: int) -> str:
+    """The low 60 bits of ``value`` as a code of CODE_LENGTH characters of ALPHABET."""
     return "".join(ALPHABET[(value >> (5 * i)) & 31] for i in reversed(range(CODE_LENGTH)))
 
 

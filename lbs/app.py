@@ -24,6 +24,7 @@ from lbs.api.headers import register_response_headers
 from lbs.api.openapi_doc import LbsOpenAPI
 from lbs.api.problems import database_problem, register_error_handlers, validation_problem
 from lbs.api.ratelimits import RateLimits
+from lbs.api.responses import serve
 from lbs.config import Settings
 from lbs.db import make_engine, make_read_session_factory, make_session_factory
 from lbs.deadline import Deadlines
@@ -49,6 +50,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
         doc_prefix="/docs",
         validation_error_status=400,
         validation_error_callback=validation_problem,
+        validate_response=True,  # every body through its declared model (lbs.api.responses)
+        validate_response_callback=serve,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     engine = make_engine(

@@ -15,9 +15,27 @@ one code point, never as "e" plus a combining accent.
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+
+@dataclass(frozen=True)
+class WithPattern:
+    """Adds a pattern to a string's JSON schema only: the validator functions check it, with
+    a message that names the character and its position."""
+
+    pattern: str
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema["pattern"] = self.pattern
+        return schema
 
 
 def _refuse(text: str, allowed: str = "") -> None:
@@ -41,5 +59,10 @@ def multiline_text(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
-PlainText = Annotated[str, AfterValidator(plain_text)]
-MultilineText = Annotated[str, AfterValidator(multiline_text)]
+# The same rules as JSON Schema patterns, for the OpenAPI document (Cc is U+0000-U+001F and
+# U+007F-U+009F); tests/lbs/test_text.py checks that each pattern and its function agree.
+PLAIN_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+MULTILINE_PATTERN = r"^[^\u0000-\u0009\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+TEXT_PATTERNS = (PLAIN_PATTERN, MULTILINE_PATTERN)
+PlainText = Annotated[str, AfterValidator(plain_text), WithPattern(PLAIN_PATTERN)]
+MultilineText = Annotated[str, AfterValidator(multiline_text), WithPattern(MULTILINE_PATTERN)]

@@ -10,11 +10,12 @@ from typing import Any
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field
 
-from lbs.api.auth import SECURITY, bearer_token, require_merchant, require_operator
+from lbs.api.auth import MERCHANT, OPERATOR, OWNER, bearer_token, require_merchant, require_operator
 from lbs.api.context import db_session, utc_now
 from lbs.api.problems import register_model
 from lbs.api.schemas import ERRORS, ApiKeyListOut, ApiKeyOut, MerchantPath, RotatedKeyOut
 from lbs.services import api_keys
+from lbs.services.request_bodies import JsonBody
 
 bp = APIBlueprint("api_keys", __name__, url_prefix="/v1", abp_tags=[Tag(name="merchants")])
 
@@ -25,7 +26,7 @@ class KeyPath(BaseModel):
 
 
 @register_model
-class RotateBody(BaseModel):
+class RotateBody(JsonBody):
     model_config = ConfigDict(extra="forbid")
 
     grace_hours: float = Field(
@@ -37,7 +38,7 @@ class RotateBody(BaseModel):
     )
 
 
-@bp.post("/merchants/<int:merchant_id>/api-keys", responses={201: ApiKeyOut, **ERRORS}, security=SECURITY)
+@bp.post("/merchants/<int:merchant_id>/api-keys", responses={201: ApiKeyOut, **ERRORS}, security=OPERATOR)
 def issue_api_key(path: MerchantPath) -> tuple[dict[str, Any], int]:
     """Operator: issue an API key for a merchant. The key is shown only in this response."""
     require_operator()
@@ -46,7 +47,7 @@ def issue_api_key(path: MerchantPath) -> tuple[dict[str, Any], int]:
     return out.model_dump(mode="json"), 201
 
 
-@bp.get("/merchants/<int:merchant_id>/api-keys", responses={200: ApiKeyListOut, **ERRORS}, security=SECURITY)
+@bp.get("/merchants/<int:merchant_id>/api-keys", responses={200: ApiKeyListOut, **ERRORS}, security=OWNER)
 def list_api_keys(path: MerchantPath) -> dict[str, Any]:
     """Operator or the merchant: its keys (never the keys themselves), newest first."""
     require_merchant(path.merchant_id)
@@ -55,7 +56,7 @@ def list_api_keys(path: MerchantPath) -> dict[str, Any]:
 
 
 @bp.delete(
-    "/merchants/<int:merchant_id>/api-keys/<int:key_id>", responses={204: None, **ERRORS}, security=SECURITY
+    "/merchants/<int:merchant_id>/api-keys/<int:key_id>", responses={204: None, **ERRORS}, security=OWNER
 )
 def revoke_api_key(path: KeyPath) -> tuple[str, int]:
     """Operator or the merchant: stop one of its keys now (a lost device, a leak)."""
@@ -64,7 +65,7 @@ def revoke_api_key(path: KeyPath) -> tuple[str, int]:
     return "", 204
 
 
-@bp.post("/merchant/api-keys/rotate", responses={201: RotatedKeyOut, **ERRORS}, security=SECURITY)
+@bp.post("/merchant/api-keys/rotate", responses={201: RotatedKeyOut, **ERRORS}, security=MERCHANT)
 def rotate_api_key(body: RotateBody) -> tuple[dict[str, Any], int]:
     """Merchant: a new key; the key making this call keeps working for grace_hours (default 24)."""
     grace = timedelta(hours=body.grace_hours)

@@ -11,8 +11,24 @@ from lbs.errors import Forbidden, Unauthorized
 from lbs.services.api_keys import KEY_PREFIX, merchant_id_for_key, sha256_hex, token_matches
 from lbs.services.users import TOKEN_PREFIX as USER_TOKEN_PREFIX
 
-SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
-SECURITY_SCHEMES: dict[str, Any] = {"bearer": {"type": "http", "scheme": "bearer"}}
+# Who may call an operation, as the OpenAPI document states it: three bearer credentials,
+# and an operation lists those it accepts (either one; `{}` alone: none needed).
+SECURITY_SCHEMES: dict[str, Any] = {
+    name: {"type": "http", "scheme": "bearer", "description": description}
+    for name, description in (
+        ("operator", "the operator's token (lbs operator-token)"),
+        ("merchant", "a merchant's API key (lbs_mk_…)"),
+        ("user", "a user's token from POST /v1/users (lbs_ut_…)"),
+    )
+}
+Security = list[dict[str, list[str]]]
+OPERATOR: Security = [{"operator": []}]
+MERCHANT: Security = [{"merchant": []}]
+USER: Security = [{"user": []}]
+# The merchant on its own record, or the operator on any.
+OWNER: Security = [{"merchant": []}, {"operator": []}]
+# Public reads: a user's token makes the read count as that user's (and an unknown one is a 401).
+OPTIONAL_USER: Security = [{}, {"user": []}]
 
 
 def bearer_token() -> str:

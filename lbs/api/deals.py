@@ -9,7 +9,7 @@ from flask import g
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import Field
 
-from lbs.api.auth import SECURITY, optional_user, require_merchant
+from lbs.api.auth import MERCHANT, OPTIONAL_USER, optional_user, require_merchant
 from lbs.api.context import db_session, utc_now
 from lbs.api.problems import register_model
 from lbs.api.schemas import CONFLICTS, ERRORS, DealListOut, DealOut, DealPath, MerchantPath, QueryModel
@@ -50,14 +50,14 @@ def _own_view(deal: Deal, at: datetime) -> dict[str, Any]:
     return deal_view(deals.as_owner_sees(db_session(), g.merchant_id, [deal], at)[0])
 
 
-@desk.post("/deals", responses={201: DealOut, **ERRORS}, security=SECURITY)
+@desk.post("/deals", responses={201: DealOut, **ERRORS}, security=MERCHANT)
 def create_deal(body: deals.DealFields) -> tuple[dict[str, Any], int]:
     """Merchant: create a deal (a draft unless publish is true)."""
     now = utc_now()
     return _own_view(deals.create_deal(db_session(), g.merchant_id, body, now), now), 201
 
 
-@desk.get("/deals", responses={200: DealListOut, **ERRORS}, security=SECURITY)
+@desk.get("/deals", responses={200: DealListOut, **ERRORS}, security=MERCHANT)
 def list_own_deals(query: AtQuery) -> dict[str, Any]:
     """Merchant: all its deals, any state, oldest first."""
     session = db_session()
@@ -65,13 +65,13 @@ def list_own_deals(query: AtQuery) -> dict[str, Any]:
     return {"items": [deal_view(offer) for offer in own]}
 
 
-@desk.get("/deals/<int:deal_id>", responses={200: DealOut, **ERRORS}, security=SECURITY)
+@desk.get("/deals/<int:deal_id>", responses={200: DealOut, **ERRORS}, security=MERCHANT)
 def get_own_deal(path: DealPath, query: AtQuery) -> dict[str, Any]:
     """Merchant: one of its deals."""
     return _own_view(deals.own_deal(db_session(), g.merchant_id, path.deal_id), _at(query))
 
 
-@desk.patch("/deals/<int:deal_id>", responses={200: DealOut, **ERRORS, **CONFLICTS}, security=SECURITY)
+@desk.patch("/deals/<int:deal_id>", responses={200: DealOut, **ERRORS, **CONFLICTS}, security=MERCHANT)
 def update_deal(path: DealPath, body: deals.DealChanges) -> dict[str, Any]:
     """Merchant: change fields; once claimed, only the safe ones (docs/deals.md)."""
     now = utc_now()
@@ -79,7 +79,7 @@ def update_deal(path: DealPath, body: deals.DealChanges) -> dict[str, Any]:
 
 
 @desk.post(
-    "/deals/<int:deal_id>/<action>", responses={200: DealOut, **ERRORS, **CONFLICTS}, security=SECURITY
+    "/deals/<int:deal_id>/<action>", responses={200: DealOut, **ERRORS, **CONFLICTS}, security=MERCHANT
 )
 def change_status(path: ActionPath) -> dict[str, Any]:
     """Merchant: publish, pause, resume or end a deal."""
@@ -87,7 +87,7 @@ def change_status(path: ActionPath) -> dict[str, Any]:
     return _own_view(deals.change_status(db_session(), g.merchant_id, path.deal_id, path.action, now), now)
 
 
-@public.get("/deals/<int:deal_id>", responses={200: DealOut, **ERRORS})
+@public.get("/deals/<int:deal_id>", responses={200: DealOut, **ERRORS}, security=OPTIONAL_USER)
 def get_deal(path: DealPath, query: AtQuery) -> dict[str, Any]:
     """Anyone: a published deal with its state and window at `at` (default now)."""
     user_id = optional_user()

@@ -8,7 +8,7 @@ from flask import g
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import Field
 
-from lbs.api.auth import SECURITY, require_merchant, require_user
+from lbs.api.auth import MERCHANT, USER, require_merchant, require_user
 from lbs.api.context import db_session, utc_now
 from lbs.api.problems import register_model
 from lbs.api.schemas import ERRORS, EventFeedOut, EventsOut, QueryModel
@@ -33,7 +33,7 @@ def _merchant_first() -> None:
     g.merchant_id = require_merchant()
 
 
-@bp.post("/events", responses={200: EventsOut, **ERRORS}, security=SECURITY)
+@bp.post("/events", responses={200: EventsOut, **ERRORS}, security=USER)
 def post_events(body: events.ClientEvents) -> dict[str, Any]:
     """User: client-side events; resent ids are counted as duplicates, not stored twice."""
     accepted, duplicates = events.ingest_client_events(db_session(), g.user_id, body.events, utc_now())
@@ -48,7 +48,7 @@ class FeedQuery(QueryModel):
     limit: int = Field(100, ge=1, le=1000)
 
 
-@feed.get("/events", responses={200: EventFeedOut, **ERRORS}, security=SECURITY)
+@feed.get("/events", responses={200: EventFeedOut, **ERRORS}, security=MERCHANT)
 def merchant_events(query: FeedQuery) -> dict[str, Any]:
     """Merchant: its clicks, claims and redemptions as a feed to poll: pass next_after back as after."""
     items = events.merchant_feed(db_session(), g.merchant_id, query.after, query.limit)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from flask import Response, current_app, render_template, request, send_from_directory
@@ -15,7 +15,8 @@ from werkzeug.wrappers import Response as ResponseBase
 from lbs.api.context import db_session, deal_reads, runtime, utc_now
 from lbs.api.nearby import GEOJSON, split_commas
 from lbs.api.problems import register_model
-from lbs.api.schemas import ERRORS, QueryModel
+from lbs.api.responses import Media
+from lbs.api.schemas import ERRORS, MapCollectionOut, QueryModel
 from lbs.categories import Category
 from lbs.config import MAX_LIMIT, MAX_RADIUS_M
 from lbs.errors import InvalidParameter
@@ -82,9 +83,9 @@ class BoxParams(QueryModel):
     )
 
 
-@bp.get("/merchants", responses={200: None, **ERRORS})
+@bp.get("/merchants", responses={200: Media("Merchants or clusters", {GEOJSON: MapCollectionOut}), **ERRORS})
 @cross_origin(methods=["GET"])  # origins: the app's CORS_ORIGINS (LBS_CORS_ORIGINS)
-def merchants_in_view(query: BoxParams) -> Response:
+def merchants_in_view(query: BoxParams) -> Any:
     """Public: active merchants inside a box, as an RFC 7946 FeatureCollection with each
     one's best claimable deal and hours; `total` counts all that match, pages go by id.
     With cluster=true&zoom=Z: one feature per H3 cell instead, with counts."""
@@ -102,10 +103,11 @@ def merchants_in_view(query: BoxParams) -> Response:
         open_now=query.open_now,
     )
     if query.cluster and query.zoom is not None:
+        # Its features are encoded already, as text (lbs.services.merchant_map): sent as they are.
         body = clusters_in_box(db_session(), runtime().live_index, deal_reads(), box_query, query.zoom)
-    else:
-        body = merchants_in_box(db_session(), runtime().live_index, deal_reads(), box_query)
-    return Response(orjson.dumps(body), mimetype=GEOJSON)
+        return Response(orjson.dumps(body), mimetype=GEOJSON)
+    body = merchants_in_box(db_session(), runtime().live_index, deal_reads(), box_query)
+    return body, 200, {"Content-Type": GEOJSON}
 
 
 @register_model
@@ -115,7 +117,10 @@ class TilePath(BaseModel):
     y: int = Field(ge=0, description="row from the north, 0 to 2^z - 1")
 
 
-@bp.get("/tiles/<int:z>/<int:x>/<int:y>.mvt", responses={200: None, **ERRORS})
+@bp.get(
+    "/tiles/<int:z>/<int:x>/<int:y>.mvt",
+    responses={200: Media("A Mapbox Vector Tile", {MVT: None}), 304: None, **ERRORS},
+)
 def merchant_tile(path: TilePath) -> ResponseBase:
     """Public: a Mapbox Vector Tile of the merchants (from zoom 14) or their clusters (below),
     cacheable for a minute (ETag; If-None-Match gets a 304)."""

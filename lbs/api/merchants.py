@@ -8,7 +8,10 @@ from flask import g, request
 from flask_openapi3 import APIBlueprint, Tag
 
 from lbs.api.auth import (
-    SECURITY,
+    MERCHANT,
+    OPERATOR,
+    OPTIONAL_USER,
+    OWNER,
     authenticate,
     caller_is_operator,
     optional_user,
@@ -34,7 +37,7 @@ def _credentials_first() -> None:
         authenticate()
 
 
-@bp.get("/merchants/<int:merchant_id>", responses={200: MerchantOut, **ERRORS})
+@bp.get("/merchants/<int:merchant_id>", responses={200: MerchantOut, **ERRORS}, security=OPTIONAL_USER)
 def get_merchant(path: MerchantPath) -> dict[str, Any]:
     """Public: one merchant. With a user token, the view is logged as a click."""
     user_id = optional_user()
@@ -44,7 +47,7 @@ def get_merchant(path: MerchantPath) -> dict[str, Any]:
     return merchant
 
 
-@bp.post("/merchants", responses={201: MerchantOut, **ERRORS}, security=SECURITY)
+@bp.post("/merchants", responses={201: MerchantOut, **ERRORS}, security=OPERATOR)
 def create_merchant(body: merchants.MerchantFields) -> tuple[dict[str, Any], int]:
     """Operator: create a merchant."""
     require_operator()
@@ -52,13 +55,13 @@ def create_merchant(body: merchants.MerchantFields) -> tuple[dict[str, Any], int
     return merchants.merchant_public(merchant), 201
 
 
-@bp.get("/merchants/me", responses={200: MerchantOut, **ERRORS}, security=SECURITY)
+@bp.get("/merchants/me", responses={200: MerchantOut, **ERRORS}, security=MERCHANT)
 def get_own_merchant() -> dict[str, Any]:
     """Merchant: the record the API key belongs to."""
     return merchants.merchant_public(merchants.get_merchant(db_session(), require_merchant()))
 
 
-@bp.patch("/merchants/<int:merchant_id>", responses={200: MerchantOut, **ERRORS}, security=SECURITY)
+@bp.patch("/merchants/<int:merchant_id>", responses={200: MerchantOut, **ERRORS}, security=OWNER)
 def update_merchant(path: MerchantPath, body: merchants.MerchantChanges) -> dict[str, Any]:
     """Merchant (own record only) or operator: change some fields."""
     require_merchant(path.merchant_id)

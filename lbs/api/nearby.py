@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-import orjson
-from flask import Response, g, request
+from flask import g, request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BeforeValidator, ConfigDict, Field
 
-from lbs.api.auth import optional_user
+from lbs.api.auth import OPTIONAL_USER, optional_user
 from lbs.api.context import db_session, runtime, utc_now
 from lbs.api.problems import register_model
-from lbs.api.schemas import ERRORS, NearbyPageOut, QueryModel
+from lbs.api.responses import JSON, Media
+from lbs.api.schemas import ERRORS, NearbyCollectionOut, NearbyPageOut, QueryModel
 from lbs.categories import Category
 from lbs.config import MAX_LIMIT, MAX_RADIUS_M
 from lbs.services import events
@@ -68,8 +68,15 @@ class NearbyParams(QueryModel):
     format: Literal["json", "geojson"] = "json"
 
 
-@bp.get("/nearby", responses={200: NearbyPageOut, **ERRORS})
-def nearby(query: NearbyParams) -> Response:
+@bp.get(
+    "/nearby",
+    responses={
+        200: Media("A page of merchants", {JSON: NearbyPageOut, GEOJSON: NearbyCollectionOut}),
+        **ERRORS,
+    },
+    security=OPTIONAL_USER,
+)
+def nearby(query: NearbyParams) -> Any:
     """Active merchants within radius_m of (lat, lon): exact, nearest first, ties by id, with deals."""
     user_id = optional_user()
     rt = runtime()
@@ -101,8 +108,8 @@ def nearby(query: NearbyParams) -> Response:
         and request.accept_mimetypes.best_match(["application/json", GEOJSON]) == GEOJSON
     )
     if wants_geojson:
-        return Response(orjson.dumps(page_to_geojson(page)), mimetype=GEOJSON)
-    body = {
+        return page_to_geojson(page), 200, {"Content-Type": GEOJSON}
+    return {
         "total": page.total,
         "ranking": page.ranking,
         **({"model": page.model} if page.model else {}),
@@ -120,4 +127,3 @@ def nearby(query: NearbyParams) -> Response:
         ],
         "next_cursor": page.next_cursor,
     }
-    return Response(orjson.dumps(body), mimetype="application/json")

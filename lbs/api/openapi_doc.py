@@ -9,7 +9,11 @@ come from any operation: a request queued past its deadline (503), the database 
 - every error response is ``application/problem+json`` with the Problem schema;
 - every operation declares 500 and 503 (with Retry-After), an operation with a body 413,
   an operation with credentials 401 and 403, and one that counts attempts 429;
-- the validation-error array flask-openapi3 adds is replaced, and its model dropped.
+- the validation-error array flask-openapi3 adds is replaced, and its model dropped;
+- the models of operations with several media types (lbs.api.responses.Media) are added.
+
+Two blueprints may share a path (GET /v1/merchants for maps, POST for the operator):
+flask-openapi3 keeps the last one's PathItem, so register_api merges them instead.
 
 The services' own 4xx (404, 409, 422) stay declared per operation, where they can occur.
 """
@@ -18,7 +22,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_openapi3 import OpenAPI
+from flask_openapi3 import APIBlueprint, OpenAPI
+
+from lbs.api.responses import media_schemas
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 PROBLEM_JSON = "application/problem+json"
@@ -59,12 +65,23 @@ def finish(doc: dict[str, Any]) -> dict[str, Any]:
                 responses.setdefault("403", problem("Valid credentials, not allowed here"))
             if (method, path) in RATE_LIMITED:
                 responses.setdefault("429", problem("Rate limit reached", retry_after=True))
-    doc.get("components", {}).get("schemas", {}).pop("ValidationErrorModel", None)
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas.pop("ValidationErrorModel", None)
+    schemas.update(media_schemas())
     return doc
 
 
 class LbsOpenAPI(OpenAPI):
     """flask-openapi3's app, its document finished by finish()."""
+
+    def register_api(self, api: APIBlueprint, **options: Any) -> None:
+        shared = {path: self.paths[path] for path in api.paths if path in self.paths}
+        super().register_api(api, **options)
+        for path, earlier in shared.items():
+            merged = self.paths[path]
+            for method in ("get", "put", "post", "delete", "options", "head", "patch", "trace"):
+                if getattr(merged, method) is None and getattr(earlier, method) is not None:
+                    setattr(merged, method, getattr(earlier, method))
 
     def generate_spec_json(self) -> None:
         super().generate_spec_json()

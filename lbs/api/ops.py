@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Literal
 
-from flask import Response, current_app, render_template
+from flask import Response, current_app, json, render_template
 from flask_openapi3 import APIBlueprint, Tag
+from pydantic import Field
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from lbs import deadline, metrics
-from lbs.api.auth import SECURITY, require_operator
+from lbs.api.auth import OPERATOR, require_operator
 from lbs.api.context import db_session, runtime
-from lbs.api.problems import problem_response
+from lbs.api.responses import JSON, Media, Out
 from lbs.errors import NotReady
 
 bp = APIBlueprint("ops", __name__, abp_tags=[Tag(name="operations")])
@@ -38,14 +39,27 @@ def home() -> str:
     )
 
 
-@bp.get("/healthz")
+class HealthOut(Out):
+    status: Literal["ok"]
+
+
+class ReadyOut(Out):
+    status: Literal["ready", "degraded"] = Field(
+        description="degraded: the rate-limit store is unreachable (limits fail as docs/reliability.md says)"
+    )
+    index_merchants: int = Field(description="merchants in this worker's nearby index")
+    index_revision: int
+    rate_limit_store: Literal["ok", "unreachable"]
+
+
+@bp.get("/healthz", responses={200: HealthOut})
 def healthz() -> dict[str, Any]:
     """The process is up."""
     return {"status": "ok"}
 
 
-@bp.get("/readyz")
-def readyz() -> Any:
+@bp.get("/readyz", responses={200: ReadyOut})
+def readyz() -> dict[str, Any]:
     """The database answers and the nearby index is loaded (503 otherwise); "degraded" while
     the rate-limit store is unreachable (new users and redemptions answer 503 meanwhile)."""
     rt = runtime()
@@ -53,10 +67,8 @@ def readyz() -> Any:
     try:
         database_answers(rt.read_sessions, READYZ_DATABASE_S)
         live.refresh_if_due(db_session())
-    except Exception as exc:  # any failure here means "not ready", reported, not raised
-        return problem_response(
-            NotReady(f"database unreachable or not migrated: {type(exc).__name__}").to_problem()
-        )
+    except Exception as exc:  # any failure here means "not ready", as a 503
+        raise NotReady(f"database unreachable or not migrated: {type(exc).__name__}") from exc
     store = rt.rate_limits.store_reachable()
     return {
         "status": "ready" if store else "degraded",
@@ -89,7 +101,13 @@ def database_answers(sessions: sessionmaker[Session], within_s: float) -> None:
         raise failure[0]
 
 
-@bp.get("/metrics", security=SECURITY)
+PROMETHEUS_TEXT = "text/plain"
+EXPOSITION = Media(
+    "Prometheus text exposition", {PROMETHEUS_TEXT: None}, {PROMETHEUS_TEXT: {"type": "string"}}
+)
+
+
+@bp.get("/metrics", responses={200: EXPOSITION}, security=OPERATOR)
 def prometheus_metrics() -> Response:
     """Prometheus exposition: requests and latency by route, index size. Operator's token
     needed unless LBS_METRICS_ACCESS=public."""
@@ -102,7 +120,7 @@ def prometheus_metrics() -> Response:
     return Response(body, content_type=content_type)
 
 
-@bp.get("/openapi.json")
-def openapi_document() -> Any:
+@bp.get("/openapi.json", responses={200: Media("OpenAPI 3.1", {JSON: None}, {JSON: {"type": "object"}})})
+def openapi_document() -> Response:
     """This API's OpenAPI 3.1 document."""
-    return current_app.api_doc  # type: ignore[attr-defined]
+    return Response(json.dumps(current_app.api_doc), mimetype=JSON)  # type: ignore[attr-defined]

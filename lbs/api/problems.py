@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from lbs import deadline
 from lbs.errors import PROBLEM_BASE, InvalidParameter, LbsError, NotReady
+from lbs.text import TEXT_PATTERNS
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -63,7 +64,9 @@ def _allowed(model_name: str, field: str) -> str | None:
         elif "maxLength" in option:
             low_len = option.get("minLength", 0)
             text = f"string of {low_len} to {option['maxLength']} characters"
-            if "pattern" in option:
+            if option.get("pattern") in TEXT_PATTERNS:
+                text += " without control characters"
+            elif "pattern" in option:
                 text += f" matching {option['pattern']}"
             parts.append(text)
         elif "const" in option:
@@ -102,13 +105,16 @@ def register_error_handlers(app: Flask) -> None:
         if error.response is not None and error.response.mimetype == PROBLEM_JSON:
             return error.response  # type: ignore[return-value]  # ours, built by problem_response
         status = error.code or 500
+        # Werkzeug's own headers (a 405's Allow), with our body's type instead of its HTML's.
+        headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
         return problem_response(
             {
                 "type": PROBLEM_BASE + (error.name or "error").lower().replace(" ", "-"),
                 "title": error.name,
                 "status": status,
                 "detail": error.description,
-            }
+            },
+            headers,
         )
 
     @app.errorhandler(PoolTimeoutError)

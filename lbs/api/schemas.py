@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from lbs.api.problems import register_model
+from lbs.api.responses import Out
 
 
 class QueryModel(BaseModel):
@@ -34,7 +35,7 @@ class DealPath(BaseModel):
     deal_id: int = Field(ge=1, le=2**63 - 1)
 
 
-class MerchantOut(BaseModel):
+class MerchantOut(Out):
     id: int
     name: str
     category: str
@@ -54,7 +55,7 @@ class MerchantOut(BaseModel):
     )
 
 
-class ReasonOut(BaseModel):
+class ReasonOut(Out):
     """Why a result ranks where it does: a code (visited, category_habit, next_from_here,
     popular, busy_now, new, deal, distance), its numbers, and the same in words."""
 
@@ -63,7 +64,7 @@ class ReasonOut(BaseModel):
     text: str
 
 
-class NearbyItemOut(BaseModel):
+class NearbyItemOut(Out):
     merchant: MerchantOut
     distance_m: float
     open_now: bool | None = Field(description="at `at`, in the merchant's zone; null: hours unknown")
@@ -74,7 +75,7 @@ class NearbyItemOut(BaseModel):
     reasons: list[ReasonOut] | None = Field(None, description="sort=relevance with a model only")
 
 
-class NearbyPageOut(BaseModel):
+class NearbyPageOut(Out):
     total: int
     ranking: str = Field(description="relevance, distance or deal_ending: the order actually used")
     model: str | None = Field(None, description="version of the model that ranked (relevance)")
@@ -83,20 +84,20 @@ class NearbyPageOut(BaseModel):
     next_cursor: str | None
 
 
-class ApiKeyOut(BaseModel):
+class ApiKeyOut(Out):
     merchant_id: int
     key_id: int
     api_key: str = Field(description="shown only in this response; stored hashed")
 
 
-class ApiKeyInfoOut(BaseModel):
+class ApiKeyInfoOut(Out):
     id: int
     created_at: datetime
     revoked_at: datetime | None = Field(description="from when it no longer works; null: never set")
     active: bool
 
 
-class ApiKeyListOut(BaseModel):
+class ApiKeyListOut(Out):
     items: list[ApiKeyInfoOut]
 
 
@@ -118,13 +119,13 @@ ERRORS: dict[str | int, Any] = {400: Problem, 401: Problem, 403: Problem, 404: P
 CONFLICTS: dict[str | int, Any] = {409: Problem, 422: Problem, 429: Problem}
 
 
-class WindowOut(BaseModel):
+class WindowOut(Out):
     state: str
     starts_at: str
     ends_at: str
 
 
-class DealSummaryOut(BaseModel):
+class DealSummaryOut(Out):
     id: int
     title: str
     kind: str
@@ -154,11 +155,11 @@ class DealOut(DealSummaryOut):
     updated_at: str
 
 
-class DealListOut(BaseModel):
+class DealListOut(Out):
     items: list[DealOut]
 
 
-class VoucherOut(BaseModel):
+class VoucherOut(Out):
     id: int
     deal_id: int
     deal_title: str
@@ -176,28 +177,28 @@ class VoucherOut(BaseModel):
     qr_png_url: str | None = None
 
 
-class VoucherListOut(BaseModel):
+class VoucherListOut(Out):
     items: list[VoucherOut]
     next_before: int | None
 
 
-class UserOut(BaseModel):
+class UserOut(Out):
     user_id: int
     token: str = Field(description="shown only in this response; stored hashed")
 
 
-class TransferCodeOut(BaseModel):
+class TransferCodeOut(Out):
     code: str = Field(description="for the user to enter in the new app, once")
     expires_at: datetime
 
 
-class VoucherKeyOut(BaseModel):
+class VoucherKeyOut(Out):
     merchant_id: int
     voucher_key: str
     algorithm: str
 
 
-class EventsOut(BaseModel):
+class EventsOut(Out):
     accepted: int
     duplicates: int
 
@@ -206,7 +207,7 @@ NearbyItemOut.model_rebuild()
 NearbyPageOut.model_rebuild()
 
 
-class FeedEventOut(BaseModel):
+class FeedEventOut(Out):
     id: int
     kind: str
     deal_id: int | None
@@ -214,6 +215,84 @@ class FeedEventOut(BaseModel):
     occurred_at: str
 
 
-class EventFeedOut(BaseModel):
+class EventFeedOut(Out):
     items: list[FeedEventOut]
     next_after: int
+
+
+class PointOut(Out):
+    type: Literal["Point"]
+    coordinates: list[float] = Field(min_length=2, max_length=2, description="[lon, lat], WGS84 degrees")
+
+
+class MapPlaceOut(MerchantOut):
+    """A merchant on a map: its record, its hours at `at` and its best claimable deal."""
+
+    open_now: bool | None
+    closes_at: str | None
+    next_open_at: str | None
+    deal: DealSummaryOut | None
+
+
+class NearbyPlaceOut(MapPlaceOut):
+    distance_m: float
+    next_deal: DealSummaryOut | None
+
+
+class MerchantFeatureOut(Out):
+    type: Literal["Feature"]
+    id: int
+    geometry: PointOut
+    properties: MapPlaceOut
+
+
+class NearbyFeatureOut(MerchantFeatureOut):
+    properties: NearbyPlaceOut
+
+
+class NearbyCollectionOut(Out):
+    """GET /v1/nearby with format=geojson: the page as an RFC 7946 FeatureCollection."""
+
+    type: Literal["FeatureCollection"]
+    features: list[NearbyFeatureOut]
+    total: int
+    next_cursor: str | None
+    ranking: str
+
+
+class MerchantCollectionOut(Out):
+    """GET /v1/merchants?bbox=…: one page of merchants, paged by id."""
+
+    type: Literal["FeatureCollection"]
+    features: list[MerchantFeatureOut]
+    total: int = Field(description="merchants in the box matching the filters, on every page")
+    next_cursor: str | None
+    at: str
+
+
+class ClusterPropertiesOut(Out):
+    cluster: Literal[True]
+    count: int = Field(description="merchants in this H3 cell matching the filters")
+    with_deals: int = Field(description="of them, with a published deal running at `at`")
+
+
+class ClusterFeatureOut(Out):
+    type: Literal["Feature"]
+    id: str = Field(description="the H3 cell, hexadecimal")
+    geometry: PointOut
+    properties: ClusterPropertiesOut
+
+
+class ClusterCollectionOut(Out):
+    """GET /v1/merchants?bbox=…&cluster=true&zoom=Z: counts per H3 cell, in one response."""
+
+    type: Literal["FeatureCollection"]
+    features: list[ClusterFeatureOut]
+    total: int = Field(description="the sum of the counts")
+    zoom: int
+    resolution: int = Field(description="the H3 resolution of the cells")
+    at: str
+
+
+class MapCollectionOut(RootModel[MerchantCollectionOut | ClusterCollectionOut]):
+    """GET /v1/merchants?bbox=…: merchants, or with cluster=true their counts per cell."""

@@ -6,15 +6,15 @@ from typing import Any
 
 from flask import request
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict
 
-from lbs.api.auth import SECURITY, require_user
+from lbs.api.auth import USER, require_user
 from lbs.api.context import db_session, runtime, utc_now
 from lbs.api.problems import register_model
 from lbs.api.schemas import ERRORS, TransferCodeOut, UserOut
 from lbs.services import user_tokens, users
-from lbs.services.voucher_codes import CODE_FORMAT
-from lbs.text import PlainText
+from lbs.services.request_bodies import JsonBody
+from lbs.services.voucher_codes import CodeText
 
 bp = APIBlueprint("users", __name__, url_prefix="/v1", abp_tags=[Tag(name="users")])
 
@@ -32,13 +32,13 @@ def create_user() -> tuple[dict[str, Any], int]:
 
 
 @register_model
-class TransferBody(BaseModel):
+class TransferBody(JsonBody):
     model_config = ConfigDict(extra="forbid")
 
-    code: PlainText = Field(description=CODE_FORMAT)
+    code: CodeText
 
 
-@bp.post("/me/token", responses={201: UserOut, **ERRORS}, security=SECURITY)
+@bp.post("/me/token", responses={201: UserOut, **ERRORS}, security=USER)
 def rotate_token() -> tuple[dict[str, Any], int]:
     """User: a new token for the same user; the token making this call stops working."""
     user_id = require_user()
@@ -50,7 +50,7 @@ def rotate_token() -> tuple[dict[str, Any], int]:
     return UserOut(user_id=user_id, token=token).model_dump(mode="json"), 201
 
 
-@bp.post("/me/transfer-code", responses={201: TransferCodeOut, **ERRORS}, security=SECURITY)
+@bp.post("/me/transfer-code", responses={201: TransferCodeOut, **ERRORS}, security=USER)
 def transfer_code() -> tuple[dict[str, Any], int]:
     """User: a one-time code, valid 15 minutes, that moves this user to another device
     (POST /v1/users/transfer there). An earlier code stops."""

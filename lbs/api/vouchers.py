@@ -9,14 +9,16 @@ from flask import Response, g
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field
 
-from lbs.api.auth import SECURITY, caller_digest, require_merchant, require_user
+from lbs.api.auth import MERCHANT, USER, caller_digest, require_merchant, require_user
 from lbs.api.context import db_session, runtime, utc_now
 from lbs.api.problems import register_model
+from lbs.api.responses import Media
 from lbs.api.schemas import CONFLICTS, ERRORS, DealPath, QueryModel, VoucherKeyOut, VoucherListOut, VoucherOut
 from lbs.services import voucher_codes, vouchers
-from lbs.text import PlainText
+from lbs.services.request_bodies import JsonBody
 
 holder = APIBlueprint("vouchers", __name__, url_prefix="/v1", abp_tags=[Tag(name="vouchers")])
+SVG, PNG = "image/svg+xml", "image/png"
 counter = APIBlueprint("counter", __name__, url_prefix="/v1/merchant", abp_tags=[Tag(name="merchant")])
 
 
@@ -50,7 +52,7 @@ class ClaimHeaders(QueryModel):  # QueryModel: its JSON schema is built once, no
 
 @holder.post(
     "/deals/<int:deal_id>/claim", responses={201: VoucherOut, 200: VoucherOut, **ERRORS, **CONFLICTS},
-    security=SECURITY,
+    security=USER,
 )  # fmt: skip
 def claim(path: DealPath, header: ClaimHeaders) -> tuple[dict[str, Any], int]:
     """User: claim a deal; 201 with a new voucher, 200 with the same one for a repeated key."""
@@ -79,14 +81,14 @@ def _page(rows: list[vouchers.VoucherRow], limit: int, for_holder: bool) -> dict
     }
 
 
-@holder.get("/me/vouchers", responses={200: VoucherListOut, **ERRORS}, security=SECURITY)
+@holder.get("/me/vouchers", responses={200: VoucherListOut, **ERRORS}, security=USER)
 def my_vouchers(query: VoucherListQuery) -> dict[str, Any]:
     """User: its vouchers, newest first, with status, code and QR payload."""
     rows = vouchers.user_vouchers(db_session(), g.user_id, utc_now(), query.status, query.limit, query.before)
     return _page(rows, query.limit, for_holder=True)
 
 
-@holder.get("/me/vouchers/<int:voucher_id>", responses={200: VoucherOut, **ERRORS}, security=SECURITY)
+@holder.get("/me/vouchers/<int:voucher_id>", responses={200: VoucherOut, **ERRORS}, security=USER)
 def my_voucher(path: VoucherPath) -> dict[str, Any]:
     """User: one of its vouchers."""
     row = vouchers.user_voucher(db_session(), g.user_id, path.voucher_id)
@@ -98,12 +100,16 @@ class QrPath(VoucherPath):
     kind: Literal["svg", "png"]
 
 
-@holder.get("/me/vouchers/<int:voucher_id>/qr.<kind>", responses=ERRORS, security=SECURITY)
+@holder.get(
+    "/me/vouchers/<int:voucher_id>/qr.<kind>",
+    responses={200: Media("The QR code: SVG or PNG, as the path asks", {SVG: None, PNG: None}), **ERRORS},
+    security=USER,
+)
 def my_voucher_qr(path: QrPath) -> Response:
     """User: the voucher's QR code (its signed payload) as SVG or PNG."""
     row = vouchers.user_voucher(db_session(), g.user_id, path.voucher_id)
     payload = vouchers.voucher_view(row, runtime().secret_key, utc_now(), for_holder=True)["qr_payload"]
-    mimetype = "image/svg+xml" if path.kind == "svg" else "image/png"
+    mimetype = SVG if path.kind == "svg" else PNG
     response = Response(voucher_codes.qr_image(payload, path.kind), mimetype=mimetype)
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response
@@ -114,7 +120,7 @@ class MerchantVoucherQuery(VoucherListQuery):
     deal_id: int | None = Field(None, ge=1, le=2**63 - 1)
 
 
-@counter.get("/vouchers", responses={200: VoucherListOut, **ERRORS}, security=SECURITY)
+@counter.get("/vouchers", responses={200: VoucherListOut, **ERRORS}, security=MERCHANT)
 def merchant_vouchers(query: MerchantVoucherQuery) -> dict[str, Any]:
     """Merchant: vouchers of its deals, newest first (codes are not shown)."""
     rows = vouchers.merchant_vouchers(
@@ -124,14 +130,13 @@ def merchant_vouchers(query: MerchantVoucherQuery) -> dict[str, Any]:
 
 
 @register_model
-class RedeemBody(BaseModel):
+class RedeemBody(JsonBody):
     model_config = ConfigDict(extra="forbid")
 
-    # Checked (and normalised) by the redemption service, whose 400 states the format.
-    code: PlainText = Field(description=voucher_codes.CODE_FORMAT)
+    code: voucher_codes.CodeText
 
 
-@counter.post("/vouchers/redeem", responses={200: VoucherOut, **ERRORS, **CONFLICTS}, security=SECURITY)
+@counter.post("/vouchers/redeem", responses={200: VoucherOut, **ERRORS, **CONFLICTS}, security=MERCHANT)
 def redeem(body: RedeemBody) -> dict[str, Any]:
     """Merchant: redeem a voucher's code at the counter, once."""
     rt = runtime()
@@ -141,7 +146,7 @@ def redeem(body: RedeemBody) -> dict[str, Any]:
     return vouchers.voucher_view(row, rt.secret_key, now, for_holder=False)
 
 
-@counter.get("/voucher-key", responses={200: VoucherKeyOut, **ERRORS}, security=SECURITY)
+@counter.get("/voucher-key", responses={200: VoucherKeyOut, **ERRORS}, security=MERCHANT)
 def voucher_key() -> dict[str, Any]:
     """Merchant: the key its counter devices use to check voucher QR codes offline."""
     key = voucher_codes.merchant_voucher_key(runtime().secret_key, g.merchant_id)

@@ -19,20 +19,25 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, AwareDatetime
 
+from lbs.text import WithPattern
+
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-# Instants a client may name (deal validity, `at=`): far from datetime's limits, so that
-# window arithmetic around them never overflows.
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+# Instants a client may name (deal validity, `at=`): years 2000 to 2099 as written (in the
+# instant's own offset, so that the OpenAPI document can state the rule as a pattern), far
+# from datetime's limits, so that window arithmetic around them never overflows. In UTC they
+# lie from EARLIEST to LATEST.
+EARLIEST = datetime(1999, 12, 31, tzinfo=UTC)
+LATEST = datetime(2100, 1, 2, tzinfo=UTC)
+INSTANT_PATTERN = "^20[0-9]{2}-"
 
 
 def _supported(instant: datetime) -> datetime:
-    if not EARLIEST <= instant < LATEST:
-        raise ValueError("must be from 2000-01-01 to 2099-12-31 (UTC)")
+    if not 2000 <= instant.year <= 2099:
+        raise ValueError("the year must be from 2000 to 2099")
     return instant
 
 
-Instant = Annotated[AwareDatetime, AfterValidator(_supported)]
+Instant = Annotated[AwareDatetime, AfterValidator(_supported), WithPattern(INSTANT_PATTERN)]
 MINUTES_PER_DAY = 24 * 60
 # Windows repeat weekly, so the next one (if any) starts within a week and a day, or
 # two weeks when the one in between vanished in a spring-forward gap.

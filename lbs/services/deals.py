@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from iso4217 import Currency
 from pydantic import (
@@ -22,6 +22,7 @@ from lbs.errors import FieldFrozen, InvalidParameter, InvalidTransition, NotFoun
 from lbs.models import Deal, Merchant
 from lbs.services.deal_offers import DealAt
 from lbs.services.deal_schedule import DAYS, MINUTES_PER_DAY, Instant, parse_hhmm
+from lbs.services.request_bodies import JsonBody, PartialUpdate, refuse_null
 from lbs.text import MultilineText, PlainText
 
 Kind = Literal["percent_off", "fixed_price", "cash_voucher"]
@@ -42,7 +43,7 @@ def _iso_4217(code: str) -> str:
 
 
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$"), AfterValidator(_iso_4217)]
-HHMM = Annotated[str, Field(pattern=r"^\d\d:\d\d$", description="HH:MM, local time")]
+HHMM = Annotated[str, Field(pattern=r"^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$", description="HH:MM, local time")]
 
 
 class DealWindow(BaseModel):
@@ -50,7 +51,7 @@ class DealWindow(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    days: list[Day] = Field(min_length=1, max_length=7)
+    days: list[Day] = Field(min_length=1, max_length=7, json_schema_extra={"uniqueItems": True})
     start: HHMM
     end: HHMM
 
@@ -82,7 +83,7 @@ class DealWindow(BaseModel):
 Windows = Annotated[list[DealWindow], Field(max_length=14)]
 
 
-class DealFields(BaseModel):
+class DealFields(JsonBody):
     """A new deal. Prices are integer minor units (cents) of an ISO 4217 currency."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -118,10 +119,13 @@ class DealFields(BaseModel):
         return until
 
 
-class DealChanges(BaseModel):
+class DealChanges(PartialUpdate):
     """A partial update; cross-field rules are checked against the deal as it would become."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    NEVER_NULL = (
+        "title", "kind", "currency", "list_price_minor", "deal_price_minor", "per_user_limit",
+        "valid_from", "valid_until", "windows",
+    )  # fmt: skip
 
     title: PlainText | None = Field(None, min_length=1, max_length=120)
     description: MultilineText | None = Field(None, max_length=2000)
@@ -136,15 +140,7 @@ class DealChanges(BaseModel):
     windows: Windows | None = None
     redeem_within_minutes: int | None = Field(None, ge=1, le=525_600)
 
-    @field_validator(
-        "title", "kind", "currency", "list_price_minor", "deal_price_minor", "per_user_limit",
-        "valid_from", "valid_until", "windows",
-    )  # fmt: skip
-    @classmethod
-    def _required_stay_set(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("cannot be null")
-        return value
+    _never_null = field_validator(*NEVER_NULL)(refuse_null)
 
 
 def _check_validity(start: datetime, until: datetime) -> None:

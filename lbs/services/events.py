@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import h3
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
@@ -17,6 +17,7 @@ from lbs.errors import InvalidParameter
 from lbs.models import Deal, Event, Merchant, UTCDateTime
 from lbs.services.deal_schedule import Instant
 from lbs.services.merchants import Latitude, Longitude
+from lbs.services.request_bodies import JsonBody
 from lbs.text import PlainText
 
 # Resolution 9 cells average 0.105 km² (edge ~200 m): a neighbourhood, not a doorway.
@@ -117,7 +118,7 @@ def write_batch(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         ) from exc
 
 
-class ClientEvent(BaseModel):
+class ClientEvent(JsonBody):
     """One event a client saw happen; its id makes resending it harmless."""
 
     model_config = ConfigDict(extra="forbid")
@@ -131,7 +132,7 @@ class ClientEvent(BaseModel):
     lon: Longitude | None = None
 
 
-class ClientEvents(BaseModel):
+class ClientEvents(JsonBody):
     model_config = ConfigDict(extra="forbid")
 
     events: list[ClientEvent] = Field(min_length=1, max_length=100)

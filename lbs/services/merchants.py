@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import opening_hours
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, HttpUrl, UrlConstraints, field_validator
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -16,6 +16,7 @@ from lbs.categories import Category
 from lbs.errors import Forbidden, NotFound
 from lbs.geo.timezones import timezone_at
 from lbs.models import Merchant
+from lbs.services.request_bodies import JsonBody, PartialUpdate, refuse_null
 from lbs.services.revisions import next_revision
 from lbs.text import PlainText
 
@@ -39,9 +40,20 @@ OpeningHours = Annotated[str, Field(max_length=1000), AfterValidator(_valid_open
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
 Phone = Annotated[str, Field(max_length=40, pattern=r"^\+?[0-9][0-9 ()./-]{2,39}$")]
+WEBSITE_MAX = 500  # the column's length
 
 
-class MerchantFields(BaseModel):
+def _fits_the_column(url: HttpUrl) -> HttpUrl:
+    # Normalising can lengthen a URL (a trailing "/", an IDN host in punycode).
+    if len(str(url)) > WEBSITE_MAX:
+        raise ValueError(f"longer than {WEBSITE_MAX} characters once normalised ({len(str(url))})")
+    return url
+
+
+Website = Annotated[HttpUrl, UrlConstraints(max_length=WEBSITE_MAX), AfterValidator(_fits_the_column)]
+
+
+class MerchantFields(JsonBody):
     """What an operator may set on a merchant (also one row of an import file)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -52,16 +64,16 @@ class MerchantFields(BaseModel):
     lon: Longitude
     address: PlainText | None = Field(None, max_length=300)
     phone: Phone | None = None
-    website: HttpUrl | None = None
+    website: Website | None = None
     price_level: int | None = Field(None, ge=1, le=4, description="1 (cheap) to 4 (expensive)")
     opening_hours: OpeningHours | None = None
     status: Status = "active"
 
 
-class MerchantChanges(BaseModel):
+class MerchantChanges(PartialUpdate):
     """A partial update: only the fields given are changed."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    NEVER_NULL = ("name", "category", "lat", "lon", "status")
 
     name: PlainText | None = Field(None, min_length=1, max_length=200)
     category: Category | None = None
@@ -69,18 +81,12 @@ class MerchantChanges(BaseModel):
     lon: Longitude | None = None
     address: PlainText | None = Field(None, max_length=300)
     phone: Phone | None = None
-    website: HttpUrl | None = None
+    website: Website | None = None
     price_level: int | None = Field(None, ge=1, le=4)
     opening_hours: OpeningHours | None = None
     status: Status | None = None
 
-    @field_validator("name", "category", "lat", "lon", "status")
-    @classmethod
-    def _required_stay_set(cls, value: Any) -> Any:
-        # Runs only for fields the client sent: these columns may change, never become null.
-        if value is None:
-            raise ValueError("cannot be null")
-        return value
+    _never_null = field_validator(*NEVER_NULL)(refuse_null)
 
 
 def _row_values(fields: MerchantFields, revision: int, now: datetime) -> dict[str, Any]:

@@ -14,13 +14,19 @@ import io
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Annotated
 
 import segno
+from pydantic import AfterValidator, Field
+
+from lbs.text import WithPattern
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
 CODE_LENGTH = 12  # 60 bits
 CODE_FORMAT = "12 characters of 0-9 and A-Z except I, L, O, U (hyphens and spaces ignored)"
 _READ_AS = str.maketrans({"I": "1", "L": "1", "O": "0"})
+# What normalize_code accepts, as the OpenAPI document states it (tests check they agree).
+CODE_PATTERN = "^[- ]*(?:[0-9A-TV-Za-tv-z][- ]*){12}$"
 QR_VERSION = "LBS1"
 
 
@@ -49,6 +55,16 @@ def normalize_code(text: str) -> str | None:
     if len(code) != CODE_LENGTH or any(c not in ALPHABET for c in code):
         return None
     return code
+
+
+def _a_code(text: str) -> str:
+    if normalize_code(text) is None:
+        raise ValueError(f"expected {CODE_FORMAT}")
+    return text
+
+
+# A request field holding a code someone typed (a voucher's, a transfer's).
+CodeText = Annotated[str, AfterValidator(_a_code), WithPattern(CODE_PATTERN), Field(description=CODE_FORMAT)]
 
 
 def code_digest(secret_key: bytes, code: str) -> str:

@@ -20,6 +20,8 @@ import requests
 REPO = Path(__file__).resolve().parents[2]
 TAG_HEADER = "X-Lbs-Test-Request"
 START_TIMEOUT_S = 90.0
+# A fixed key: without one, the workers would create lbs-secret.key in the checkout.
+E2E_SECRET_KEY = "lbs-e2e-secret-key-0123456789abcdef"
 STOP_TIMEOUT_S = 20.0
 
 
@@ -113,8 +115,7 @@ def gunicorn(
     environ = {
         **os.environ,
         "LBS_DATABASE_URL": database_url,
-        # A fixed key: without one, the workers would create lbs-secret.key in the checkout.
-        "LBS_SECRET_KEY": "lbs-e2e-secret-key-0123456789abcdef",
+        "LBS_SECRET_KEY": E2E_SECRET_KEY,
         "LBS_INDEX_REFRESH_S": str(refresh_s),
         "LBS_OPERATOR_TOKEN_SHA256": operator_token_sha256,
     }

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import pytest
-from pydantic import BaseModel, ValidationError
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import BaseModel, RootModel, ValidationError
 
 import lbs.app  # noqa: F401  # every module with a request model, imported
-from lbs.text import multiline_text, plain_text
+from lbs.api.responses import Out
+from lbs.text import MULTILINE_PATTERN, PLAIN_PATTERN, multiline_text, plain_text
 
 
 def test_plain_text_is_nfc_and_refuses_every_control_character() -> None:
@@ -40,7 +44,9 @@ REQUEST_MODELS = sorted(
     {
         m
         for m in _models(BaseModel)
-        if m.__module__.startswith("lbs.") and not m.__name__.endswith("Out") and m.__name__ != "Problem"
+        if m.__module__.startswith("lbs.")
+        and not issubclass(m, (Out, RootModel))  # what the API answers
+        and m.__name__ != "Problem"
     },
     key=lambda m: f"{m.__module__}.{m.__name__}",
 )
@@ -68,3 +74,14 @@ def test_no_request_field_accepts_a_control_character(model: type[BaseModel]) ->
             except ValidationError as error:
                 refused += any(e["loc"][:1] == (name,) for e in error.errors())
         assert refused == 2, f"{model.__name__}.{name} accepts a NUL character"
+
+
+@given(st.text())
+def test_the_documented_patterns_accept_exactly_what_the_functions_accept(text: str) -> None:
+    for pattern, check in ((PLAIN_PATTERN, plain_text), (MULTILINE_PATTERN, multiline_text)):
+        try:
+            check(text)
+            accepted = True
+        except ValueError:
+            accepted = False
+        assert (re.fullmatch(pattern, text) is not None) == accepted, (pattern, text)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lbs.services import voucher_codes as codes
 
@@ -219,3 +222,8 @@ def test_qr_image_svg_and_png() -> None:
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert codes.qr_image(payload, "png") == png
     assert codes.qr_image(payload + "x", "png") != png
+
+
+@given(st.text(alphabet=st.sampled_from("0123456789ABILOUZailouz -\x00é"), max_size=20))
+def test_the_documented_pattern_accepts_exactly_the_codes_normalize_code_reads(text: str) -> None:
+    assert (re.fullmatch(codes.CODE_PATTERN, text) is not None) == (codes.normalize_code(text) is not None)

@@ -52,8 +52,10 @@ from run_report import load_line, ratio, report_heading, run_facts, write_sectio
 from scratch_database import reset_database
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from lbs.db import make_engine
+from lbs.services.reconciliation import Books, check_books
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/lbs_bench_claims"
@@ -69,38 +71,10 @@ SPOT = (60.1699, 24.9384)
 # -- database -----------------------------------------------------------------------------
 
 
-@dataclass
-class Check:
-    deals: int
-    oversold: list[tuple[int, int, int]]  # (deal, claimed, total)
-    mismatched: list[tuple[int, int, int]]  # (deal, claimed, vouchers)
-    users_over_limit: int
-    vouchers_of: dict[int, int]
-
-
-def check_database(engine: Engine) -> Check:
+def check_database(engine: Engine) -> Books:
     """Every deal: claimed within its stock, one voucher per unit claimed, no user over its limit."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT d.id, d.quantity_claimed, d.quantity_total, d.per_user_limit,"
-                " (SELECT count(*) FROM vouchers v WHERE v.deal_id = d.id)"
-                " FROM deals d ORDER BY d.id"
-            )
-        ).all()
-        over = conn.execute(
-            text(
-                "SELECT count(*) FROM (SELECT v.user_id FROM vouchers v JOIN deals d ON d.id = v.deal_id"
-                " GROUP BY v.deal_id, v.user_id, d.per_user_limit HAVING count(*) > d.per_user_limit) x"
-            )
-        ).scalar_one()
-    return Check(
-        deals=len(rows),
-        oversold=[(r[0], r[1], r[2]) for r in rows if r[2] is not None and r[1] > r[2]],
-        mismatched=[(r[0], r[1], r[4]) for r in rows if r[4] != r[1]],
-        users_over_limit=int(over),
-        vouchers_of={int(r[0]): int(r[4]) for r in rows},
-    )
+    with Session(engine) as session:
+        return check_books(session)
 
 
 # -- server and client --------------------------------------------------------------------
@@ -432,7 +406,7 @@ def main() -> None:
     if args.output != "-":
         write_section(Path(args.output), HEADER, kind, doc)
         print(f"written to {args.output} (section {kind})")
-    if check.oversold or check.mismatched or check.users_over_limit or not all(consistency.values()):
+    if check.oversold or check.mismatched or len(check.over_limit) or not all(consistency.values()):
         raise SystemExit("INCONSISTENT: see the check above")
 
 
@@ -461,7 +435,7 @@ def render(
     facts: dict[str, Any],
     peers: dict[str, Phase],
     scenarios: dict[str, Scenario],
-    check: Check,
+    check: Books,
     consistency: dict[str, bool],
 ) -> str:
     args = facts["args"]
@@ -520,7 +494,7 @@ def render(
         f"Statuses: {dict(sorted(spread.phase.statuses.items()))}.",
         f"- Oversold check over all {check.deals} deals: `quantity_claimed > quantity_total`: {oversold}; "
         f"`count(vouchers) != quantity_claimed`: {mismatched}; users above `per_user_limit`: "
-        f"{check.users_over_limit}. {consistent}.",
+        f"{len(check.over_limit)}. {consistent}.",
         load_line(facts) + f"(limit {args['time_limit']:.0f} s).",
     ]
     errors = [line for line in facts["log_tail"].splitlines() if re.search(r"ERROR|Traceback|locked", line)]

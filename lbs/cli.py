@@ -14,7 +14,7 @@ import click
 from sqlalchemy.orm import Session
 
 from lbs import migrate
-from lbs.cli_context import now
+from lbs.cli_context import now, service_session
 from lbs.cli_context import settings as load_settings
 from lbs.cli_merchants import merchants
 from lbs.db import make_engine
@@ -41,6 +41,22 @@ def db_upgrade(revision: str) -> None:
     settings = load_settings()
     migrate.upgrade(make_engine(settings.database_url), revision)
     click.echo(f"database at {revision}")
+
+
+@db.command("check")
+def db_check() -> None:
+    """Check the books of claims: no deal over its stock, each deal's units taken equal to
+    its vouchers, no user over a deal's limit (exit 1 and a line per problem otherwise)."""
+    from lbs.services.reconciliation import check_books
+
+    with service_session() as session:
+        books = check_books(session)
+    click.echo(f"{books.deals} deals, {books.vouchers} vouchers, {books.client_events} client events")
+    for problem in books.problems():
+        click.echo(problem, err=True)
+    if not books.balanced:
+        raise SystemExit(f"{len(books.problems())} problem(s)")
+    click.echo("books balance")
 
 
 @db.command("partition-events")

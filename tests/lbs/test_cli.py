@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from flask.testing import FlaskClient
 from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.orm import Session
 
 from lbs.cli import main
 from lbs.db import make_engine
 from lbs.models import Merchant
+from tests.deals_factory import bearer, create_deal, make_merchant, make_user
 from tests.factories import count_merchants, merchant, seed
 
 CSV_HEADER = "name,category,lat,lon,address,phone,website,price_level,opening_hours,status\n"
@@ -256,3 +258,25 @@ def test_imported_merchants_are_found_nearby(database_url: str, tmp_path: Path, 
     body = make_app().test_client().get("/v1/nearby?lat=60.1699&lon=24.9384&radius_m=1000").get_json()
 
     assert [i["merchant"]["name"] for i in body["items"]] == ["Kahvila Sävy", "Leipomo"]
+
+
+def test_db_check_finds_books_that_do_not_balance(
+    database_url: str, engine: Engine, client: FlaskClient
+) -> None:
+    _, key = make_merchant(client)
+    deal_id, claimed = create_deal(client, key, publish=True)["id"], 3
+    for n in range(claimed):
+        headers = {**bearer(make_user(client)[1]), "Idempotency-Key": f"k{n}"}
+        assert client.post(f"/v1/deals/{deal_id}/claim", headers=headers).status_code == 201
+
+    balanced = lbs(database_url, "db", "check")
+    assert balanced.exit_code == 0, balanced.output
+    assert "books balance" in balanced.output
+
+    with engine.begin() as conn:  # a unit taken with no voucher (overselling the schema refuses)
+        conn.execute(
+            text("UPDATE deals SET quantity_claimed = :n WHERE id = :id"), {"n": claimed + 1, "id": deal_id}
+        )
+    unbalanced = lbs(database_url, "db", "check")
+    assert unbalanced.exit_code == 1
+    assert f"deal {deal_id}: {claimed + 1} claimed but {claimed} vouchers" in unbalanced.output

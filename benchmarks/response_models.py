@@ -34,7 +34,7 @@ CASES: list[tuple[str, str, str]] = [
     ("nearby, 20 items", NEARBY + "&radius_m=3000&limit=20", "NearbyPageOut"),
     ("nearby, 100 items", NEARBY + "&radius_m=5000&limit=100", "NearbyPageOut"),
     ("nearby GeoJSON, 20", NEARBY + "&radius_m=3000&limit=20&format=geojson", "NearbyCollectionOut"),
-    ("map box, 100", "/v1/merchants?bbox=24.90,60.15,24.98,60.19&limit=100", "MapCollectionOut"),
+    ("map box, 100", "/v1/merchants?bbox=24.90,60.15,24.98,60.19&limit=100", "MerchantCollectionOut"),
 ]
 
 

@@ -15,8 +15,8 @@ from werkzeug.wrappers import Response as ResponseBase
 from lbs.api.context import db_session, deal_reads, runtime, utc_now
 from lbs.api.nearby import GEOJSON, split_commas
 from lbs.api.problems import register_model
-from lbs.api.responses import Media
-from lbs.api.schemas import ERRORS, MapCollectionOut, QueryModel
+from lbs.api.responses import Media, ref
+from lbs.api.schemas import ERRORS, ClusterCollectionOut, MerchantCollectionOut, QueryModel
 from lbs.categories import Category
 from lbs.config import MAX_LIMIT, MAX_RADIUS_M
 from lbs.errors import InvalidParameter
@@ -83,7 +83,16 @@ class BoxParams(QueryModel):
     )
 
 
-@bp.get("/merchants", responses={200: Media("Merchants or clusters", {GEOJSON: MapCollectionOut}), **ERRORS})
+# Merchants are written through their model; clusters come encoded (lbs.services.merchant_map).
+MERCHANTS_OR_CLUSTERS = Media(
+    "Merchants or, with cluster=true, their counts per H3 cell",
+    {GEOJSON: MerchantCollectionOut},
+    {GEOJSON: {"anyOf": [ref(MerchantCollectionOut), ref(ClusterCollectionOut)]}},
+    also=(ClusterCollectionOut,),
+)
+
+
+@bp.get("/merchants", responses={200: MERCHANTS_OR_CLUSTERS, **ERRORS})
 @cross_origin(methods=["GET"])  # origins: the app's CORS_ORIGINS (LBS_CORS_ORIGINS)
 def merchants_in_view(query: BoxParams) -> Any:
     """Public: active merchants inside a box, as an RFC 7946 FeatureCollection with each

@@ -41,7 +41,9 @@ class Media(dict[str, Any]):
     """An OpenAPI Response object for one status with several media types.
 
     ``models`` maps each media type to the model its body is serialised through, or to
-    None for a body that is not JSON (described by ``schema``, e.g. binary)."""
+    None for a body that is not JSON (described by ``schemas``, e.g. binary). ``schemas``
+    may also show more than the model for a media type (a body a view encodes itself),
+    naming the models it refers to in ``also``."""
 
     declared: ClassVar[list[Media]] = []
 
@@ -50,16 +52,18 @@ class Media(dict[str, Any]):
         description: str,
         models: dict[str, type[BaseModel] | None],
         schemas: dict[str, Any] | None = None,
+        also: tuple[type[BaseModel], ...] = (),
     ) -> None:
         content = {
-            media: {"schema": (schemas or {}).get(media) or _ref(model)} for media, model in models.items()
+            media: {"schema": (schemas or {}).get(media) or ref(model)} for media, model in models.items()
         }
         super().__init__(description=description, content=content)
         self.models = models
+        self.also = also
         Media.declared.append(self)
 
 
-def _ref(model: type[BaseModel] | None) -> dict[str, Any]:
+def ref(model: type[BaseModel] | None) -> dict[str, Any]:
     if model is None:
         return {"type": "string", "format": "binary"}
     return {"$ref": f"#/components/schemas/{model.__name__}"}
@@ -107,7 +111,7 @@ def media_schemas() -> dict[str, Any]:
     plain model responses itself)."""
     schemas: dict[str, Any] = {}
     for media in Media.declared:
-        for model in media.models.values():
+        for model in (*media.models.values(), *media.also):
             if model is None:
                 continue
             schema = get_model_schema(model, mode="serialization")

@@ -6,7 +6,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from lbs.api.problems import register_model
 from lbs.api.responses import Out
@@ -292,7 +292,3 @@ class ClusterCollectionOut(Out):
     zoom: int
     resolution: int = Field(description="the H3 resolution of the cells")
     at: str
-
-
-class MapCollectionOut(RootModel[MerchantCollectionOut | ClusterCollectionOut]):
-    """GET /v1/merchants?bbox=…: merchants, or with cluster=true their counts per cell."""

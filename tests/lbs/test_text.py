@@ -8,7 +8,7 @@ import unicodedata
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import BaseModel, RootModel, ValidationError
+from pydantic import BaseModel, ValidationError
 
 import lbs.app  # noqa: F401  # every module with a request model, imported
 from lbs.api.responses import Out
@@ -45,7 +45,7 @@ REQUEST_MODELS = sorted(
         m
         for m in _models(BaseModel)
         if m.__module__.startswith("lbs.")
-        and not issubclass(m, (Out, RootModel))  # what the API answers
+        and not issubclass(m, Out)  # what the API answers
         and m.__name__ != "Problem"
     },
     key=lambda m: f"{m.__module__}.{m.__name__}",

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
 from lbs.db_watchdog import watch_connections
@@ -34,6 +35,7 @@ SQLITE_PROGRESS_STEPS = 10_000
 # the two round trips (19 % of a worker's request time at 1M merchants), deepening the
 # overload. SQLite's busy timeout is a setting in the process: moving it costs nothing.
 DEADLINE_SLACK_SHARE = {"postgresql": 0.5, "sqlite": 0.1}
+SQLITE_READONLY = 8  # the primary result code; extended codes add bits above 0xFF
 
 
 def make_engine(url: str, *, request_timeout_s: float = 0.0, pool_size: int = 5, **kwargs: Any) -> Engine:
@@ -156,6 +158,15 @@ def _make_sqlite_transactional(engine: Engine) -> None:
     def _on_begin(connection: Any) -> None:
         immediate = connection.get_execution_options().get(BEGIN_IMMEDIATE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    @event.listens_for(engine, "handle_error")
+    def _read_only_is_a_disconnect(context: ExceptionContext) -> None:
+        # A file SQLite could only open read-only (a read-only volume, the wrong owner)
+        # stays read-only for every connection of the process, which share one open file
+        # per inode, even once it is writable again. As a "disconnect" the error makes the
+        # pool replace its connections, so that writes resume without a restart.
+        if getattr(context.original_exception, "sqlite_errorcode", 0) & 0xFF == SQLITE_READONLY:
+            context.is_disconnect = True
 
 
 def _bound_sqlite_by_deadlines(engine: Engine, slack_ms: int) -> None:

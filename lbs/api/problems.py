@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, json
-from pydantic import BaseModel, ValidationError
+from flask import Flask, Response
+from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
@@ -28,13 +28,28 @@ _SQLITE_BUSY = 5
 _MODELS: dict[str, type[BaseModel]] = {}
 
 
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error is answered; other members (limit_bytes,
+    allowed, ...) are the problem type's extensions."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str
+    field: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
 def register_model(model: type[BaseModel]) -> type[BaseModel]:
     _MODELS[model.__name__] = model
     return model
 
 
 def problem_response(problem: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(problem), status=problem["status"], mimetype=PROBLEM_JSON, headers=headers)
+    """The problem, written through the model the OpenAPI document shows for errors."""
+    body = Problem.model_validate(problem).model_dump_json(exclude_unset=True)
+    return Response(body, status=problem["status"], mimetype=PROBLEM_JSON, headers=headers)
 
 
 def _allowed(model_name: str, field: str) -> str | None:

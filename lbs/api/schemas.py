@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lbs.api.problems import register_model
+from lbs.api.problems import Problem, register_model
 from lbs.api.responses import Out
 
 
@@ -104,15 +104,6 @@ class ApiKeyListOut(Out):
 class RotatedKeyOut(ApiKeyOut):
     previous_key_id: int
     previous_works_until: datetime
-
-
-class Problem(BaseModel):
-    type: str
-    title: str
-    status: int
-    detail: str
-    field: str | None = None
-    errors: list[dict[str, Any]] | None = None
 
 
 ERRORS: dict[str | int, Any] = {400: Problem, 401: Problem, 403: Problem, 404: Problem}

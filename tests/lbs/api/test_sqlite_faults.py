@@ -178,3 +178,43 @@ def test_a_full_disk_is_a_503_for_writes_and_writes_resume_once_there_is_room(
             assert traffic.claim(token, f"full-{i}").status_code in (200, 201)
         assert traffic.events(traffic.tokens[1], ["after"]).get_json() == {"accepted": 1, "duplicates": 0}
         traffic.assert_books_balance(app, database_url)
+
+
+@contextmanager
+def immutable(*paths: Path) -> Iterator[None]:
+    """Files nobody may write, root included (chattr +i): a read-only volume, as SQLite sees it."""
+    subprocess.run(["chattr", "+i", *map(str, paths)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", *map(str, paths)], check=True)
+
+
+def test_a_read_only_database_is_a_503_for_writes_and_heals_once_writable(
+    database_url: str, make_app: Callable[..., OpenAPI]
+) -> None:
+    path = Path(make_url(database_url).database or "")
+    seeder = make_app()  # a merchant and its deal, written before the file turns read-only
+    traffic = Traffic(seeder.test_client())
+    seeder.extensions["lbs"].engine.dispose()
+
+    # Read-only before this app opens it (a file made immutable under an open SQLite would
+    # fault its shared-memory map instead: that is a crash, not this test).
+    with immutable(path):
+        app = make_app(request_timeout_s=TIMEOUT_S, event_flush_s=3600.0)
+        traffic.client = app.test_client()
+        refused = traffic.claim(traffic.tokens[0], "read-only")
+        new_user = traffic.client.post("/v1/users")
+        read = traffic.nearby(traffic.tokens[1])
+        ready = traffic.client.get("/readyz")
+
+    assert_problem(refused, 503)
+    assert_problem(new_user, 503)
+    assert read.status_code == 200 and read.get_json()["items"]
+    assert ready.status_code == 200
+
+    # Writable again: the pool replaces the connections opened read-only, no restart.
+    statuses = [traffic.claim(traffic.tokens[0], "read-only").status_code for _ in range(8)]
+    assert 201 in statuses and set(statuses) <= {503, 201, 200}, statuses
+    assert statuses[-1] == 200  # the same voucher for the retried key, once
+    traffic.assert_books_balance(app, database_url)

@@ -202,6 +202,14 @@ def slope_mb_per_min(samples: list[tuple[float, list[float]]]) -> list[float]:
     return [float(np.polyfit(t, [s[1][w] for s in half], 1)[0]) for w in range(workers)]
 
 
+def by_minute(samples: list[tuple[float, list[float]]]) -> list[float]:
+    """The workers' mean RSS at the first sample of each minute: where the growth levels."""
+    minutes: dict[int, float] = {}
+    for at, rss in samples:
+        minutes.setdefault(int(at // 60), float(np.mean(rss)))
+    return list(minutes.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -294,6 +302,7 @@ def main() -> None:
     print(f"- client events: accepted {load.events_accepted:,}, stored {stored:,}")
     print(f"- RSS per worker at the end, MB: {', '.join(f'{r:.0f}' for r in samples[-1][1])}")
     print(f"- RSS slope over the second half, MB/min per worker: {', '.join(f'{s:+.2f}' for s in slopes)}")
+    print(f"- mean RSS per worker by minute, MB: {', '.join(f'{m:.0f}' for m in by_minute(samples))}")
     sys.exit(1 if any(failures.values()) else 0)
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Response, g, request
+from flask import Response, g, redirect, request
 from flask_cors import CORS
 from flask_openapi3 import Info, OpenAPI
 from sqlalchemy.exc import DBAPIError
@@ -99,6 +99,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
     )  # fmt: skip
     for blueprint in (*blueprints, maps.pages, events.feed, vouchers.holder, vouchers.counter):
         app.register_api(blueprint)
+    # flask-openapi3's /docs/ is a page choosing among UIs, of which one is installed:
+    # straight to it.
+    app.view_functions["openapi.openapi"] = lambda: redirect("/docs/swagger", 302)
     # Read endpoints that a map widget embeds may be called from the allowed origins
     # (GET /v1/merchants shares its path with a write: its view says so itself).
     app.config["CORS_ORIGINS"] = settings.allowed_origins

@@ -322,6 +322,8 @@ def demo(reset: bool, osm_path: Path | None, users: int) -> None:
         session.connection(execution_options={BEGIN_IMMEDIATE: True})
         city.people(session, now(), params, load_secret_key(settings), click.echo)
         session.commit()
+    with Session(engine) as session, session.begin():
+        city.try_deals(session, now(), click.echo)
     if artifact.current(Path(settings.model_dir)) is None:
         _train(params.days + 1, 2000.0)
     else:
@@ -329,10 +331,30 @@ def demo(reset: bool, osm_path: Path | None, users: int) -> None:
 
 
 @main.command("operator-token")
-def operator_token() -> None:
+@click.option(
+    "--file",
+    "keep_in",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="keep the token in this file (made readable by you alone if missing, reused if there) "
+    "and print only LBS_OPERATOR_TOKEN_SHA256=…: what `bash scripts/run` does for the demo",
+)
+def operator_token(keep_in: Path | None) -> None:
     """Make an operator token; prints the token and the LBS_OPERATOR_TOKEN_SHA256 to configure."""
     from lbs.services.api_keys import sha256_hex
 
-    token = "lbs_op_" + secrets.token_urlsafe(32)
-    click.echo(f"token: {token}")
+    if keep_in is None:
+        token = "lbs_op_" + secrets.token_urlsafe(32)
+        click.echo(f"token: {token}")
+    else:
+        try:
+            with os.fdopen(os.open(keep_in, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+                out.write("lbs_op_" + secrets.token_urlsafe(32))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise click.ClickException(f"{keep_in}: cannot create the token file ({exc.strerror})") from None
+        token = keep_in.read_text().strip()
+        if not token.startswith("lbs_op_"):
+            raise click.ClickException(f"{keep_in}: not an operator token (lbs_op_…); remove it to make one")
     click.echo(f"LBS_OPERATOR_TOKEN_SHA256={sha256_hex(token)}")

@@ -7,14 +7,18 @@ Each step runs only when its data is missing, so a second run starts at once:
 2. people: deals at a share of the cafés, restaurants, bars, bakeries and fast food, and
    people with homes, workplaces and hidden tastes who see, click, claim, redeem and
    visit over the last weeks (`seed.people`, deterministic for a seed), bulk-written;
-3. a ranking model trained on what they did (`lbs train`'s code), unless one exists.
+3. deals to try a claim with at any hour: all day, every day, for a year, at the cafés
+   and restaurants nearest the centre, made again once fewer than TRY_DEALS_MIN_DAYS are
+   left (the people's deals have windows and end; these make the README's tour work
+   whenever the demo runs);
+4. a ranking model trained on what they did (`lbs train`'s code), unless one exists.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +26,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lbs.categories import CATEGORY_CODES
-from lbs.models import Event, Merchant
+from lbs.geo.distance import great_circle_m
+from lbs.models import Deal, Event, Merchant
+from lbs.services.deals import DealFields, create_deal
 from lbs.services.merchants import upsert_by_source_ref
 from seed import loader, osm
 from seed.people import generate
@@ -31,6 +37,11 @@ from seed.synthetic import generate_deals, seed_city
 HELSINKI_OSM = Path(__file__).resolve().parents[2] / "shared" / "data" / "osm-helsinki" / "Helsinki.osm.pbf"
 
 Say = Callable[[str], None]
+
+CENTRE = (60.1699, 24.9384)  # Helsinki's Central Railway Station square, lat, lon
+TRY_DEALS = 5
+TRY_DEALS_TITLE = "Try me: -50 % all day"
+TRY_DEALS_MIN_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -78,3 +89,31 @@ def people(session: Session, now: datetime, params: DemoParams, secret_key: byte
         f"people: {params.users:,} with {len(behaviour.events):,} events over {params.days} days, "
         f"{len(deals.merchants)} deals, {len(behaviour.claims.person)} vouchers"
     )
+
+
+def try_deals(session: Session, now: datetime, say: Say) -> None:
+    live = session.execute(
+        select(func.count()).select_from(Deal).where(
+            Deal.title == TRY_DEALS_TITLE, Deal.status == "published",
+            Deal.valid_until > now + timedelta(days=TRY_DEALS_MIN_DAYS),
+        )
+    ).scalar_one()  # fmt: skip
+    if live:
+        say("deals to try: already there")
+        return
+    rows = session.execute(
+        select(Merchant.id, Merchant.lat, Merchant.lon).where(
+            Merchant.status == "active", Merchant.category.in_(("cafe", "restaurant"))
+        )
+    ).all()
+    nearest = sorted(rows, key=lambda r: great_circle_m(CENTRE[0], CENTRE[1], r.lat, r.lon))[:TRY_DEALS]
+    start = now.replace(microsecond=0)
+    fields = DealFields(
+        title=TRY_DEALS_TITLE, kind="percent_off", currency="EUR",
+        list_price_minor=1000, deal_price_minor=500, quantity_total=1_000_000, per_user_limit=1,
+        valid_from=start, valid_until=start + timedelta(days=365), publish=True,
+    )  # fmt: skip
+    for row in nearest:
+        create_deal(session, row.id, fields, now)
+    ids = ", ".join(str(r.id) for r in nearest)
+    say(f"deals to try: {len(nearest)} all day for a year, at merchants {ids}")

@@ -4,6 +4,7 @@ a second run adds nothing; the README's open_now query answers from it."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from lbs.cli import main
 from lbs.models import Deal, Event, Merchant, User, Voucher
+from seed import demo as city
 from tests.conftest import TEST_SECRET_KEY
 
 
@@ -47,12 +49,46 @@ def test_the_demo_city_is_seeded_once_and_answers_open_now(
     again = CliRunner().invoke(main, ["demo", "--users", "100"], env=demo_env(database_url, tmp_path))
 
     assert again.exit_code == 0, again.output
-    assert again.output.count("already there") == 3 and counts(engine) == seeded
+    assert again.output.count("already there") == 4 and counts(engine) == seeded
     client = make_app(model_dir=str(tmp_path / "models")).test_client()
     query = {"lat": 60.1699, "lon": 24.9384, "open_now": "true", "at": "2026-11-25T12:00:00+02:00"}
     page = client.get("/v1/nearby", query_string=query).get_json()
     assert page["ranking"] == "relevance" and page["total"] > 100
     assert all(i["open_now"] and i["merchant"]["opening_hours"] for i in page["items"])
+
+
+def test_the_demo_has_deals_to_try_at_any_hour_for_a_year(
+    database_url: str, engine: Engine, make_app: Callable[..., OpenAPI], tmp_path: Path
+) -> None:
+    seeded = CliRunner().invoke(main, ["demo", "--users", "50"], env=demo_env(database_url, tmp_path))
+    assert seeded.exit_code == 0, seeded.output
+    client = make_app(model_dir=str(tmp_path / "models")).test_client()
+
+    # At 03:30 on a Sunday in Helsinki, the nearest deals to the centre are the ones to try.
+    night = {"lat": 60.1699, "lon": 24.9384, "has_deal": "true", "sort": "distance", "limit": 5,
+             "at": "2026-12-06T03:30:00+02:00"}  # fmt: skip
+    page = client.get("/v1/nearby", query_string=night).get_json()
+    assert [i["deal"]["title"] for i in page["items"]] == [city.TRY_DEALS_TITLE] * city.TRY_DEALS
+
+    # And now, whatever the hour: a user claims one and gets a voucher.
+    deal_id = client.get("/v1/nearby", query_string={**night, "at": None}).get_json()["items"][0]["deal"][
+        "id"
+    ]
+    token = client.post("/v1/users").get_json()["token"]
+    claim = client.post(
+        f"/v1/deals/{deal_id}/claim", headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "try-1"}
+    )
+    assert claim.status_code == 201, claim.get_json()
+
+    # Eleven months on, fewer than 30 days are left: the next run makes new ones.
+    later = datetime.now(UTC) + timedelta(days=340)
+    said: list[str] = []
+    with Session(engine) as session, session.begin():
+        city.try_deals(session, later, said.append)
+    with Session(engine) as session:
+        titled = select(func.count()).select_from(Deal).where(Deal.title == city.TRY_DEALS_TITLE)
+        assert session.execute(titled).scalar_one() == 2 * city.TRY_DEALS
+    assert said[0].startswith(f"deals to try: {city.TRY_DEALS} all day for a year")
 
 
 def test_reset_starts_over(database_url: str, engine: Engine, tmp_path: Path) -> None:

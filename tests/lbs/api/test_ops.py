@@ -53,7 +53,7 @@ def test_the_landing_page_links_the_docs_and_an_open_now_query(engine: Engine, c
     page = response.get_data(as_text=True)
     assert "2 merchants" in page and "© OpenStreetMap contributors" in page
     links = [a.split('"')[0].replace("&amp;", "&") for a in page.split('href="')[1:]]
-    assert {"/docs/", "/openapi.json", "/readyz", "/map"} <= set(links)
+    assert {"/docs/swagger", "/openapi.json", "/readyz", "/map"} <= set(links)
     assert "/metrics" not in links and "<code>/metrics</code>" in page  # the operator's
     for link in links:
         assert client.get(link).status_code == 200, link  # every link on it works
@@ -143,11 +143,13 @@ def test_openapi_document_is_3_1_and_describes_nearby(client: FlaskClient) -> No
     assert "patch" in document["paths"]["/v1/merchants/{merchant_id}"]
 
 
-def test_docs_page(client: FlaskClient) -> None:
+def test_docs_go_straight_to_the_interactive_page(client: FlaskClient) -> None:
+    chooser = client.get("/docs/")
     response = client.get("/docs/", follow_redirects=True)
 
+    assert chooser.status_code == 302 and chooser.headers["Location"].endswith("/docs/swagger")
     assert response.status_code == 200
-    assert response.mimetype == "text/html"
+    assert response.mimetype == "text/html" and b"swagger-ui" in response.data
 
 
 def test_cors_allows_the_read_endpoints(engine: Engine, client: FlaskClient) -> None:

@@ -1,0 +1,161 @@
+"""Every shell example of README.md and docs/*.md that calls curl runs against the demo city,
+and what it documents is what it answers (tests/docs/examples.py: the format).
+
+The fixture is what `bash scripts/run` gives a newcomer: `lbs demo` on SQLite, the demo's
+operator token in ./lbs-operator-token, `lbs serve`; the examples run in a shell in that
+directory, one after the other (variables carry from one to the next), with
+http://127.0.0.1:8000 pointing at the test's server. Each curl must answer what its
+documented output says: the problem's status when it documents a problem, else a 2xx.
+A read whose answer does not match is asked again for up to WRITE_VISIBLE_S, the time a
+write takes to reach every worker's index (docs/nearby.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lbs.cli import main
+from tests.docs.examples import Example, examples_of, mismatches, pattern
+from tests.e2e.server import E2E_SECRET_KEY, Server, gunicorn
+
+REPO = Path(__file__).resolve().parents[2]
+DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+DOCUMENTED_BASES = ("http://127.0.0.1:8000", "localhost:8000")
+WRITE_VISIBLE_S = 3.0
+COMMAND_TIMEOUT_S = 60
+# Writes the status of every curl to stderr, where the example's own output is not.
+CURL_STATUS = "curl() { command curl -w '%{stderr}\\n::http %{http_code}::\\n' \"$@\"; }"
+_STATUS = re.compile(r"::http (\d{3})::")
+
+
+@dataclass(frozen=True)
+class Demo:
+    directory: Path
+    operator_token_sha256: str
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    """`lbs demo` once, as `bash scripts/run` makes it; each document gets a copy."""
+    directory = tmp_path_factory.mktemp("demo")
+    env = demo_env(directory)
+    seeded = CliRunner().invoke(main, ["demo"], env=env)
+    assert seeded.exit_code == 0, seeded.output
+    token = CliRunner().invoke(main, ["operator-token", "--file", str(directory / "lbs-operator-token")])
+    assert token.exit_code == 0, token.output
+    return Demo(directory, token.output.strip().split("=", 1)[1])
+
+
+def demo_env(directory: Path) -> dict[str, str]:
+    return {
+        "LBS_DATABASE_URL": f"sqlite:///{directory / 'lbs.sqlite3'}",
+        "LBS_MODEL_DIR": str(directory / "lbs-models"),
+        "LBS_SECRET_KEY": E2E_SECRET_KEY,
+    }
+
+
+@pytest.fixture
+def served_demo(demo: Demo, tmp_path: Path) -> Iterator[tuple[Server, Path]]:
+    here = tmp_path / "clone"
+    shutil.copytree(demo.directory, here)
+    (here / ".venv").symlink_to(Path(sys.prefix))
+    env = {**demo_env(here), "LBS_WORKERS": "2"}
+    with gunicorn(
+        env["LBS_DATABASE_URL"], tmp_path, demo.operator_token_sha256, workers=2, env=env, serving_config=True
+    ) as server:
+        yield server, here
+
+
+class Shell:
+    """Bash in the demo's directory; the exported variables carry from one command to the next."""
+
+    def __init__(self, directory: Path, base_url: str) -> None:
+        self.directory = directory
+        self.base_url = base_url
+        self.state = directory / ".example-state.sh"
+        self.state.write_text("")
+        self.env = {
+            "PATH": os.environ["PATH"], "HOME": str(directory), "LANG": "C.UTF-8",
+            **demo_env(directory),
+        }  # fmt: skip
+
+    def run(self, command: str) -> tuple[int, str, list[int]]:
+        for documented in DOCUMENTED_BASES:
+            command = command.replace(documented, self.base_url)
+        script = "\n".join([CURL_STATUS, "set -a", f". {self.state}", command, "__status=$?",
+                            f"export -p > {self.state}", "exit $__status"])  # fmt: skip
+        done = subprocess.run(
+            ["bash", "-c", script], cwd=self.directory, env=self.env, capture_output=True, text=True,
+            timeout=COMMAND_TIMEOUT_S,
+        )  # fmt: skip
+        return done.returncode, done.stdout, [int(s) for s in _STATUS.findall(done.stderr)]
+
+
+def _documented_status(expected: object) -> int | None:
+    if isinstance(expected, dict) and isinstance(expected.get("status"), int) and "type" in expected:
+        return int(expected["status"])  # a problem (RFC 9457)
+    return None
+
+
+def check(shell: Shell, example: Example) -> list[str]:
+    """What is wrong with the example's answer: empty when it matches its documentation."""
+    expected = pattern(example.expected) if example.expected else None
+    problem_status = _documented_status(expected)
+    is_read = not re.search(r"-X\s*(POST|PATCH|PUT|DELETE)|-d\s", example.command)
+    deadline = time.monotonic() + WRITE_VISIBLE_S
+    while True:
+        status, out, http = shell.run(example.command)
+        wrong = []
+        if status != 0:
+            wrong.append(f"exit status {status}; output: {out[:500]}")
+        if problem_status is not None:
+            wrong += [f"HTTP {s}, documented {problem_status}" for s in http[-1:] if s != problem_status]
+        else:
+            wrong += [f"HTTP {s}" for s in http if not 200 <= s < 400]
+        if expected is not None and not wrong:
+            try:
+                wrong += mismatches(expected, json.loads(out))
+            except json.JSONDecodeError:
+                wrong.append(f"not JSON: {out[:500]}")
+        if not wrong or not is_read or time.monotonic() > deadline:
+            return wrong
+        time.sleep(0.25)
+
+
+DOCUMENTED = [(path, examples_of(path, REPO)) for path in DOCUMENTS]
+
+
+@pytest.mark.parametrize(
+    "document", [path for path, found in DOCUMENTED if found], ids=lambda p: str(p.relative_to(REPO))
+)
+def test_every_example_answers_what_it_documents(document: Path, served_demo: tuple[Server, Path]) -> None:
+    server, directory = served_demo
+    shell = Shell(directory, server.base_url)
+    failures = []
+    for example in examples_of(document, REPO):
+        wrong = check(shell, example)
+        if wrong:
+            failures.append(
+                f"{example.where}: {example.command.splitlines()[0][:100]}\n    " + "\n    ".join(wrong)
+            )
+    assert not failures, "\n".join(failures)
+
+
+def test_the_examples_are_found_with_what_they_document() -> None:
+    """The parser finds the README's tour: if it found nothing, the test above would prove nothing."""
+    readme = dict(DOCUMENTED)[REPO / "README.md"]
+    assert len(readme) >= 15 and sum(e.expected is not None for e in readme) >= 10
+    claim = next(e for e in readme if "/claim" in e.command)
+    assert claim.command.count("\n") == 1 and claim.expected and '"code"' in claim.expected

@@ -1,0 +1,126 @@
+"""The in-process word index: which merchants match a text query, and how well.
+
+A snapshot WordTable of every merchant's words, plus the merchants written since: their
+words in a small overlay (a table of its own, rebuilt when a query first needs it after a
+write) and their snapshot postings marked dead. The overlay is folded into a new snapshot
+when it grows, as the nearby index does with its own (lbs.geo.h3index).
+
+A merchant matches when it has every word of the query, the last one as a prefix when the
+query asks so (lbs.search.words.TextQuery). Its match score is the mean over the query's
+words of how each matched (WordTable.postings' weights, divided by the best, 4): 1.0 when
+every word is a whole word of the name, 0.25 when each only begins a word of the category
+or a tag.
+
+Not thread-safe: the caller serialises queries and writes (lbs.services.live_index).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lbs.search.word_table import IntArray, WordTable, WordTableBuilder
+from lbs.search.words import TextQuery
+
+BEST_WEIGHT = 4
+
+
+@dataclass(frozen=True)
+class TextMatches:
+    """The merchants matching a query, ids ascending, each with its score in (0, 1]."""
+
+    ids: IntArray
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _best_per_merchant(ids: IntArray, weights: IntArray) -> tuple[IntArray, IntArray]:
+    """Each merchant once, ids ascending, with its highest weight."""
+    if len(ids) and bool(np.all(ids[1:] > ids[:-1])):  # one word's postings: already so
+        return ids, weights
+    order = np.lexsort((-weights, ids))
+    ids, weights = ids[order], weights[order]
+    first = np.ones(len(ids), dtype=bool)
+    first[1:] = ids[1:] != ids[:-1]
+    return ids[first], weights[first]
+
+
+class WordIndex:
+    """The live merchants' words; match() answers a TextQuery exactly."""
+
+    def __init__(self, table: WordTable | None = None) -> None:
+        self._base = table if table is not None else WordTable.empty()
+        self._base_merchants = len(np.unique(self._base.ids))
+        self._overlay: dict[int, dict[str, int]] = {}  # written since the snapshot; {} if gone
+        self._overlay_table: WordTable | None = None
+        self._dead: IntArray | None = None  # sorted ids of _overlay, built when needed
+
+    def upsert(self, merchant_id: int, words: dict[str, int]) -> None:
+        self._overlay[merchant_id] = words
+        self._changed()
+
+    def remove(self, merchant_id: int) -> None:
+        self._overlay[merchant_id] = {}
+        self._changed()
+
+    def _changed(self) -> None:
+        self._overlay_table = None
+        self._dead = None
+        if len(self._overlay) > 4096 + self._base_merchants // 50:
+            self.compact()
+
+    def compact(self) -> None:
+        """Fold the overlay into a fresh snapshot."""
+        builder = WordTableBuilder()
+        builder.add_table(self._base, ~np.isin(self._base.ids, self._dead_ids()))
+        builder.add_all((m, words) for m, words in self._overlay.items() if words)
+        self._base = builder.build()
+        self._base_merchants = len(np.unique(self._base.ids))
+        self._overlay = {}
+        self._overlay_table = None
+        self._dead = None
+
+    def _dead_ids(self) -> IntArray:
+        if self._dead is None:
+            self._dead = np.array(sorted(self._overlay), dtype=np.int64)
+        return self._dead
+
+    def _overlay_words(self) -> WordTable:
+        if self._overlay_table is None:
+            builder = WordTableBuilder()
+            builder.add_all((m, words) for m, words in self._overlay.items() if words)
+            self._overlay_table = builder.build()
+        return self._overlay_table
+
+    def _word(self, word: str, prefix: bool) -> tuple[IntArray, IntArray]:
+        ids, weights = self._base.postings(word, prefix)
+        if self._overlay:
+            alive = ~np.isin(ids, self._dead_ids())
+            more_ids, more_weights = self._overlay_words().postings(word, prefix)
+            ids = np.concatenate([ids[alive], more_ids])
+            weights = np.concatenate([weights[alive], more_weights])
+        return _best_per_merchant(ids, weights)
+
+    def match(self, query: TextQuery) -> TextMatches:
+        last = len(query.words) - 1
+        found: tuple[IntArray, IntArray] | None = None
+        # The narrowest words first: each intersection is then at most that small.
+        per_word = [self._word(w, query.last_is_prefix and i == last) for i, w in enumerate(query.words)]
+        for ids, weights in sorted(per_word, key=lambda p: len(p[0])):
+            if found is None:
+                found = (ids, weights.copy())
+                continue
+            common, mine, theirs = np.intersect1d(found[0], ids, assume_unique=True, return_indices=True)
+            found = (common, found[1][mine] + weights[theirs])
+            if not len(common):
+                break
+        assert found is not None
+        return TextMatches(found[0], found[1] / (BEST_WEIGHT * len(query.words)))
+
+    @property
+    def size(self) -> int:
+        """Postings held (snapshot and overlay), for the footprint."""
+        return len(self._base) + sum(len(w) for w in self._overlay.values())

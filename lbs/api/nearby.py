@@ -48,7 +48,7 @@ SearchText = Annotated[
     Field(
         min_length=1,
         max_length=MAX_QUERY_CHARS,
-        description=f"text search: merchants having every word in their name, category or tags, "
+        description=f"text search: merchants having every word in their name or category, "
         f"accents and case ignored; the last word also matches as the beginning of a word "
         f"(type-ahead) unless q ends with a space. 1-{MAX_QUERY_CHARS} characters, at most "
         f"{MAX_QUERY_WORDS} words, no control characters",

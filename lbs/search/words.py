@@ -1,6 +1,7 @@
 """Words as search compares them: folded (accents stripped, case folded) and split.
 
-A merchant's name, its category's words and its tags become a set of words; a query
+A merchant's name, its category's words and its tags (none are stored yet: ready for
+imported ones such as OpenStreetMap's cuisine) become a set of words; a query
 becomes words too, folded the same way, so that "Café" is found by "cafe", "CAFÉ" and
 "café", and "Åbo" by "abo". Folding is Unicode's own: NFKD splits a letter from its
 accents (and compatibility forms such as "ﬁ" or full-width letters into plain ones),

@@ -2,14 +2,15 @@
 
 A merchant's relevance is its match score (lbs.search.word_index: 1.0 when every word of
 the query is a whole word of its name, down to 0.25 when each only begins a word of its
-category or tags) times a distance decay that halves it at HALF_DISTANCE_M:
+category's names) times a distance decay that halves it at HALF_DISTANCE_M:
 
     relevance = match * HALF_DISTANCE_M / (HALF_DISTANCE_M + distance_m)
 
-so a pizzeria named so 1 km away (0.5) ranks beside a restaurant tagged pizza 100 m
-away (0.5 * 0.91 = 0.45), and either beats one 3 km away. Ties go nearest first, then by
-id. Pages are keyset pages in that order: a cursor holds the last item's relevance,
-distance and id, so it never repeats or skips an item while the merchants hold.
+so a merchant with the word in its name 1 km away (0.5) ranks beside one with it in its
+category 100 m away (0.5 * 0.91 = 0.45), and either beats a name match 3 km away (0.25).
+Ties go nearest first, then by id. Pages are keyset pages in that order: a cursor holds
+the last item's relevance, distance and id, so it never repeats or skips an item while
+the merchants hold.
 """
 
 from __future__ import annotations

@@ -24,6 +24,8 @@ from lbs.search.word_table import IntArray, WordTable, WordTableBuilder
 from lbs.search.words import TextQuery
 
 BEST_WEIGHT = 4
+# Postings with ids up to this many times their number are deduplicated in a table by id.
+_DENSE_SHARE = 16
 
 
 @dataclass(frozen=True)
@@ -39,13 +41,37 @@ class TextMatches:
 
 def _best_per_merchant(ids: IntArray, weights: IntArray) -> tuple[IntArray, IntArray]:
     """Each merchant once, ids ascending, with its highest weight."""
-    if len(ids) and bool(np.all(ids[1:] > ids[:-1])):  # one word's postings: already so
+    if not len(ids) or bool(np.all(ids[1:] > ids[:-1])):  # one word's postings: already so
         return ids, weights
+    top = int(ids.max())
+    if len(ids) * _DENSE_SHARE > top:
+        # A short prefix's postings can be a good part of the city: marking a table by id is
+        # then linear where sorting them is not. Higher weights are marked last, so they stay.
+        best = np.zeros(top + 1, dtype=np.int8)
+        for weight in range(1, BEST_WEIGHT + 1):
+            best[ids[weights == weight]] = weight
+        found = np.flatnonzero(best)
+        return found.astype(np.int64), best[found].astype(np.int64)
     order = np.lexsort((-weights, ids))
     ids, weights = ids[order], weights[order]
     first = np.ones(len(ids), dtype=bool)
     first[1:] = ids[1:] != ids[:-1]
     return ids[first], weights[first]
+
+
+def _weights_at(ids: IntArray, weights: IntArray, at: IntArray) -> IntArray:
+    """The highest weight of each of ``at`` (sorted ids) among the postings, 0 where none."""
+    if not len(ids):
+        return np.zeros(len(at), dtype=np.int64)
+    top = max(int(ids.max()), int(at[-1]))
+    if len(ids) * _DENSE_SHARE > top:  # as in _best_per_merchant, without listing them all
+        best = np.zeros(top + 1, dtype=np.int8)
+        for weight in range(1, BEST_WEIGHT + 1):
+            best[ids[weights == weight]] = weight
+        return best[at].astype(np.int64)
+    ids, weights = _best_per_merchant(ids, weights)
+    pos = np.minimum(np.searchsorted(ids, at), len(ids) - 1)
+    return np.where(ids[pos] == at, weights[pos], 0)
 
 
 class WordIndex:
@@ -95,30 +121,31 @@ class WordIndex:
             self._overlay_table = builder.build()
         return self._overlay_table
 
-    def _word(self, word: str, prefix: bool) -> tuple[IntArray, IntArray]:
+    def _postings(self, word: str, prefix: bool) -> tuple[IntArray, IntArray]:
+        """The live merchants with the word (or prefix) and the weights, a merchant possibly
+        more than once."""
         ids, weights = self._base.postings(word, prefix)
         if self._overlay:
             alive = ~np.isin(ids, self._dead_ids())
             more_ids, more_weights = self._overlay_words().postings(word, prefix)
             ids = np.concatenate([ids[alive], more_ids])
             weights = np.concatenate([weights[alive], more_weights])
-        return _best_per_merchant(ids, weights)
+        return ids, weights
 
     def match(self, query: TextQuery) -> TextMatches:
         last = len(query.words) - 1
-        found: tuple[IntArray, IntArray] | None = None
-        # The narrowest words first: each intersection is then at most that small.
-        per_word = [self._word(w, query.last_is_prefix and i == last) for i, w in enumerate(query.words)]
-        for ids, weights in sorted(per_word, key=lambda p: len(p[0])):
-            if found is None:
-                found = (ids, weights.copy())
-                continue
-            common, mine, theirs = np.intersect1d(found[0], ids, assume_unique=True, return_indices=True)
-            found = (common, found[1][mine] + weights[theirs])
-            if not len(common):
+        postings = [self._postings(w, query.last_is_prefix and i == last) for i, w in enumerate(query.words)]
+        # The narrowest word gives the candidates; each other word only weighs those.
+        postings.sort(key=lambda p: len(p[0]))
+        ids, total = _best_per_merchant(*postings[0])
+        total = total.copy()
+        for word_ids, word_weights in postings[1:]:
+            if not len(ids):
                 break
-        assert found is not None
-        return TextMatches(found[0], found[1] / (BEST_WEIGHT * len(query.words)))
+            weights = _weights_at(word_ids, word_weights, ids)
+            keep = weights > 0
+            ids, total = ids[keep], total[keep] + weights[keep]
+        return TextMatches(ids, total / (BEST_WEIGHT * len(query.words)))
 
     @property
     def size(self) -> int:

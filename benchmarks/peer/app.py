@@ -43,6 +43,22 @@ ORDER BY geog <-> q
 LIMIT 20
 """
 MAX_RADIUS_M = 50_000
+# benchmarks/text_search.py's peer: PostgreSQL full text (a tsvector of the folded name and
+# category, GIN-indexed, made by that benchmark in its own database) plus ST_DWithin.
+SEARCH = """
+SELECT id, name, category, lat, lon, ST_Distance(geog, q, false) AS distance_m
+FROM merchants, (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography AS q) AS point
+WHERE status = 'active' AND search_words @@ to_tsquery('simple', unaccent(%(words)s))
+  AND ST_DWithin(geog, q, %(radius_m)s, false)
+ORDER BY geog <-> q
+LIMIT 20
+"""
+
+
+def ts_query(text: str) -> str:
+    """Every word, the last as a prefix: 'sushi ka' -> 'sushi & ka:*'."""
+    words = "".join(c if c.isalnum() else " " for c in text).split()
+    return " & ".join(words) + ":*" if words else ""
 
 
 def libpq_url(url: str) -> str:
@@ -84,6 +100,22 @@ def create_app() -> Flask:
             return bad_request("lat, lon or radius_m out of range")
         with pool.connection() as conn:
             rows = conn.execute(NEARBY, {"lat": lat, "lon": lon, "radius_m": radius_m}).fetchall()
+        return Response(json.dumps({"items": rows}), mimetype="application/json")
+
+    @app.get("/search")
+    def search() -> Response:
+        try:
+            lat = float(request.args["lat"])
+            lon = float(request.args["lon"])
+            radius_m = float(request.args.get("radius_m", "1000"))
+            words = ts_query(request.args["q"])
+        except (KeyError, ValueError):
+            return bad_request("lat, lon and radius_m are numbers, q has words")
+        if not (words and -90 <= lat <= 90 and -180 <= lon <= 180 and 0 < radius_m <= MAX_RADIUS_M):
+            return bad_request("lat, lon or radius_m out of range, or q without words")
+        with pool.connection() as conn:
+            params = {"lat": lat, "lon": lon, "radius_m": radius_m, "words": words}
+            rows = conn.execute(SEARCH, params).fetchall()
         return Response(json.dumps({"items": rows}), mimetype="application/json")
 
     return app

@@ -13,7 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from werkzeug.wrappers import Response as ResponseBase
 
 from lbs.api.context import db_session, deal_reads, runtime, utc_now
-from lbs.api.nearby import GEOJSON, split_commas
+from lbs.api.nearby import GEOJSON, SearchText, split_commas, text_query
 from lbs.api.problems import register_model
 from lbs.api.responses import Media, ref
 from lbs.api.schemas import ERRORS, ClusterCollectionOut, MerchantCollectionOut, QueryModel
@@ -67,6 +67,7 @@ class BoxParams(QueryModel):
     ]
     limit: int = Field(100, ge=1, le=MAX_LIMIT)
     cursor: Cursor | None = None
+    q: SearchText | None = None
     category: Annotated[list[Category] | None, BeforeValidator(split_commas)] = Field(
         None, description="categories to keep: comma-separated or repeated (category=cafe,bakery)"
     )
@@ -110,6 +111,7 @@ def merchants_in_view(query: BoxParams) -> Any:
         categories=tuple(sorted({c.value for c in query.category})) if query.category else None,
         has_deal=query.has_deal,
         open_now=query.open_now,
+        text=text_query(query.q),
     )
     if query.cluster and query.zoom is not None:
         # Its features are encoded already, as text (lbs.services.merchant_map): sent as they are.

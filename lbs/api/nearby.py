@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from flask import g, request
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
 
 from lbs.api.auth import OPTIONAL_USER, optional_user
 from lbs.api.context import db_session, runtime, utc_now
@@ -15,12 +15,14 @@ from lbs.api.responses import JSON, Media
 from lbs.api.schemas import ERRORS, NearbyCollectionOut, NearbyPageOut, QueryModel
 from lbs.categories import Category
 from lbs.config import MAX_LIMIT, MAX_RADIUS_M
+from lbs.search.words import MAX_QUERY_CHARS, MAX_QUERY_WORDS, TextQuery
 from lbs.services import events
 from lbs.services.cursors import Cursor
 from lbs.services.deal_schedule import Instant
 from lbs.services.nearby import search_nearby
 from lbs.services.nearby_pages import NearbyQuery, page_to_geojson
 from lbs.services.nearby_ranked import Ranking
+from lbs.text import PLAIN_PATTERN, WithPattern, plain_text
 
 bp = APIBlueprint("nearby", __name__, url_prefix="/v1", abp_tags=[Tag(name="nearby")])
 GEOJSON = "application/geo+json"
@@ -36,6 +38,32 @@ def split_commas(value: object) -> object:
     return [name for name in names if name]
 
 
+def _searchable(text: str) -> str:
+    TextQuery.parse(text)  # its ValueError names what is wrong, for the 400 on q
+    return text
+
+
+SearchText = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_QUERY_CHARS,
+        description=f"text search: merchants having every word in their name or category, "
+        f"accents and case ignored; the last word also matches as the beginning of a word "
+        f"(type-ahead) unless q ends with a space. 1-{MAX_QUERY_CHARS} characters, at most "
+        f"{MAX_QUERY_WORDS} words, no control characters",
+        examples=["pizza", "cafe hel"],
+    ),
+    AfterValidator(plain_text),
+    WithPattern(PLAIN_PATTERN),
+    AfterValidator(_searchable),
+]
+
+
+def text_query(q: str | None) -> TextQuery | None:
+    return None if q is None else TextQuery.parse(q)
+
+
 @register_model
 class NearbyParams(QueryModel):
     model_config = ConfigDict(extra="forbid")
@@ -47,13 +75,15 @@ class NearbyParams(QueryModel):
     )
     limit: int = Field(20, ge=1, le=MAX_LIMIT)
     cursor: Cursor | None = None
+    q: SearchText | None = None
     category: Annotated[list[Category] | None, BeforeValidator(split_commas)] = Field(
         None, description="categories to keep: comma-separated or repeated (category=cafe,bakery)"
     )
     sort: Literal["relevance", "distance", "deal_ending"] = Field(
         "relevance",
         description="relevance: ranked for the user (bearer token) at this place and hour, with "
-        "reasons, once a model is trained (`lbs train`), else distance; distance: nearest first; "
+        "reasons, once a model is trained (`lbs train`), else distance; with q, by how well and "
+        "how near each matches (match x 1000 / (1000 + distance_m)); distance: nearest first; "
         "deal_ending: soonest-ending claimable deal first (implies has_deal)",
     )
     has_deal: bool = Field(False, description="only merchants with a deal claimable at `at`")
@@ -96,6 +126,7 @@ def nearby(query: NearbyParams) -> Any:
             open_now=query.open_now,
             at=query.at or utc_now(),
             user_id=user_id,
+            text=text_query(query.q),
         ),
         Ranking(rt.models, rt.settings.rank_deal_weight, rt.settings.rank_exploration_share, rt.visits),
     )

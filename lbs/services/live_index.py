@@ -17,9 +17,13 @@ from lbs import deadline
 from lbs.categories import CATEGORY_CODES, N_CATEGORIES
 from lbs.db import unbounded_statements, with_transactions
 from lbs.errors import NotReady
+from lbs.geo.h3among import box_among, within_among
 from lbs.geo.h3clusters import Clusters
 from lbs.geo.h3index import Box, BoxHits, Cursor, NearbyHits, NearbyIndex
 from lbs.models import Merchant
+from lbs.search.word_index import TextMatches, WordIndex
+from lbs.search.word_table import WordTableBuilder
+from lbs.search.words import TextQuery, merchant_words
 from lbs.services.merchant_cache import MerchantCache
 from lbs.services.poll_schedule import PollSchedule
 from lbs.services.revisions import latest_revision
@@ -31,7 +35,7 @@ MerchantChange = tuple[int, float, float, str, str, str]
 
 
 class LiveIndex:
-    """One process's NearbyIndex plus the revision it has caught up to.
+    """One process's NearbyIndex and WordIndex plus the revision they have caught up to.
 
     Every query first polls the change log if the last poll is older than
     ``refresh_s``; a write committed in any worker is therefore visible everywhere
@@ -51,6 +55,9 @@ class LiveIndex:
         self._polls = PollSchedule(refresh_s, clock)
         self._lock = threading.Lock()
         self.index: NearbyIndex | None = None
+        # Every active merchant's words (name, category), caught up by the same polls, so a
+        # text search and the positions it is checked against are of one revision.
+        self.words = WordIndex()
         self.revision = 0
         self.generation = 0  # moves with every change to the index, for what is computed from it
         self.build_seconds = 0.0
@@ -75,9 +82,10 @@ class LiveIndex:
         lats: npt.NDArray[Any] = np.empty(capacity, dtype=np.float64)
         lngs: npt.NDArray[Any] = np.empty(capacity, dtype=np.float64)
         cats: npt.NDArray[Any] = np.empty(capacity, dtype=np.int8)
+        words = WordTableBuilder()
         n = 0
         rows = session.execute(
-            select(Merchant.id, Merchant.lat, Merchant.lon, Merchant.category)
+            select(Merchant.id, Merchant.lat, Merchant.lon, Merchant.category, Merchant.name)
             .where(Merchant.status == "active")
             .execution_options(yield_per=10_000)
         )
@@ -88,10 +96,14 @@ class LiveIndex:
             end = n + len(batch)
             ids[n:end], lats[n:end], lngs[n:end] = zip(*((r[0], r[1], r[2]) for r in batch), strict=True)
             cats[n:end] = [CATEGORY_CODES[r[3]] for r in batch]
+            words.add_all((r[0], merchant_words(r[4], r[3])) for r in batch)
             n = end
         index = NearbyIndex(N_CATEGORIES, ids[:n], lats[:n], lngs[:n], cats[:n], resolutions=self.resolutions)
+        word_index = WordIndex(words.build())
+        del words
         with self._lock:
             self.index, self.revision = index, revision
+            self.words = word_index
             self.generation += 1
             self._polls.polled()
         self.merchants.clear()
@@ -122,15 +134,18 @@ class LiveIndex:
                     Merchant.status,
                     Merchant.timezone,
                     Merchant.revision,
+                    Merchant.name,
                 )
                 .where(Merchant.revision > self.revision)
                 .order_by(Merchant.revision)
             ).all()
-            for merchant_id, lat, lng, category, status, _tz, revision in changes:
+            for merchant_id, lat, lng, category, status, _tz, revision, name in changes:
                 if status == "active":
                     self.index.upsert(merchant_id, lat, lng, CATEGORY_CODES[category])
+                    self.words.upsert(merchant_id, merchant_words(name, category))
                 else:
                     self.index.remove(merchant_id)
+                    self.words.remove(merchant_id)
                 self.revision = max(self.revision, revision)
             if changes:
                 self.generation += 1
@@ -166,9 +181,41 @@ class LiveIndex:
         with self._locked() as index:
             return index.within(lat, lng, radius_m, categories)
 
-    def in_box(self, box: Box, categories: Sequence[int] | None = None, *, by_id: bool = True) -> BoxHits:
+    def in_box(
+        self,
+        box: Box,
+        categories: Sequence[int] | None = None,
+        *,
+        by_id: bool = True,
+        text: TextQuery | None = None,
+    ) -> BoxHits:
+        """Every live merchant in the box (NearbyIndex.in_box); with ``text``, just those
+        matching it, found from the matches (lbs.geo.h3among)."""
         with self._locked() as index:
-            return index.in_box(box, categories, by_id=by_id)
+            if text is None:
+                return index.in_box(box, categories, by_id=by_id)
+            return box_among(index, self.words.match(text).ids, box, categories)
+
+    def within_matching(
+        self,
+        text: TextQuery,
+        lat: float,
+        lng: float,
+        radius_m: float,
+        categories: Sequence[int] | None = None,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """within() of the merchants matching ``text``: (ids, chord2, match scores), nearest
+        first, ties by id. Read from the matches, which are checked against the circle one
+        by one: a text search is narrower than its circle, but for its shortest prefixes."""
+        with self._locked() as index:
+            matches = self.words.match(text)
+            ids, chord2 = within_among(index, matches.ids, lat, lng, radius_m, categories)
+        return ids, chord2, matches.scores[np.searchsorted(matches.ids, ids)]
+
+    def text_matches(self, text: TextQuery) -> TextMatches:
+        """Every active merchant matching ``text``, wherever it is (WordIndex.match)."""
+        with self._locked():
+            return self.words.match(text)
 
     def clusters(
         self, box: Box, resolution: int, categories: Sequence[int] | None, marked_ids: npt.NDArray[np.int64]

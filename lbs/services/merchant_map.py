@@ -1,7 +1,8 @@
 """Merchants in a map's viewport: every active one inside a box, as GeoJSON, paged by id.
 
 The box comes from the nearby index (lbs.geo.h3box), exact and across the antimeridian;
-filters are those of /v1/nearby (categories, a deal claimable at ``at``, open at ``at``),
+filters are those of /v1/nearby (categories, a deal claimable at ``at``, open at ``at``,
+a text search),
 applied to every merchant in the box, so ``total`` counts exactly what the pages hold.
 Pages go by merchant id, so a moving map can fetch the rest of a box without repeats.
 """
@@ -23,6 +24,7 @@ from lbs.errors import InvalidParameter
 from lbs.geo.h3box import BoxHits
 from lbs.geo.h3clusters import Clusters, cluster_resolution, clusters
 from lbs.geo.h3index import Box
+from lbs.search.words import TextQuery
 from lbs.services import cursors
 from lbs.services.deal_offers import deal_summary
 from lbs.services.deal_reads import DealReads
@@ -40,13 +42,23 @@ class BoxQuery:
     categories: tuple[str, ...] | None = None
     has_deal: bool = False
     open_now: bool = False
+    text: TextQuery | None = None  # only merchants matching these words (q)
 
 
 def _fingerprint(query: BoxQuery) -> str:
     b = query.box
-    return cursors.fingerprint(
-        [b.min_lng, b.min_lat, b.max_lng, b.max_lat, query.categories, query.has_deal, query.open_now]
-    )
+    fields: list[object] = [
+        b.min_lng,
+        b.min_lat,
+        b.max_lng,
+        b.max_lat,
+        query.categories,
+        query.has_deal,
+        query.open_now,
+    ]
+    if query.text is not None:  # appended only when given: cursors of earlier releases still hold
+        fields.append(str(query.text))
+    return cursors.fingerprint(fields)
 
 
 def _encode_cursor(query: BoxQuery, last_id: int) -> str:
@@ -57,7 +69,8 @@ def _decode_cursor(query: BoxQuery, token: str) -> int:
     last_id, fingerprint = cursors.decode(token, lambda raw: (int(raw["i"]), str(raw["q"])))
     if fingerprint != _fingerprint(query):
         raise InvalidParameter(
-            "cursor", "cursor belongs to another query; keep bbox, category, has_deal and open_now unchanged"
+            "cursor",
+            "cursor belongs to another query; keep bbox, q, category, has_deal and open_now unchanged",
         )
     return last_id
 
@@ -79,7 +92,7 @@ def _matching(
     """Every merchant in the box that passes the query's filters, ids ascending (or unordered)."""
     refresh(session, live, deals.book)
     codes = None if query.categories is None else [CATEGORY_CODES[c] for c in query.categories]
-    hits = live.in_box(query.box, codes, by_id=by_id)
+    hits = live.in_box(query.box, codes, by_id=by_id, text=query.text)
     if query.has_deal:
         hits = hits.where(np.isin(hits.ids, _with_claimable_deal(deals, hits.ids, query.at)))
     if query.open_now:
@@ -145,8 +158,9 @@ def clusters_with(
     a deal valid at ``at``). Every cell in the box, so no pages.
 
     Without a per-merchant filter the index counts from its per-cell totals (no merchant
-    of a cell inside the box is read); ``has_deal`` and ``open_now`` read every merchant."""
-    if query.has_deal or query.open_now:
+    of a cell inside the box is read); ``has_deal`` and ``open_now`` read every merchant,
+    a text search every match."""
+    if query.has_deal or query.open_now or query.text is not None:
         return clusters(_matching(session, live, deals, query, by_id=False), resolution, dealers)
     codes = None if query.categories is None else [CATEGORY_CODES[c] for c in query.categories]
     return live.clusters(query.box, resolution, codes, dealers)
@@ -196,7 +210,7 @@ def clusters_in_box(
         found = clusters_with(session, live, deals, query, resolution, dealers)
         return _features_text(found), int(found.counts.sum())
 
-    kept = not (query.has_deal or query.open_now)
+    kept = not (query.has_deal or query.open_now or query.text is not None)
     key = ("clusters", query.box, resolution, query.categories) if kept else None
     view = live.views.get_or_draw(key, generation, dealers, draw)
     return {

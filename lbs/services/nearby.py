@@ -1,7 +1,8 @@
 """Nearby search: which path answers a query, and the nearest-first path itself.
 
-The paths: nearest first from the live index (here), relevance (nearby_ranked), and the
-deals' own path for has_deal and sort=deal_ending (nearby_deals). Each page reads the
+The paths: nearest first from the live index (here), relevance (nearby_ranked), relevance
+of a text search (nearby_text), and the deals' own path for has_deal and sort=deal_ending
+(nearby_deals). A text search (q) narrows each of them to the merchants matching it. Each page reads the
 database for the page's merchants, and for a user's history when it ranks for one;
 deals come from the process's deal book (deal_reads).
 """
@@ -13,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy.orm import Session
 
 from lbs.categories import CATEGORY_CODES
@@ -31,8 +33,10 @@ from lbs.services.nearby_pages import (
     decode_cursor,
     encode_cursor,
     item,
+    ranks_by_text,
 )
 from lbs.services.nearby_ranked import Ranking, search_relevance
+from lbs.services.nearby_text import search_text_relevance
 
 
 def refresh(session: Session, live: LiveIndex, book: DealBook) -> None:
@@ -68,11 +72,15 @@ def _search(
     if query.has_deal or query.sort == "deal_ending":
         return search_offers(session, live, deals, query, after)
     codes = None if query.categories is None else [CATEGORY_CODES[c] for c in query.categories]
+    if ranks_by_text(query):
+        return search_text_relevance(
+            session, live, deals, query, _in_radius(session, live, query, codes), after
+        )
     model = ranking.holder.get() if query.sort == "relevance" and ranking is not None else None
-    source: LiveIndex | _OpenOnly = live
-    if query.open_now:
+    source: LiveIndex | _Subset = live
+    if query.open_now or query.text is not None:
         pinned = at if after is None or after.at_us is None else EPOCH + timedelta(microseconds=after.at_us)
-        source = _OpenOnly(session, live, query, codes, pinned if model is not None else at)
+        source = _Subset(*_in_radius(session, live, query, codes, pinned if model is not None else at)[:2])
     if model is not None and ranking is not None:
         return search_relevance(session, live, source, deals, query, model, ranking, after, codes)
     # One extra hit tells whether another page exists.
@@ -94,16 +102,33 @@ def _search(
     return NearbyPage(total=found.total, items=items, next_cursor=next_cursor, ranking="distance", at=at)
 
 
-class _OpenOnly:
-    """LiveIndex.query() over just the merchants open at an instant: every merchant in the
-    radius is read and its hours evaluated once per page, so totals stay exact."""
-
-    def __init__(
-        self, session: Session, live: LiveIndex, query: NearbyQuery, codes: Sequence[int] | None, at: datetime
-    ) -> None:
+def _in_radius(
+    session: Session,
+    live: LiveIndex,
+    query: NearbyQuery,
+    codes: Sequence[int] | None,
+    at: datetime | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Every merchant in the radius that passes the text search and open_now, as (ids,
+    chord2, match scores), nearest first, ties by id: read once per page, so totals stay
+    exact. Without a text search every score is 1."""
+    if query.text is not None:
+        ids, chord2, scores = live.within_matching(query.text, query.lat, query.lon, query.radius_m, codes)
+    else:
         ids, chord2 = live.within(query.lat, query.lon, query.radius_m, codes)
-        keep = np.isin(ids, list(open_at(session, ids.tolist(), at)))
-        self.ids, self.chord2 = ids[keep], chord2[keep]
+        scores = np.ones(len(ids))
+    if query.open_now:
+        keep = np.isin(ids, list(open_at(session, ids.tolist(), query.at if at is None else at)))
+        ids, chord2, scores = ids[keep], chord2[keep], scores[keep]
+    return ids, chord2, scores
+
+
+class _Subset:
+    """LiveIndex.query() over given merchants in the radius (ids, chord2 nearest first):
+    those that pass a filter the index cannot apply (q, open_now)."""
+
+    def __init__(self, ids: npt.NDArray[np.int64], chord2: npt.NDArray[np.float64]) -> None:
+        self.ids, self.chord2 = ids, chord2
 
     def query(
         self,

@@ -1,4 +1,5 @@
-"""Nearby with has_deal or sort=deal_ending: found from the deals, which are few, not the index."""
+"""Nearby with has_deal or sort=deal_ending: found from the deals, which are few, not the index
+(a text search, q, keeps those of them that match it)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ def search_offers(
         at = EPOCH + timedelta(microseconds=after.at_us)  # every page is taken at the first page's instant
     found, best = deals.claimable_near(query.lat, query.lon, query.radius_m, at, query.categories)
     ids, chord2, ends = found.merchant_ids, found.chord2, found.ends_us
+    if query.text is not None:
+        keep = np.isin(ids, live.text_matches(query.text).ids)
+        ids, chord2, ends = ids[keep], chord2[keep], ends[keep]
     if query.open_now:
         opened = open_at(session, ids.tolist(), at)
         keep = np.isin(ids, np.fromiter(opened, dtype=np.int64, count=len(opened)))

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lbs.errors import InvalidParameter
+from lbs.search.words import TextQuery
 from lbs.services import cursors
 from lbs.services.deal_offers import MerchantOffer, deal_summary
 from lbs.services.deal_schedule import EARLIEST, LATEST
@@ -29,6 +30,7 @@ class NearbyQuery:
     has_deal: bool = False
     user_id: int | None = None  # whose history sort=relevance reads (None: anonymous)
     open_now: bool = False  # only merchants open at `at` (in their own zone)
+    text: TextQuery | None = None  # only merchants matching these words (q)
 
 
 @dataclass(frozen=True)
@@ -60,12 +62,22 @@ class PageCursor:
     ends_us: int | None = None
     at_us: int | None = None
     offset: int | None = None  # sort=relevance: how many results came before
+    score: float | None = None  # sort=relevance with q: the last item's relevance (nearby_text)
 
 
 def _fingerprint(query: NearbyQuery) -> str:
-    return cursors.fingerprint(
-        [query.lat, query.lon, query.radius_m, query.categories, query.sort, query.has_deal, query.open_now]
-    )
+    fields: list[object] = [
+        query.lat,
+        query.lon,
+        query.radius_m,
+        query.categories,
+        query.sort,
+        query.has_deal,
+        query.open_now,
+    ]
+    if query.text is not None:  # appended only when given: cursors of earlier releases still hold
+        fields.append(str(query.text))
+    return cursors.fingerprint(fields)
 
 
 def encode_cursor(
@@ -75,8 +87,11 @@ def encode_cursor(
     ends_us: int | None = None,
     at_us: int | None = None,
     offset: int | None = None,
+    score: float | None = None,
 ) -> str:
     fields: dict[str, Any] = {"q": _fingerprint(query), "d": chord2.hex(), "i": merchant_id}
+    if score is not None:
+        fields["s"] = score.hex()
     if ends_us is not None:
         fields["e"] = ends_us
     if at_us is not None:
@@ -96,22 +111,34 @@ def decode_cursor(query: NearbyQuery, token: str) -> PageCursor:
                 None if raw.get("e") is None else int(raw["e"]),
                 None if raw.get("t") is None else int(raw["t"]),
                 None if raw.get("o") is None else int(raw["o"]),
+                None if raw.get("s") is None else float.fromhex(raw["s"]),
             ),
             raw["q"],
         ),
     )
     instants = [us for us in (cursor.ends_us, cursor.at_us) if us is not None]
-    if any(not micros(EARLIEST) <= us <= micros(LATEST) for us in instants) or (
-        cursor.offset is not None and not 0 <= cursor.offset <= MAX_OFFSET
+    if (
+        any(not micros(EARLIEST) <= us <= micros(LATEST) for us in instants)
+        or (cursor.offset is not None and not 0 <= cursor.offset <= MAX_OFFSET)
+        or (cursor.score is not None and not 0.0 <= cursor.score <= 1.0)
     ):
         raise InvalidParameter("cursor", cursors.MALFORMED)
-    if fingerprint != _fingerprint(query) or (query.sort == "deal_ending") != (cursor.ends_us is not None):
+    if (
+        fingerprint != _fingerprint(query)
+        or (query.sort == "deal_ending") != (cursor.ends_us is not None)
+        or ranks_by_text(query) != (cursor.score is not None)
+    ):
         raise InvalidParameter(
             "cursor",
-            "cursor belongs to another query; keep lat, lon, radius_m, category, has_deal, open_now "
-            "and sort unchanged",
+            "cursor belongs to another query; keep lat, lon, radius_m, q, category, has_deal, "
+            "open_now and sort unchanged",
         )
     return cursor
+
+
+def ranks_by_text(query: NearbyQuery) -> bool:
+    """Whether the page is ranked by text relevance (lbs.services.nearby_text)."""
+    return query.text is not None and query.sort == "relevance" and not query.has_deal
 
 
 def micros(instant: datetime) -> int:

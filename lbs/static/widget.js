@@ -216,9 +216,25 @@
       });
     }
 
+    // The marker whose popup is open outlives a refresh (a popup's own autopan moves the map
+    // and so refreshes it): removing the marker would close the popup under the reader.
+    var opened = null, drawn = {};
+    function add(marker, key) {
+      marker.lbsKey = key;
+      drawn[key] = true;
+      if (opened && opened.lbsKey === key) return opened;
+      marker.on("popupopen", function () { opened = marker; });
+      marker.on("popupclose", function () {
+        if (opened === marker) opened = null;
+        if (!drawn[marker.lbsKey]) layer.removeLayer(marker);
+      });
+      return marker.addTo(layer);
+    }
+
     var generation = 0;
     function render(features, total, clustered) {
-      layer.clearLayers();
+      layer.eachLayer(function (marker) { if (marker !== opened) layer.removeLayer(marker); });
+      drawn = {};
       var byId = {};
       var withDeals = 0;
       features.forEach(function (f) {
@@ -227,18 +243,17 @@
         if (clustered && p.count > 1) {
           withDeals += p.with_deals;
           var title = p.count + " places" + (p.with_deals ? ", " + p.with_deals + " with a deal running" : "") + ": zoom in";
-          L.marker(at, { icon: clusterIcon(p.count, p.with_deals), title: title })
-            .on("click", function () { map.setView(at, Math.min(map.getZoom() + 2, map.getMaxZoom())); })
-            .addTo(layer);
+          add(L.marker(at, { icon: clusterIcon(p.count, p.with_deals), title: title }), "c" + f.id)
+            .on("click", function () { map.setView(at, Math.min(map.getZoom() + 2, map.getMaxZoom())); });
         } else if (clustered) {
           withDeals += p.with_deals;
-          singlePopup(L.marker(at, { icon: merchantIcon(null, p.with_deals > 0, f.id), title: "1 place" }).addTo(layer), at);
+          var single = L.marker(at, { icon: merchantIcon(null, p.with_deals > 0, f.id), title: "1 place" });
+          if (add(single, "s" + f.id) === single) singlePopup(single, at);
         } else {
           if (p.deal) withDeals += 1;
-          var marker = L.marker(at, { icon: merchantIcon(f.id, p.deal, null), title: p.name, zIndexOffset: p.deal ? 1000 : 0 })
-            .addTo(layer);
-          marker.bindPopup(popupContent(p), { minWidth: 200 });
-          byId[f.id] = marker;
+          var marker = L.marker(at, { icon: merchantIcon(f.id, p.deal, null), title: p.name, zIndexOffset: p.deal ? 1000 : 0 });
+          if (add(marker, "m" + f.id) === marker) marker.bindPopup(popupContent(p), { minWidth: 200 });
+          byId[f.id] = opened && opened.lbsKey === "m" + f.id ? opened : marker;
         }
       });
       note._div.innerHTML = "<b>" + total + "</b> places in view" +

@@ -287,6 +287,11 @@ def test_a_crowd_shows_whole_as_clusters_then_every_merchant_and_a_lone_one_as_i
         page.click(".lbs-marker[data-cell]")
         wait_until(page, "document.querySelector('.lbs-popup') !== null")
         assert "Lone" in page.inner_text(".lbs-popup") and "bakery" in page.inner_text(".lbs-popup")
+        # The map moves (a popup's autopan, a drag): the refresh keeps the open popup.
+        page.evaluate(f"{MAP}.lbsMap.panBy([60, 0])")
+        wait_until(page, f"{MAP}.dataset.lbsState === 'loading'")
+        wait_ready(page)
+        assert "Lone" in page.inner_text(".lbs-popup") and shown_total(page) == 131
         page.click(".leaflet-popup-close-button")
 
         # Zoom 17: every merchant in view, the API's pages of 100 walked to the end.

@@ -225,6 +225,13 @@ def test_the_map_shows_merchants_deals_claims_pans_clusters_and_finds_me(
         page.click(f".lbs-marker[data-id='{with_deal}']")
         assert page.wait_for_selector(".lbs-popup .lbs-code").inner_text() == code
         assert page.locator(".lbs-popup button.lbs-claim").count() == 0
+        # The next visit is the same person (the token kept): a claim past the deal's
+        # per-user limit shows the voucher held.
+        page.reload()
+        page.wait_for_selector(f".lbs-marker[data-id='{with_deal}']", timeout=15_000)
+        page.click(f".lbs-marker[data-id='{with_deal}']")
+        page.click(".lbs-popup button.lbs-claim")
+        assert page.wait_for_selector(".lbs-popup .lbs-code").inner_text() == code
 
         # The last unit goes to someone else meanwhile: the answer is said, nothing is held.
         other = requests.post(f"{server.base_url}/v1/users", timeout=10).json()["token"]

@@ -157,13 +157,21 @@ class MapPageParams(QueryModel):
     lat: float = Field(60.1699, ge=-90, le=90, allow_inf_nan=False)
     lon: float = Field(24.9384, ge=-180, le=180, allow_inf_nan=False)
     radius: float = Field(1000, gt=0, le=MAX_RADIUS_M, allow_inf_nan=False, description="metres shown")
+    merchant: int | None = Field(
+        None,
+        ge=1,
+        le=2**63 - 1,
+        description="open this merchant's popup (where an embedded map links to claim)",
+    )
 
 
 @pages.get("/map", doc_ui=False)
 def map_page(query: MapPageParams) -> str:
     """The widget on a page of its own, on this server's merchants."""
     tiles = runtime().settings.map_tiles_url
-    return render_template("map.html", lat=query.lat, lon=query.lon, radius=query.radius, tiles=tiles)
+    return render_template(
+        "map.html", lat=query.lat, lon=query.lon, radius=query.radius, merchant=query.merchant, tiles=tiles
+    )
 
 
 @pages.get("/widget.js", doc_ui=False)

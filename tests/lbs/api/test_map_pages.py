@@ -1,5 +1,6 @@
-"""/map and /widget.js: the page embeds the widget with its settings; the script and the
-vendored Leaflet are served from here (no CDN); bad page parameters are a 400."""
+"""/map and /widget.js: the page embeds the widget with its settings (and the merchant whose
+popup to open); the scripts, styles and the vendored Leaflet are served from here (no CDN);
+bad page parameters are a 400."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ def test_the_widget_and_leaflet_come_from_this_server(client: FlaskClient) -> No
     )
     assert leaflet.status_code == 200 and b"Leaflet 1.9.4" in leaflet.get_data()
     assert css.status_code == 200
+    assert "static/widget.css" in text and "static/widget-deals.js" in text
+    for path in ("/static/widget.css", "/static/widget-deals.js"):
+        assert client.get(path).status_code == 200, path
 
 
 def test_the_map_page_embeds_the_widget(make_app: Callable[..., OpenAPI]) -> None:
@@ -34,8 +38,16 @@ def test_the_map_page_embeds_the_widget(make_app: Callable[..., OpenAPI]) -> Non
     assert "data-lbs-map" in plain and 'data-lat="60.2"' in plain and 'data-radius="500.0"' in plain
     assert '<script src="/widget.js">' in plain and "data-tiles" not in plain
     assert 'data-tiles="https://tiles.example/{z}/{x}/{y}.png"' in tiled.get_data(as_text=True)
+    assert "data-merchant" not in plain
+
+
+def test_the_map_page_opens_a_merchant_an_embedded_map_links_to(client: FlaskClient) -> None:
+    page = client.get("/map?lat=60.2&lon=24.9&radius=150&merchant=42").get_data(as_text=True)
+
+    assert 'data-merchant="42"' in page
 
 
 def test_bad_map_page_parameters_are_a_400(client: FlaskClient) -> None:
     assert_problem(client.get("/map?lat=91"), 400, "lat")
     assert_problem(client.get("/map?radius=0"), 400, "radius")
+    assert_problem(client.get("/map?merchant=0"), 400, "merchant")

@@ -7,8 +7,7 @@ from pathlib import Path
 import click
 from sqlalchemy.orm import Session
 
-from lbs.cli_context import now, service_session, settings
-from lbs.db import make_engine
+from lbs.cli_context import database, now, service_session
 from lbs.errors import InvalidRows, where
 
 
@@ -23,7 +22,7 @@ def merchants_import(path: Path) -> None:
     """Import merchants from CSV or GeoJSON; a bad row aborts the whole file."""
     from lbs.services.imports import import_merchant_file
 
-    engine = make_engine(settings().database_url)
+    engine = database()
     try:
         with Session(engine) as session, session.begin():
             count = import_merchant_file(session, path, now())

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from lbs.db import make_engine
 from lbs.models import Deal, Merchant, User
+from lbs.services.database_identity import database_id
 from lbs.services.deal_book import DealBook
 from lbs.services.live_index import LiveIndex
 from lbs.services.relevance import ModelHolder
@@ -93,7 +94,11 @@ def main() -> None:
             book.load(session, datetime.now(UTC))
         return book
 
-    holder = ModelHolder(Path(args.model_dir), 0.0)
+    def this_database() -> str:
+        with Session(engine) as session:
+            return database_id(session)
+
+    holder = ModelHolder(Path(args.model_dir), 0.0, this_database)
     kept = []
     for name, build in (
         ("nearby index (LiveIndex)", load_index),

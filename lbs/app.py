@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from flask import Response, g, redirect, request
 from flask_cors import CORS
 from flask_openapi3 import Info, OpenAPI
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from lbs import metrics
 from lbs.api import api_keys, deals, events, maps, merchants, nearby, ops, users, vouchers
@@ -29,6 +30,7 @@ from lbs.config import Settings
 from lbs.db import make_engine, make_read_session_factory, make_session_factory
 from lbs.deadline import Deadlines
 from lbs.secret_key import load_secret_key
+from lbs.services.database_identity import database_id
 from lbs.services.deal_book import DealBook
 from lbs.services.event_buffer import EventBuffer
 from lbs.services.live_index import LiveIndex
@@ -81,7 +83,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
         live,
         load_secret_key(settings),
         RateLimits.from_settings(settings, engine),
-        ModelHolder(Path(settings.model_dir), settings.model_reload_s),
+        ModelHolder(Path(settings.model_dir), settings.model_reload_s, partial(_database_id, sessions)),
         book,
         EventBuffer(sessions, settings.event_flush_s, settings.event_buffer_rows),
         UserCache(settings.user_cache_s),
@@ -136,6 +138,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
                 read_engine.dispose()
     app.wsgi_app = Deadlines(app.wsgi_app, settings.request_timeout_s)  # type: ignore[method-assign]
     return app
+
+
+def _database_id(sessions: sessionmaker[Session]) -> str:
+    """This database's id, which a model must record to be used (ModelHolder)."""
+    with sessions() as session:
+        return database_id(session)
 
 
 def _register_unit_of_work(app: OpenAPI) -> None:

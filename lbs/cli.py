@@ -1,32 +1,38 @@
-"""The `lbs` command: database, serving, merchants, seeding, operator token."""
+"""The `lbs` command: database, serving, merchants, seeding, training, operator token."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import sys
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
+from alembic.util import CommandError
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from lbs import migrate
-from lbs.cli_context import now, service_session
+from lbs.cli_context import database, now, service_session
 from lbs.cli_context import settings as load_settings
+from lbs.cli_errors import Commands
 from lbs.cli_merchants import merchants
-from lbs.db import make_engine
+from lbs.cli_seed import seed
 from lbs.event_partitions import INTERVALS, PREMAKE, PartitioningUnavailable, partition_events
 
 
-@click.group()
+@click.group(cls=Commands, name="lbs")
+@click.version_option(package_name="lbs", prog_name="lbs")
 def main() -> None:
     """lbs: local merchants and deals near you. Configure with LBS_* environment variables."""
 
 
 main.add_command(merchants)
+main.add_command(seed)
 
 
 @main.group()
@@ -35,12 +41,27 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--revision", default="head", show_default=True)
+@click.option("--revision", default="head", show_default=True, help="a migration (0001, 0002, …) or head")
 def db_upgrade(revision: str) -> None:
     """Apply the migrations (creates the SQLite file or the PostGIS extension as needed)."""
-    settings = load_settings()
-    migrate.upgrade(make_engine(settings.database_url), revision)
-    click.echo(f"database at {revision}")
+    from lbs.services.database_identity import database_id
+
+    known = migrate.revisions()
+    if revision not in (*known, "head"):
+        raise click.BadParameter(
+            f"no migration {revision!r}: give one of {', '.join(known)} or head", param_hint="'--revision'"
+        )
+    engine = database(migrated=False)
+    try:
+        migrate.upgrade(engine, revision)
+    except CommandError as exc:  # e.g. a revision below the database's: upgrade does not go down
+        raise SystemExit(f"--revision {revision}: {exc}") from None
+    at = migrate.current(engine)
+    identity = ""
+    if at is not None and known.index(at) >= known.index("0008"):
+        with Session(engine) as session:
+            identity = f" (database id {database_id(session)}, which its models record)"
+    click.echo(f"database at migration {at}{identity}")
 
 
 @db.command("check")
@@ -71,9 +92,8 @@ def db_check() -> None:
 def db_partition_events(interval: str, premake: int) -> None:
     """PostgreSQL: partition the event log by time under pg_partman; again (daily, from cron):
     make the partitions ahead of now (docs/scaling.md)."""
-    settings = load_settings()
     try:
-        report = partition_events(make_engine(settings.database_url), interval, premake)
+        report = partition_events(database(), interval, premake)
     except PartitioningUnavailable as exc:
         raise SystemExit(f"not partitioned: {exc}") from None
     if report.converted:
@@ -110,85 +130,6 @@ def serve(bind: str | None, workers: int | None) -> None:
         "lbs.app:create_app()",
     ]
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
-
-
-@main.group()
-def seed() -> None:
-    """Seed data."""
-
-
-@seed.command("synthetic")
-@click.option("--merchants", "count", type=click.IntRange(1, 10_000_000), default=5000, show_default=True)
-@click.option("--users", type=click.IntRange(0, 10_000_000), default=0, show_default=True)
-@click.option("--days", type=click.IntRange(1, 365), default=30, show_default=True, help="of events")
-@click.option("--seed", "rng_seed", type=click.IntRange(0, 2**31 - 1), default=7, show_default=True)
-@click.option("--if-empty", is_flag=True, help="do nothing when merchants already exist")
-def seed_synthetic(count: int, users: int, days: int, rng_seed: int, if_empty: bool) -> None:
-    """A synthetic city around Helsinki: merchants with hours and deals, and (with --users)
-    people with hidden tastes and their impressions, clicks, claims, redemptions and visits,
-    bulk-loaded in one transaction. Deterministic for a seed; a seed loads once."""
-    import time
-
-    from sqlalchemy import func, select
-
-    from lbs.db import BEGIN_IMMEDIATE
-    from lbs.models import Merchant
-    from lbs.secret_key import load_secret_key
-    from seed import loader
-
-    settings = load_settings()
-    engine = make_engine(settings.database_url)
-    started = time.perf_counter()
-    with Session(engine) as session:
-        session.connection(execution_options={BEGIN_IMMEDIATE: True})
-        if if_empty and session.execute(select(func.count()).select_from(Merchant)).scalar_one():
-            click.echo("merchants exist; not seeding")
-            return
-        if loader.is_loaded(session, rng_seed):
-            click.echo(f"the synthetic city of seed {rng_seed} is already loaded; not seeding")
-            return
-        spec = loader.Spec(merchants=count, users=users, days=days, seed=rng_seed)
-        # Vouchers (codes keyed by the deployment's secret) come only with people.
-        secret_key = load_secret_key(settings) if users else b""
-        loaded = loader.load(session, spec, now(), secret_key, click.echo)
-        session.commit()
-    total = sum(loaded.counts.values())
-    click.echo(f"seeded {total:,} rows in {time.perf_counter() - started:.1f} s")
-
-
-@seed.command("osm")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def seed_osm(path: Path) -> None:
-    """Merchants from an OpenStreetMap extract (.osm.pbf); a re-import updates them."""
-    from lbs.services.merchants import upsert_by_source_ref
-    from seed import osm
-
-    found = osm.read(path)
-    engine = make_engine(load_settings().database_url)
-    with Session(engine) as session, session.begin():
-        done = upsert_by_source_ref(session, list(found.rows.items()), now())
-    click.echo(
-        f"{len(found.rows)} merchants from {path.name}: {done.inserted} new, {done.updated} updated, "
-        f"{done.unchanged} unchanged ({osm.ATTRIBUTION})"
-    )
-    for what, n in sorted({**found.skipped, **found.repaired}.items()):
-        click.echo(f"  {what}: {n}")
-
-
-@seed.command("foursquare")
-@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def seed_foursquare(directory: Path) -> None:
-    """Foursquare check-ins (venues, users, visits at their real times); a re-import adds nothing twice."""
-    from seed import foursquare
-
-    engine = make_engine(load_settings().database_url)
-    with Session(engine) as session, session.begin():
-        loaded = foursquare.load(session, directory, now())
-    click.echo(
-        f"{loaded.venues} new venues, {loaded.users} users, {loaded.visits} new visits from {directory}"
-    )
-    for what, n in sorted(loaded.counts.items()):
-        click.echo(f"  {what}: {n}")
 
 
 @main.command()
@@ -234,7 +175,7 @@ def evaluate(checkins: Path, pois: Path, radius_m: float, out: Path) -> None:
     "--until",
     type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
     default=None,
-    help="end of the window, UTC [default: now] (e.g. 2013-09-30 for the Foursquare check-ins)",
+    help="end of the window, UTC [default: now] (e.g. 2013-10-01 for the Foursquare check-ins)",
 )
 def train(days: int, radius_m: float, until: datetime | None) -> None:
     """Train the ranking model on the event log; API workers pick it up within LBS_MODEL_RELOAD_S."""
@@ -244,12 +185,13 @@ def train(days: int, radius_m: float, until: datetime | None) -> None:
 def _train(days: int, radius_m: float, until: datetime | None = None) -> None:
     import time
 
-    from lbs.training import train_from_events
+    from lbs.training import train_from_events, visit_span
     from recommender import artifact
     from recommender.training import NotEnoughHistory
 
     settings = load_settings()
-    engine = make_engine(settings.database_url)
+    engine = database()
+    end = until or now()
     started = time.perf_counter()
     step, step_started = "read the events and the merchants", started
 
@@ -262,9 +204,11 @@ def _train(days: int, radius_m: float, until: datetime | None = None) -> None:
 
     try:
         with Session(engine) as session:
-            model = train_from_events(session, until or now(), days, radius_m, progress=progress)
+            model = train_from_events(session, end, days, radius_m, progress=progress)
     except NotEnoughHistory as exc:
-        raise SystemExit(f"not trained: {exc}") from None
+        with Session(engine) as session:
+            hint = _window_hint(visit_span(session), end, days)
+        raise SystemExit(f"not trained: {exc}{hint}") from None
     progress("save the model")
     path = artifact.save(model, Path(settings.model_dir), now())
     progress("")
@@ -285,6 +229,25 @@ def _train(days: int, radius_m: float, until: datetime | None = None) -> None:
     click.echo(f"wrote {path}")
 
 
+def _window_hint(span: tuple[datetime, datetime] | None, end: datetime, days: int) -> str:
+    """What to try when the window had too little: visits outside it, or none at all."""
+    if span is None:
+        return (
+            "; the event log has no visits at all: load some first (lbs seed foursquare DIR, "
+            "lbs seed synthetic --users N) or serve requests that record them"
+        )
+    first, last = span
+    if first >= end - timedelta(days=days) and last < end:
+        return ""  # the window holds every visit there is
+    until = datetime.combine((last + timedelta(days=1)).date(), datetime.min.time(), UTC)
+    need = min(math.ceil((until - first) / timedelta(days=1)), 3650)
+    return (
+        f"; the event log's visits run from {first:%Y-%m-%d} to {last:%Y-%m-%d}, and this window is "
+        f"the {days} days before {end:%Y-%m-%d %H:%M} UTC: train on them with --until {until:%Y-%m-%d} "
+        f"--days {need}"
+    )
+
+
 @main.command()
 @click.option("--reset", is_flag=True, help="drop every table, model and row first, then seed again")
 @click.option(
@@ -302,14 +265,12 @@ def demo(reset: bool, osm_path: Path | None, users: int) -> None:
     """
     import shutil
 
-    from lbs import migrate
     from lbs.db import BEGIN_IMMEDIATE
     from lbs.secret_key import load_secret_key
-    from recommender import artifact
     from seed import demo as city
 
     settings = load_settings()
-    engine = make_engine(settings.database_url)
+    engine = database(migrated=False)
     if reset:
         migrate.downgrade(engine, "base")
         shutil.rmtree(settings.model_dir, ignore_errors=True)
@@ -324,10 +285,29 @@ def demo(reset: bool, osm_path: Path | None, users: int) -> None:
         session.commit()
     with Session(engine) as session, session.begin():
         city.try_deals(session, now(), click.echo)
-    if artifact.current(Path(settings.model_dir)) is None:
-        _train(params.days + 1, 2000.0)
-    else:
+    problem = _model_problem(engine, Path(settings.model_dir))
+    if problem is None:
         click.echo("model: already there")
+    else:
+        click.echo(f"model: {problem}; training one")
+        _train(params.days + 1, 2000.0)
+
+
+def _model_problem(engine: Engine, directory: Path) -> str | None:
+    """Why the newest model in ``directory`` will not serve this database (None: it will)."""
+    from lbs.services.database_identity import database_id
+    from recommender import artifact
+
+    path = artifact.current(directory)
+    if path is None:
+        return f"none in {directory}"
+    with Session(engine) as session:
+        ours = database_id(session)
+    try:
+        artifact.check_database(path, artifact.read_meta(path), ours)
+    except artifact.ArtifactError as exc:
+        return str(exc).split(";")[0]
+    return None
 
 
 @main.command("operator-token")
@@ -358,3 +338,7 @@ def operator_token(keep_in: Path | None) -> None:
         if not token.startswith("lbs_op_"):
             raise click.ClickException(f"{keep_in}: not an operator token (lbs_op_…); remove it to make one")
     click.echo(f"LBS_OPERATOR_TOKEN_SHA256={sha256_hex(token)}")
+
+
+if __name__ == "__main__":  # python -m lbs.cli
+    main()

@@ -1,5 +1,6 @@
 """What every `lbs` command reads: the settings (a configuration error is a one-line exit,
-not a traceback), the time, and a session whose refusals are one-line exits too."""
+not a traceback), the time, the database (unreachable or not migrated: a one-line exit),
+and a session whose refusals are one-line exits too."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from lbs.cli_errors import require_schema
 from lbs.config import Settings
 from lbs.db import make_engine
 from lbs.errors import LbsError
@@ -25,11 +28,20 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def database(*, migrated: bool = True) -> Engine:
+    """The configured database, checked to be reachable and (``migrated``) at the newest
+    migration."""
+    url = settings().database_url
+    engine = make_engine(url)
+    require_schema(engine, url, migrated=migrated)
+    return engine
+
+
 @contextmanager
 def service_session() -> Iterator[Session]:
     """A session on the configured database, in a transaction committed at the end; a
     service's refusal (LbsError) is a one-line exit with its detail."""
-    engine = make_engine(settings().database_url)
+    engine = database()
     try:
         with Session(engine) as session, session.begin():
             yield session

@@ -7,8 +7,7 @@ from pathlib import Path
 import click
 from sqlalchemy.orm import Session
 
-from lbs.cli_context import now, service_session, settings
-from lbs.db import make_engine
+from lbs.cli_context import database, now, service_session
 from lbs.errors import InvalidRows, where
 
 
@@ -19,19 +18,27 @@ def merchants() -> None:
 
 @merchants.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def merchants_import(path: Path) -> None:
-    """Import merchants from CSV or GeoJSON; a bad row aborts the whole file."""
+@click.option(
+    "--keep-positions", is_flag=True, help="import positions that look like lat and lon swapped as they are"
+)
+def merchants_import(path: Path, keep_positions: bool) -> None:
+    """Import merchants from CSV or GeoJSON; a bad row aborts the whole file. Importing a
+    file again updates its merchants (by their ref, else by name and position)."""
     from lbs.services.imports import import_merchant_file
 
-    engine = make_engine(settings().database_url)
+    engine = database()
     try:
         with Session(engine) as session, session.begin():
-            count = import_merchant_file(session, path, now())
+            done = import_merchant_file(session, path, now(), keep_positions=keep_positions)
     except InvalidRows as exc:
         for error in exc.errors:
             click.echo(f"{path}:{where(error)}: {error['field']}: {error['message']}", err=True)
         raise SystemExit(f"{len(exc.errors)} error(s); nothing was imported") from None
-    click.echo(f"imported {count} merchants")
+    total = done.inserted + done.updated + done.unchanged
+    click.echo(
+        f"imported {total} merchants from {path.name}: {done.inserted} new, {done.updated} updated, "
+        f"{done.unchanged} unchanged"
+    )
 
 
 @merchants.command("api-key")

@@ -7,8 +7,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
+
 MAX_RADIUS_M = 50_000
 MAX_LIMIT = 100
+
+
+DATABASE_URL_FORMS = "sqlite:///PATH or postgresql+psycopg://USER[:PASSWORD]@HOST:5432/DBNAME"
+
+
+def _check_database_url(name: str, url: str) -> None:
+    """A URL SQLAlchemy cannot parse, or of a database lbs does not run on, is a configuration
+    error (said without the value, which may hold a password)."""
+    if not url and name == "database_read_url":
+        return
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError:
+        backend = ""
+    if backend not in ("sqlite", "postgresql"):
+        raise ValueError(
+            f"LBS_{name.upper()} is not a SQLite or PostgreSQL URL; expected {DATABASE_URL_FORMS}"
+        )
 
 
 @dataclass(frozen=True)
@@ -86,6 +107,8 @@ class Settings:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for name in ("database_url", "database_read_url"):
+            _check_database_url(name, getattr(self, name))
         if self.metrics_access not in ("operator", "public"):
             raise ValueError(f"LBS_METRICS_ACCESS={self.metrics_access!r}: expected operator or public")
         try:

@@ -136,3 +136,13 @@ class TooManyRequests(LbsError):
     def __init__(self, detail: str, retry_after_s: int) -> None:
         super().__init__(detail, retry_after_s=retry_after_s)
         self.headers["Retry-After"] = str(retry_after_s)
+
+
+class InputFileError(ValueError):
+    """A file or directory an operator gave a command is not what it reads (an extract that
+    is not PBF, a directory without the check-in files): not an API error; `lbs` prints
+    ``str()``, one line naming the path, the problem and what to give instead."""
+
+    def __init__(self, path: object, problem: str, hint: str) -> None:
+        super().__init__(f"{path}: {problem}; {hint}")
+        self.path = path

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
+from lbs.errors import InputFileError
 from lbs.geo.distance import chord2_to_m
 from lbs.geo.radius_grid import RadiusGrid
 from recommender import training
@@ -37,15 +39,30 @@ class Venues:
     lons: FloatArray
 
 
+def _read_table(path: Path, columns: str) -> npt.NDArray[np.float64]:
+    """Rows of at least three tab-separated numbers; anything else raises InputFileError."""
+    try:
+        table = np.loadtxt(path, delimiter="\t", dtype=np.float64, ndmin=2)
+    except ValueError as exc:
+        raise InputFileError(
+            path, f"not tab-separated numbers ({exc})", f"give a file of lines: {columns}"
+        ) from None
+    if table.shape[1] < 3:
+        raise InputFileError(
+            path, f"{table.shape[1]} column(s) where 3 are read", f"give a file of lines: {columns}"
+        )
+    return table
+
+
 def read_checkins(path: Path) -> Checkins:
     """user, venue, unix time, tab-separated."""
-    table = np.loadtxt(path, delimiter="\t", dtype=np.float64, ndmin=2)
+    table = _read_table(path, "user, venue, unix time (tab-separated, as Foursquare_checkins.txt)")
     return Checkins.of(table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2])
 
 
 def read_venues(path: Path) -> Venues:
     """venue, latitude, longitude, tab-separated."""
-    table = np.loadtxt(path, delimiter="\t", dtype=np.float64, ndmin=2)
+    table = _read_table(path, "venue, latitude, longitude (tab-separated, as Foursquare_poi_coos.txt)")
     return Venues(table[:, 0].astype(np.int64), table[:, 1], table[:, 2])
 
 

@@ -12,12 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import Connection, Engine, SmallInteger, case, cast, select
+from sqlalchemy import Connection, Engine, SmallInteger, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from lbs.column_reads import read_columns
 from lbs.evaluation import Venues, VenuesAround, candidate_source
 from lbs.models import Event, Merchant
+from lbs.services.database_identity import database_id
 from recommender import training
 from recommender.model import Model
 
@@ -66,8 +67,10 @@ def train_from_events(
     params: training.TrainParams | None = None,
     progress: training.Progress | None = None,
 ) -> Model:
-    """A model of the last ``days`` of events; raises training.NotEnoughHistory."""
+    """A model of the last ``days`` of events, bound to this database (its meta's
+    database_id: workers of another database refuse it); raises training.NotEnoughHistory."""
     params = params or training.TrainParams()
+    bound_to = database_id(session)
     kinds = tuple(k for k, weight in params.weighting.kinds.items() if weight > 0)
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
@@ -82,4 +85,16 @@ def train_from_events(
         candidates = candidate_source(read_merchants(session), radius_m)
     model = training.train(data, candidates, params, progress)
     model.meta["radius_m"] = radius_m
+    model.meta["database_id"] = bound_to
     return model
+
+
+def visit_span(session: Session) -> tuple[datetime, datetime] | None:
+    """When the event log's first and last visits happened (None: it has none): what to
+    suggest when a window finds none (check-ins imported from 2013 are years before now)."""
+    first, last = session.execute(
+        select(func.min(Event.occurred_at), func.max(Event.occurred_at)).where(
+            Event.kind.in_(training.VISIT_KINDS), Event.merchant_id.is_not(None)
+        )
+    ).one()
+    return None if first is None else (first, last)

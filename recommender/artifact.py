@@ -12,6 +12,11 @@ about 1 GB of arrays), and a worker only pages in what its requests read. Arrays
 from the fitted ones (unit ALS factors, norms, totals, the id -> column table) are saved
 too, so that no worker computes a private copy of them.
 
+A model is bound to the data it was trained on: the caller records an id of that data
+in the model's meta (``database_id``; lbs stores one per database) and passes the id of
+the data it serves to load(), which refuses a model of other data (ForeignModel), so that
+ids of one database never rank the merchants of another.
+
 Format 1 (one .npz, read into memory) still loads; FORMAT names the current one.
 """
 
@@ -47,6 +52,10 @@ _SPARSE = ("transitions", "first_transitions")
 
 class ArtifactError(ValueError):
     """A model that is missing, unreadable or of another format."""
+
+
+class ForeignModel(ArtifactError):
+    """A model trained on other data than the caller serves (or that records none)."""
 
 
 def _sync_directory(path: Path) -> None:
@@ -146,8 +155,12 @@ def current(directory: Path) -> Path | None:
     return directory / name if name else None
 
 
-def load(path: Path) -> Model:
-    """The model at ``path`` (format 2: arrays memory-mapped; format 1: read into memory)."""
+def load(path: Path, database_id: str | None = None) -> Model:
+    """The model at ``path`` (format 2: arrays memory-mapped; format 1: read into memory).
+    With ``database_id``, a model whose meta records another one (or none) is refused:
+    ForeignModel, before any array is read."""
+    if database_id is not None:
+        check_database(path, read_meta(path), database_id)
     try:
         if path.is_dir():
             return _load_directory(path)
@@ -163,6 +176,37 @@ def load(path: Path) -> Model:
         lightgbm.basic.LightGBMError,
     ) as exc:
         raise ArtifactError(f"{path}: not a readable model ({type(exc).__name__}: {exc})") from exc
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """The metadata of the model at ``path``, without its arrays."""
+    try:
+        if path.is_dir():
+            meta = json.loads((path / META).read_text())
+        else:
+            with np.load(path, allow_pickle=False) as stored:
+                meta = json.loads(stored["meta"].tobytes())
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise ArtifactError(f"{path}: not a readable model ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(meta, dict):
+        raise ArtifactError(f"{path}: not a readable model (its metadata is not an object)")
+    return meta
+
+
+def check_database(path: Path, meta: Mapping[str, Any], database_id: str) -> None:
+    """Raise ForeignModel unless the model's meta records ``database_id``."""
+    theirs = meta.get("database_id")
+    if theirs == database_id:
+        return
+    if theirs is None:
+        raise ForeignModel(
+            f"{path.name} records no database (trained before models were bound to theirs); "
+            "train one on this database (lbs train)"
+        )
+    raise ForeignModel(
+        f"{path.name} was trained on database {theirs}, not on this one ({database_id}); train one on "
+        "this database (lbs train), or point LBS_MODEL_DIR at this database's models"
+    )
 
 
 def _load_directory(path: Path) -> Model:

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lbs.categories import Category
+from lbs.errors import InputFileError
 from lbs.evaluation import read_checkins, read_venues
 from lbs.models import Event, Merchant
 from lbs.services.events import record_events
@@ -39,7 +40,23 @@ class Loaded:
     counts: Counter[str] = field(default_factory=Counter)  # what was skipped, and why
 
 
+def check_directory(directory: Path) -> None:
+    """Raise InputFileError unless ``directory`` holds both files (naming a directory below
+    it that does, when one does: ../shared/data instead of ../shared/data/foursquare-us)."""
+    missing = [name for name in (VENUES, CHECKINS) if not (directory / name).is_file()]
+    if not missing:
+        return
+    below = sorted(p.parent for p in directory.glob(f"*/{VENUES}") if (p.parent / CHECKINS).is_file())
+    hint = (
+        f"did you mean {below[0]}?"
+        if below
+        else f"give the directory that holds {VENUES} and {CHECKINS} (e.g. ../shared/data/foursquare-us)"
+    )
+    raise InputFileError(directory, f"no {' or '.join(missing)} in this directory", hint)
+
+
 def load(session: Session, directory: Path, now: datetime) -> Loaded:
+    check_directory(directory)
     venues, checkins = read_venues(directory / VENUES), read_checkins(directory / CHECKINS)
     loaded = Loaded()
     merchants = [

@@ -26,6 +26,7 @@ import shapely.wkb
 from pydantic import ValidationError
 
 from lbs.categories import Category
+from lbs.errors import InputFileError
 from lbs.services.merchants import ATTRIBUTIONS, MerchantFields
 
 ATTRIBUTION = ATTRIBUTIONS["osm"]
@@ -221,7 +222,20 @@ def _area_position(area: osmium.osm.Area) -> tuple[float, float] | None:
 
 
 def read(path: Path) -> OsmMerchants:
-    """Merchants of an .osm.pbf extract, keyed "osm:node/<id>", "osm:way/<id>" or "osm:relation/<id>"."""
+    """Merchants of an .osm.pbf extract, keyed "osm:node/<id>", "osm:way/<id>" or "osm:relation/<id>";
+    a file osmium cannot read raises InputFileError."""
+    try:
+        return _read(path)
+    except RuntimeError as exc:  # osmium's reader: "PBF error: invalid BlobHeader size", …
+        raise InputFileError(
+            path,
+            f"not an OpenStreetMap extract osmium can read ({str(exc).strip()})",
+            "give an .osm.pbf file such as ../shared/data/osm-helsinki/Helsinki.osm.pbf "
+            "(extracts: https://download.geofabrik.de)",
+        ) from None
+
+
+def _read(path: Path) -> OsmMerchants:
     found = OsmMerchants()
     named = (
         osmium.FileProcessor(str(path))

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from lbs.categories import Category
 from lbs.models import Merchant
+from lbs.services.database_identity import database_id
 from lbs.services.merchants import MerchantFields, import_merchants
-from recommender.synthetic import Town
+from recommender import training
+from recommender.model import Model
+from recommender.ranker import RankerParams
+from recommender.synthetic import Town, town
 from tests.oracle import Points, destination
 
 CATEGORIES = [c.value for c in Category]
@@ -58,6 +63,32 @@ def seed_town(engine: Engine, world: Town) -> dict[int, int]:
         for i, lat, lon in zip(world.item_ids, world.lats, world.lons, strict=True)
     ]
     return {int(i): s.id for i, s in zip(world.item_ids, seed(engine, rows), strict=True)}
+
+
+def this_database(engine: Engine) -> str:
+    with Session(engine) as session:
+        return database_id(session)
+
+
+def town_trainer(engine: Engine) -> tuple[Callable[[str], Model], str]:
+    """A small synthetic town seeded as merchants; a function training a quick model of its
+    visits bound to a given database id, and a nearby path in the town."""
+    world = town(users=40, visits_per_user=30)
+    id_of = seed_town(engine, world)
+    item_of = {merchant_id: item for item, merchant_id in id_of.items()}
+    items = [id_of[int(i)] for i in world.items]
+    data = training.Interactions.visits_only(world.users, items, world.times)
+
+    def candidates(item: int) -> tuple[list[int], Any]:
+        ids, distances = world.candidates_of(3000)(item_of[item])
+        return [id_of[int(i)] for i in ids], distances
+
+    def train(bound_to: str) -> Model:
+        model = training.train(data, candidates, training.TrainParams(ranker=RankerParams(rounds=20)))
+        model.meta["database_id"] = bound_to
+        return model
+
+    return train, f"/v1/nearby?lat={world.lats[0]}&lon={world.lons[0]}&radius_m=3000"
 
 
 def scatter(

@@ -50,6 +50,13 @@ class ReadyOut(Out):
     index_merchants: int = Field(description="merchants in this worker's nearby index")
     index_revision: int
     rate_limit_store: Literal["ok", "unreachable"]
+    model: str | None = Field(
+        description="version of the ranking model in use (sort=relevance); null: none, distance order"
+    )
+    model_problem: str | None = Field(
+        description="why the newest model in LBS_MODEL_DIR is not the one in use (e.g. trained on another "
+        "database); null when it is, or when there is none"
+    )
 
 
 @bp.get("/healthz", responses={200: HealthOut})
@@ -61,7 +68,8 @@ def healthz() -> dict[str, Any]:
 @bp.get("/readyz", responses={200: ReadyOut})
 def readyz() -> dict[str, Any]:
     """The database answers and the nearby index is loaded (503 otherwise); "degraded" while
-    the rate-limit store is unreachable (new users and redemptions answer 503 meanwhile)."""
+    the rate-limit store is unreachable (new users and redemptions answer 503 meanwhile).
+    The ranking model in use, and why the newest is not (still ready: ranking falls back)."""
     rt = runtime()
     live = rt.live_index
     try:
@@ -70,11 +78,14 @@ def readyz() -> dict[str, Any]:
     except Exception as exc:  # any failure here means "not ready", as a 503
         raise NotReady(f"database unreachable or not migrated: {type(exc).__name__}") from exc
     store = rt.rate_limits.store_reachable()
+    model = rt.models.get()
     return {
         "status": "ready" if store else "degraded",
         "index_merchants": live.size,
         "index_revision": live.revision,
         "rate_limit_store": "ok" if store else "unreachable",
+        "model": None if model is None else model.meta.get("version"),
+        "model_problem": rt.models.problem,
     }
 
 

@@ -3,6 +3,7 @@
 from lbs.models.base import Base, BigId, UTCDateTime
 from lbs.models.deals import Deal, UserDealClaims, Voucher
 from lbs.models.events import Event
+from lbs.models.identity import DatabaseIdentity
 from lbs.models.merchants import Merchant, MerchantApiKey, RevisionCounter, merchant_geography
 from lbs.models.rate_limits import RateLimitCounter
 from lbs.models.users import User
@@ -10,6 +11,7 @@ from lbs.models.users import User
 __all__ = [
     "Base",
     "BigId",
+    "DatabaseIdentity",
     "Deal",
     "Event",
     "Merchant",

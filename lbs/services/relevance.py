@@ -50,19 +50,30 @@ ORIGIN_M = 200.0
 
 
 class ModelHolder:
-    """The newest model of a directory, re-read when its CURRENT pointer changes."""
+    """The newest model of a directory, re-read when its CURRENT pointer changes; only a
+    model trained on this database (``database_id`` reads its id) is used: one of another
+    database is refused, logged and reported (``problem``, shown by /readyz), and ranking
+    goes on with the model held before, else without one (distance)."""
 
     def __init__(
-        self, directory: Path | None, reload_s: float, clock: Callable[[], float] = time.monotonic
+        self,
+        directory: Path | None,
+        reload_s: float,
+        database_id: Callable[[], str],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.directory = directory
         self.reload_s = reload_s
+        self._read_database_id = database_id
+        self._database_id: str | None = None
         self._clock = clock
         self._lock = threading.Lock()
         self._model: Model | None = None
         self._path: Path | None = None
+        self._refused: Path | None = None
         self._checked_at = float("-inf")
         self._popular_at = 0.0
+        self.problem: str | None = None  # why CURRENT's model is not the one in use
 
     def get(self) -> Model | None:
         if self.directory is None:
@@ -71,21 +82,33 @@ class ModelHolder:
             try:  # one thread checks; the others keep the model they have meanwhile
                 self._checked_at = self._clock()
                 path = artifact.current(self.directory)
-                if path is not None and path != self._path:
+                if path is not None and path not in (self._path, self._refused):
                     self._load(path)
             finally:
                 self._lock.release()
         return self._model
 
     def _load(self, path: Path) -> None:
+        if self._database_id is None:
+            try:
+                self._database_id = self._read_database_id()
+            except Exception as exc:  # the model waits for the database; the request goes on
+                log.warning("model %s not loaded yet: this database's id unreadable (%s)", path.name, exc)
+                return
         try:
-            model = artifact.load(path)
+            model = artifact.load(path, self._database_id)
+        except artifact.ForeignModel as exc:
+            self._refused, self.problem = path, f"refused: {exc}"
+            kept = "the previous model" if self._model is not None else "no model (distance order)"
+            log.error("model refused, ranking with %s: %s", kept, exc)
+            return
         except artifact.ArtifactError as exc:
+            self.problem = f"not loaded: {exc}"
             log.error("model not loaded, keeping the previous one: %s", exc)
             return
         known = model.signals.popularity[model.signals.popularity > 0]
         self._popular_at = float(np.quantile(known, POPULAR_QUANTILE)) if len(known) else np.inf
-        self._model, self._path = model, path
+        self._model, self._path, self._refused, self.problem = model, path, None, None
         log.info("model %s loaded", model.meta.get("version"))
 
     @property

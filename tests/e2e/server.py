@@ -31,6 +31,8 @@ class Server:
     access_log: Path
     error_log: Path
     master_pid: int = 0
+    # The application's own log (standard error: lbs.app's logging.basicConfig).
+    app_log: Path | None = None
 
     def get(
         self, path: str, tag: str, headers: Mapping[str, str] | None = None, **kwargs: object
@@ -111,7 +113,8 @@ def gunicorn(
     (lbs/gunicorn_conf.py: preloaded app, LBS_THREADS threads), the options below winning.
     """
     port = free_port()
-    server = Server(f"http://127.0.0.1:{port}", directory / "access.log", directory / "gunicorn.log")
+    logs = [directory / name for name in ("access.log", "gunicorn.log", "app.log")]
+    server = Server(f"http://127.0.0.1:{port}", logs[0], logs[1], app_log=logs[2])
     environ = {
         **os.environ,
         "LBS_DATABASE_URL": database_url,
@@ -132,9 +135,9 @@ def gunicorn(
         "--graceful-timeout", "5",
         "lbs.app:create_app()",
     ]  # fmt: skip
-    process = subprocess.Popen(
-        command, cwd=REPO, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    assert server.app_log is not None
+    with server.app_log.open("wb") as app_log:
+        process = subprocess.Popen(command, cwd=REPO, env=environ, stdout=subprocess.DEVNULL, stderr=app_log)
     server.master_pid = process.pid
     try:
         _wait_until_ready(server, process)

@@ -1,5 +1,7 @@
 """A model written while gunicorn runs is in use by every worker within LBS_MODEL_RELOAD_S,
-without a restart (the documented delay), and a damaged file never replaces a good one."""
+without a restart (the documented delay), a damaged file never replaces a good one, and a
+model of another database is refused by every worker (the log, /readyz), which rank by
+distance meanwhile."""
 
 from __future__ import annotations
 
@@ -10,12 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from recommender import artifact, training
-from recommender.ranker import RankerParams
-from recommender.synthetic import town
+from recommender import artifact
 from tests.conftest import OPERATOR_TOKEN_SHA256
 from tests.e2e.server import Server, gunicorn
-from tests.factories import seed_town
+from tests.factories import this_database, town_trainer
 
 RELOAD_S = 1.0
 MARGIN_S = 2.0
@@ -42,20 +42,10 @@ def versions(server: Server, prefix: str, path: str, n: int = 30) -> tuple[set[s
 def test_every_worker_switches_to_a_new_model_within_the_delay(
     engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
-    world = town(users=40, visits_per_user=30)
-    id_of = seed_town(engine, world)
-    item_of = {merchant_id: item for item, merchant_id in id_of.items()}
-    items = [id_of[int(i)] for i in world.items]
-    data = training.Interactions.visits_only(world.users, items, world.times)
-
-    def candidates(item: int):  # type: ignore[no-untyped-def]
-        ids, distances = world.candidates_of(3000)(item_of[item])
-        return [id_of[int(i)] for i in ids], distances
-
-    params = training.TrainParams(ranker=RankerParams(rounds=20))
+    train, path = town_trainer(engine)
+    ours = this_database(engine)
     models = tmp_path / "models"
-    first = artifact.save(training.train(data, candidates, params), models)
-    path = f"/v1/nearby?lat={world.lats[0]}&lon={world.lons[0]}&radius_m=3000"
+    first = artifact.save(train(ours), models)
     env = {"LBS_MODEL_DIR": str(models), "LBS_MODEL_RELOAD_S": str(RELOAD_S)}
     with gunicorn(database_url, tmp_path, OPERATOR_TOKEN_SHA256, workers=WORKERS, env=env) as server:
         server.wait_for_workers(WORKERS)
@@ -74,7 +64,7 @@ def test_every_worker_switches_to_a_new_model_within_the_delay(
             assert seen == good
             rounds += 1
 
-        second = artifact.save(training.train(data, candidates, params), models)
+        second = artifact.save(train(ours), models)
         written = time.monotonic()
         wanted = {artifact.load(second).meta["version"]}
         rounds = 0
@@ -84,3 +74,27 @@ def test_every_worker_switches_to_a_new_model_within_the_delay(
                 break
             assert time.monotonic() - written < RELOAD_S + MARGIN_S, f"still {seen} after the delay"
             rounds += 1
+
+
+def test_every_worker_refuses_a_model_of_another_database_and_ranks_by_distance(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    train, path = town_trainer(engine)
+    models = tmp_path / "models"
+    foreign = artifact.save(train("another-database"), models)
+    env = {"LBS_MODEL_DIR": str(models), "LBS_MODEL_RELOAD_S": str(RELOAD_S)}
+    with gunicorn(database_url, tmp_path, OPERATOR_TOKEN_SHA256, workers=WORKERS, env=env) as server:
+        server.wait_for_workers(WORKERS)
+        seen, workers = versions(server, "foreign", path)
+        rankings = {server.get(path, f"ranking-{i}").json()["ranking"] for i in range(12)}
+        ready = server.get("/readyz", "ready")
+        assert server.app_log is not None
+        log = server.app_log.read_text()
+
+    assert seen == {None} and len(workers) == WORKERS  # no worker used it
+    assert rankings == {"distance"}
+    assert ready.status_code == 200 and ready.json()["model"] is None
+    problem = ready.json()["model_problem"]
+    assert f"{foreign.name} was trained on database another-database" in problem
+    assert this_database(engine) in problem
+    assert log.count(f"model refused, ranking with no model (distance order): {foreign.name}") == WORKERS

@@ -4,6 +4,7 @@ model whose writing failed is never read, and the format-1 .npz still loads."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -174,3 +175,19 @@ def test_a_format_1_model_still_loads_into_memory(model: Model, world: Town, tmp
     assert loaded.meta["format"] == 1 and loaded.meta["version"] == "v1"
     assert not mapped(loaded.signals.als.item_factors)
     np.testing.assert_array_equal(scores(loaded, world), scores(model, world))
+
+
+def test_a_model_loads_only_for_the_data_it_records(model: Model, world: Town, tmp_path: Path) -> None:
+    bound = replace(model, meta={**model.meta, "database_id": "db-a"})
+    path = artifact.save(bound, tmp_path / "models")
+    (tmp_path / "v1").mkdir()
+    write_format_1(model, tmp_path / "v1" / "model-v1.npz")  # from before models recorded theirs
+
+    np.testing.assert_array_equal(scores(artifact.load(path, "db-a"), world), scores(model, world))
+    assert artifact.load(path).meta["database_id"] == "db-a"  # no id asked: no check
+    with pytest.raises(
+        artifact.ForeignModel, match=f"^{re.escape(path.name)} was trained on database db-a, not on this one"
+    ):
+        artifact.load(path, "db-b")
+    with pytest.raises(artifact.ForeignModel, match=r"^model-v1\.npz records no database"):
+        artifact.load(tmp_path / "v1" / "model-v1.npz", "db-b")

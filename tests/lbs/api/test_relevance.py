@@ -213,6 +213,10 @@ def test_lbs_train_writes_a_model_from_the_event_log_and_prints_metrics(
     result = CliRunner().invoke(main, ["train", "--radius-m", str(RADIUS_M)], env=env)
     assert result.exit_code == 0, result.output
     assert "held-out NDCG@10" in result.output and "validation cases" in result.output
+    # Each step's time once it ends, the saving last: no bar that ends before the work does.
+    steps = [line.strip().rsplit(": ", 1)[0] for line in result.output.splitlines() if line.startswith("  ")]
+    assert steps[0] == "read the events and the merchants" and steps[-1] == "save the model"
+    assert steps[-2].startswith("ranker on ") and len(set(steps)) == len(steps) and "%" not in result.output
     written = artifact.current(tmp_path / "models")
     assert written is not None and str(written) in result.output
     meta = artifact.load(written).meta

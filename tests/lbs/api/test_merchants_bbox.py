@@ -320,7 +320,7 @@ def test_a_kept_cluster_answer_follows_deals_and_time(client: FlaskClient) -> No
 
     assert with_deals() == with_deals() == 0  # a draft; the second answer is the kept one
     views = client.application.extensions["lbs"].live_index.views
-    assert len(views._views) == 1
+    assert len(views) == 1
     transition(client, key, deal["id"], "publish")
     assert with_deals() == 1
     assert with_deals(at=deal["valid_from"]) == 1

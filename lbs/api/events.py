@@ -12,7 +12,6 @@ from lbs.api.auth import MERCHANT, USER, require_merchant, require_user
 from lbs.api.context import db_session, utc_now
 from lbs.api.problems import register_model
 from lbs.api.schemas import ERRORS, EventFeedOut, EventsOut, QueryModel
-from lbs.errors import InvalidParameter
 from lbs.services import cursors, events
 from lbs.services.cursors import Cursor
 
@@ -58,10 +57,9 @@ class FeedQuery(QueryModel):
     limit: int = Field(100, ge=1, le=1000)
 
     def after_id(self) -> int:
-        """The last event id the poller has seen: the cursor's (or the deprecated ``after``), else none."""
-        if self.cursor is not None and self.after is not None:
-            raise InvalidParameter("after", "give cursor or the deprecated after, not both")
-        if self.cursor is not None:
+        """The last event id the poller has seen: the cursor's, or the deprecated ``after``
+        (the cursor wins when both are given; an empty one is none), else none."""
+        if self.cursor:
             return cursors.decode_id(self.cursor, FEED_KEY, "pass next_cursor from this feed")
         return self.after or 0
 

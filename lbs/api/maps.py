@@ -12,7 +12,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from werkzeug.wrappers import Response as ResponseBase
 
 from lbs.api.context import db_session, deal_reads, runtime, utc_now
-from lbs.api.fields import MAP, ON_REQUEST, FieldsOf, chosen, pick
+from lbs.api.fields import MAP, ON_REQUEST, FieldsOf, chosen, trim
 from lbs.api.nearby import GEOJSON, split_commas
 from lbs.api.problems import register_model
 from lbs.api.responses import Media, ref
@@ -26,7 +26,6 @@ from lbs.services.cursors import Cursor
 from lbs.services.deal_schedule import Instant
 from lbs.services.merchant_map import BoxQuery, clusters_in_box, merchants_in_box
 from lbs.services.tiles import MAX_ZOOM
-from lbs.services.week_hours import merchant_week
 
 MVT = "application/vnd.mapbox-vector-tile"
 bp = APIBlueprint("map", __name__, url_prefix="/v1", abp_tags=[Tag(name="map")])
@@ -123,10 +122,7 @@ def merchants_in_view(query: BoxParams) -> Any:
     body = merchants_in_box(db_session(), runtime().live_index, deal_reads(), box_query)
     names = chosen(query.fields, set(MAP) - ON_REQUEST)
     for feature in body["features"]:
-        place = feature["properties"]
-        if "hours" in names:
-            place = {**place, "hours": merchant_week(place, box_query.at)}
-        feature["properties"] = pick(place, names)
+        feature["properties"] = trim(feature["properties"], names, box_query.at)
     return body, 200, {"Content-Type": GEOJSON}
 
 

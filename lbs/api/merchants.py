@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from flask import g, request
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from lbs.api.auth import (
     MERCHANT,
@@ -20,12 +20,12 @@ from lbs.api.auth import (
     require_operator,
 )
 from lbs.api.context import db_session, utc_now
-from lbs.api.fields import MERCHANT_READ, FieldsOf, chosen, pick
+from lbs.api.fields import MERCHANT_READ, FieldsOf, chosen, trim
 from lbs.api.problems import register_model
 from lbs.api.schemas import ERRORS, MerchantOut, MerchantPath, MerchantReadOut, QueryModel
 from lbs.services import events, merchants
+from lbs.services.deal_schedule import Instant
 from lbs.services.hours import merchant_hours
-from lbs.services.week_hours import merchant_week
 
 bp = APIBlueprint("merchants", __name__, url_prefix="/v1", abp_tags=[Tag(name="merchants")])
 
@@ -46,23 +46,23 @@ class MerchantReadQuery(QueryModel):
     model_config = ConfigDict(extra="forbid")
 
     fields: Annotated[list[str] | None, FieldsOf(MERCHANT_READ, "every field")] = None
+    at: Instant | None = Field(
+        None, description="ISO 8601 with offset: open_now and the week of hours as of then (default now)"
+    )
 
 
 def _read(merchant: dict[str, Any], query: MerchantReadQuery) -> dict[str, Any]:
-    """The merchant with its hours now and its week's hours, trimmed to `fields`."""
+    """The merchant with its hours at `at` and that week's hours, trimmed to `fields`."""
     names = chosen(query.fields, MERCHANT_READ)
-    now = utc_now()
-    extra: dict[str, Any] = {}
-    if names & {"open_now", "closes_at", "next_open_at"}:
-        extra.update(merchant_hours(merchant, now).public())
-    if "hours" in names:
-        extra["hours"] = merchant_week(merchant, now)
-    return pick({**merchant, **extra}, names)
+    at = query.at or utc_now()
+    wants_now = bool(names & {"open_now", "closes_at", "next_open_at"})
+    hours_now = merchant_hours(merchant, at).public() if wants_now else {}
+    return trim({**merchant, **hours_now}, names, at)
 
 
 @bp.get("/merchants/<int:merchant_id>", responses={200: MerchantReadOut, **ERRORS}, security=OPTIONAL_USER)
 def get_merchant(path: MerchantPath, query: MerchantReadQuery) -> dict[str, Any]:
-    """Public: one merchant, with its opening hours now and over this week.
+    """Public: one merchant, with its opening hours now (or at `at`) and over that week.
 
     With a user token, the view is logged as a click."""
     user_id = optional_user()

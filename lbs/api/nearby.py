@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from flask import g, request
@@ -10,7 +11,7 @@ from pydantic import BeforeValidator, ConfigDict, Field
 
 from lbs.api.auth import OPTIONAL_USER, optional_user
 from lbs.api.context import db_session, runtime, utc_now
-from lbs.api.fields import MERCHANT_FIELDS, NEARBY, ON_REQUEST, FieldsOf, chosen, pick
+from lbs.api.fields import MERCHANT_FIELDS, NEARBY, ON_REQUEST, FieldsOf, chosen, pick, trim
 from lbs.api.problems import register_model
 from lbs.api.responses import JSON, Media
 from lbs.api.schemas import ERRORS, NearbyCollectionOut, NearbyPageOut, QueryModel
@@ -20,9 +21,8 @@ from lbs.services import events
 from lbs.services.cursors import Cursor
 from lbs.services.deal_schedule import Instant
 from lbs.services.nearby import search_nearby
-from lbs.services.nearby_pages import NearbyItem, NearbyPage, NearbyQuery, page_to_geojson
+from lbs.services.nearby_pages import NearbyItem, NearbyQuery, page_to_geojson
 from lbs.services.nearby_ranked import Ranking
-from lbs.services.week_hours import merchant_week
 
 bp = APIBlueprint("nearby", __name__, url_prefix="/v1", abp_tags=[Tag(name="nearby")])
 GEOJSON = "application/geo+json"
@@ -114,28 +114,19 @@ def nearby(query: NearbyParams) -> Any:
     if wants_geojson:
         collection = page_to_geojson(page)
         for feature, i in zip(collection["features"], page.items, strict=True):
-            feature["properties"] = pick(_with_week(feature["properties"], i, page, names), names)
+            feature["properties"] = trim(feature["properties"], names, page.at, i.merchant)
         return collection, 200, {"Content-Type": GEOJSON}
     return {
         "total": page.total,
         "ranking": page.ranking,
         **({"model": page.model} if page.model else {}),
         "at": page.at.isoformat(),
-        "items": [_item(i, page, names) for i in page.items],
+        "items": [_item(i, page.at, names) for i in page.items],
         "next_cursor": page.next_cursor,
     }
 
 
-def _with_week(
-    fields: dict[str, Any], item: NearbyItem, page: NearbyPage, names: frozenset[str]
-) -> dict[str, Any]:
-    """The week's hours added when `fields` asks for them (they cost a computation each)."""
-    if "hours" in names:
-        return {**fields, "hours": merchant_week(item.merchant, page.at)}
-    return fields
-
-
-def _item(i: NearbyItem, page: NearbyPage, names: frozenset[str]) -> dict[str, Any]:
+def _item(i: NearbyItem, at: datetime, names: frozenset[str]) -> dict[str, Any]:
     """An item of the JSON page: the merchant's fields inside `merchant`, the rest beside it."""
     about = {
         "distance_m": i.distance_m,
@@ -144,7 +135,4 @@ def _item(i: NearbyItem, page: NearbyPage, names: frozenset[str]) -> dict[str, A
         "next_deal": i.next_deal,
         **({"reasons": i.reasons} if i.reasons is not None else {}),
     }
-    return {
-        "merchant": pick(i.merchant, names & MERCHANT_FIELDS),
-        **pick(_with_week(about, i, page, names), names),
-    }
+    return {"merchant": pick(i.merchant, names & MERCHANT_FIELDS), **trim(about, names, at, i.merchant)}

@@ -140,8 +140,8 @@ class MerchantPartOut(MerchantOut, Selectable):
 
 
 class MerchantReadOut(MerchantOut, Selectable):
-    """GET /v1/merchants/{id} and /v1/merchants/me: the merchant, its hours now and its
-    week's hours (`at` is now); `fields` may choose some (id always)."""
+    """GET /v1/merchants/{id} and /v1/merchants/me: the merchant, its hours at `at` (default
+    now) and that week's hours; `fields` may choose some (id always)."""
 
     open_now: bool | None = Field(description=OPEN_NOW)
     closes_at: str | None = Field(description=CLOSES_AT)

@@ -14,7 +14,6 @@ from lbs.api.context import db_session, runtime, utc_now
 from lbs.api.problems import register_model
 from lbs.api.responses import Media
 from lbs.api.schemas import CONFLICTS, ERRORS, DealPath, QueryModel, VoucherKeyOut, VoucherListOut, VoucherOut
-from lbs.errors import InvalidParameter
 from lbs.services import cursors, voucher_codes, vouchers
 from lbs.services.cursors import Cursor
 from lbs.services.request_bodies import JsonBody
@@ -87,10 +86,9 @@ class VoucherListQuery(QueryModel):
         return ["vouchers", self.status]
 
     def before_id(self) -> int | None:
-        """Where the page starts: below the cursor's id (or the deprecated ``before``)."""
-        if self.cursor is not None and self.before is not None:
-            raise InvalidParameter("before", "give cursor or the deprecated before, not both")
-        if self.cursor is not None:
+        """Where the page starts: below the cursor's id, or the deprecated ``before`` (the
+        cursor wins when both are given; an empty one is none, as in the other lists)."""
+        if self.cursor:
             return cursors.decode_id(self.cursor, self.key(), self.unchanged)
         return self.before
 

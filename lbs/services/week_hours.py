@@ -13,6 +13,7 @@ of its Monday that belong to the Sunday before are that Sunday's, not listed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -94,7 +95,7 @@ def week_hours(
     return None if week is None else Week(week, local.weekday()).public()
 
 
-def merchant_week(merchant: dict[str, Any], at: datetime) -> dict[str, Any] | None:
+def merchant_week(merchant: Mapping[str, Any], at: datetime) -> dict[str, Any] | None:
     """week_hours() of a public merchant representation."""
     return week_hours(merchant["opening_hours"], merchant["timezone"], merchant["lat"], merchant["lon"], at)
 

@@ -104,14 +104,17 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
     # flask-openapi3's /docs/ is a page choosing among UIs, of which one is installed:
     # straight to it.
     app.view_functions["openapi.openapi"] = lambda: redirect("/docs/swagger", 302)
-    # Read endpoints that a map widget embeds may be called from the allowed origins
-    # (GET /v1/merchants shares its path with a write: its view says so itself).
+    # Read endpoints that a map widget embeds may be called from the allowed origins.
+    # GET /v1/merchants shares its path with a write, POST: a preflight allows only GET, and
+    # lbs.api.headers takes CORS headers off every write's answer. (Not flask-cors's decorator
+    # on the view: it made the view's body a response before lbs.api.responses.serve saw it.)
     app.config["CORS_ORIGINS"] = settings.allowed_origins
     reads = {"methods": ["GET"], "origins": settings.allowed_origins}
     CORS(
         app,
         resources={
             r"/v1/nearby$": reads,
+            r"/v1/merchants$": reads,
             r"/v1/merchants/\d+$": reads,
             r"/v1/merchants/\d+/deals$": reads,
             r"/v1/deals/\d+$": reads,

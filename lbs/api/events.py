@@ -12,7 +12,8 @@ from lbs.api.auth import MERCHANT, USER, require_merchant, require_user
 from lbs.api.context import db_session, utc_now
 from lbs.api.problems import register_model
 from lbs.api.schemas import ERRORS, EventFeedOut, EventsOut, QueryModel
-from lbs.services import events
+from lbs.services import cursors, events
+from lbs.services.cursors import Cursor
 
 bp = APIBlueprint("events", __name__, url_prefix="/v1", abp_tags=[Tag(name="events")])
 
@@ -40,16 +41,35 @@ def post_events(body: events.ClientEvents) -> dict[str, Any]:
     return {"accepted": accepted, "duplicates": duplicates}
 
 
+FEED_KEY = ["merchant-events"]
+
+
 @register_model
 class FeedQuery(QueryModel):
-    after: int = Field(
-        0, ge=0, le=2**63 - 1, description="the last id seen (next_after of the previous page)"
+    cursor: Cursor | None = None
+    after: int | None = Field(
+        None,
+        ge=0,
+        le=2**63 - 1,
+        description="deprecated, use cursor: the last id seen",
+        json_schema_extra={"deprecated": True},  # not deprecated=True: pydantic would warn on reading it
     )
     limit: int = Field(100, ge=1, le=1000)
+
+    def after_id(self) -> int:
+        """The last event id the poller has seen: the cursor's, or the deprecated ``after``
+        (the cursor wins when both are given; an empty one is none), else none."""
+        if self.cursor:
+            return cursors.decode_id(self.cursor, FEED_KEY, "pass next_cursor from this feed")
+        return self.after or 0
 
 
 @feed.get("/events", responses={200: EventFeedOut, **ERRORS}, security=MERCHANT)
 def merchant_events(query: FeedQuery) -> dict[str, Any]:
-    """Merchant: its clicks, claims and redemptions as a feed to poll: pass next_after back as after."""
-    items = events.merchant_feed(db_session(), g.merchant_id, query.after, query.limit)
-    return {"items": items, "next_after": items[-1]["id"] if items else query.after}
+    """Merchant: its clicks, claims and redemptions, oldest first, as a feed to poll.
+
+    Pass next_cursor back as cursor on the next poll. A feed has no last page: next_cursor
+    is always given, and an empty page's is the position it was asked from."""
+    after = query.after_id()
+    items = events.merchant_feed(db_session(), g.merchant_id, after, query.limit)
+    return {"items": items, "next_cursor": cursors.encode_id(FEED_KEY, items[-1]["id"] if items else after)}

@@ -9,7 +9,9 @@
   those), unless the view chose its own caching. Public reads keep theirs (ETags).
 - CORS headers only on reads: flask-cors answers the preflight of a write without PATCH or
   POST, but it adds Access-Control-Allow-Origin to the write's own answer too, and a
-  browser would then let another site read what a simple cross-site POST returned.
+  browser would then let another site read what a simple cross-site POST returned. The
+  preflight of a write (a path shared with a read: GET and POST /v1/merchants) gets none
+  either.
 
 Registered before flask-cors, so that it runs after it (Flask runs after_request
 functions last registered first).
@@ -64,7 +66,12 @@ def register_response_headers(app: Flask, settings: Settings) -> None:
         secret = request.method not in READS or "Authorization" in request.headers
         if secret and "Cache-Control" not in response.headers:
             response.headers["Cache-Control"] = "no-store"
-        if request.method not in READS:
+        if request.method not in READS or _preflight_of_a_write():
             for name in _CORS_HEADERS:
                 response.headers.pop(name, None)
         return response
+
+
+def _preflight_of_a_write() -> bool:
+    asked = request.headers.get("Access-Control-Request-Method", "").upper()
+    return request.method == "OPTIONS" and bool(asked) and asked not in READS

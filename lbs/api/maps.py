@@ -7,12 +7,12 @@ from typing import Annotated, Any
 
 import orjson
 from flask import Response, current_app, render_template, request, send_from_directory
-from flask_cors import cross_origin
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from werkzeug.wrappers import Response as ResponseBase
 
 from lbs.api.context import db_session, deal_reads, runtime, utc_now
+from lbs.api.fields import MAP, ON_REQUEST, FieldsOf, chosen, trim
 from lbs.api.nearby import GEOJSON, SearchText, split_commas, text_query
 from lbs.api.problems import register_model
 from lbs.api.responses import Media, ref
@@ -82,6 +82,9 @@ class BoxParams(QueryModel):
     zoom: int | None = Field(
         None, ge=0, le=MAX_ZOOM, description="the map's zoom (0-22); needed with cluster=true"
     )
+    fields: Annotated[
+        list[str] | None, FieldsOf(MAP, "every field but hours; clusters have their own, fixed")
+    ] = None
 
 
 # Merchants are written through their model; clusters come encoded (lbs.services.merchant_map).
@@ -94,7 +97,6 @@ MERCHANTS_OR_CLUSTERS = Media(
 
 
 @bp.get("/merchants", responses={200: MERCHANTS_OR_CLUSTERS, **ERRORS})
-@cross_origin(methods=["GET"])  # origins: the app's CORS_ORIGINS (LBS_CORS_ORIGINS)
 def merchants_in_view(query: BoxParams) -> Any:
     """Public: active merchants inside a box, as an RFC 7946 FeatureCollection with each
     one's best claimable deal and hours; `total` counts all that match, pages go by id.
@@ -103,6 +105,8 @@ def merchants_in_view(query: BoxParams) -> Any:
         raise InvalidParameter("zoom", "cluster=true needs the map's zoom, an integer from 0 to 22")
     if query.cluster and query.cursor is not None:
         raise InvalidParameter("cursor", "clusters come in one response; leave cursor out with cluster=true")
+    if query.cluster and query.fields is not None:
+        raise InvalidParameter("fields", "clusters have fixed properties; leave fields out with cluster=true")
     box_query = BoxQuery(
         box=query.bbox,
         limit=query.limit,
@@ -118,6 +122,9 @@ def merchants_in_view(query: BoxParams) -> Any:
         body = clusters_in_box(db_session(), runtime().live_index, deal_reads(), box_query, query.zoom)
         return Response(orjson.dumps(body), mimetype=GEOJSON)
     body = merchants_in_box(db_session(), runtime().live_index, deal_reads(), box_query)
+    names = chosen(query.fields, set(MAP) - ON_REQUEST)
+    for feature in body["features"]:
+        feature["properties"] = trim(feature["properties"], names, box_query.at)
     return body, 200, {"Content-Type": GEOJSON}
 
 

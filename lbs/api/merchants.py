@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from flask import g, request
 from flask_openapi3 import APIBlueprint, Tag
+from pydantic import ConfigDict, Field
 
 from lbs.api.auth import (
     MERCHANT,
@@ -19,9 +20,12 @@ from lbs.api.auth import (
     require_operator,
 )
 from lbs.api.context import db_session, utc_now
+from lbs.api.fields import MERCHANT_READ, FieldsOf, chosen, trim
 from lbs.api.problems import register_model
-from lbs.api.schemas import ERRORS, MerchantOut, MerchantPath
+from lbs.api.schemas import ERRORS, MerchantOut, MerchantPath, MerchantReadOut, QueryModel
 from lbs.services import events, merchants
+from lbs.services.deal_schedule import Instant
+from lbs.services.hours import merchant_hours
 
 bp = APIBlueprint("merchants", __name__, url_prefix="/v1", abp_tags=[Tag(name="merchants")])
 
@@ -37,14 +41,35 @@ def _credentials_first() -> None:
         authenticate()
 
 
-@bp.get("/merchants/<int:merchant_id>", responses={200: MerchantOut, **ERRORS}, security=OPTIONAL_USER)
-def get_merchant(path: MerchantPath) -> dict[str, Any]:
-    """Public: one merchant. With a user token, the view is logged as a click."""
+@register_model
+class MerchantReadQuery(QueryModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fields: Annotated[list[str] | None, FieldsOf(MERCHANT_READ, "every field")] = None
+    at: Instant | None = Field(
+        None, description="ISO 8601 with offset: open_now and the week of hours as of then (default now)"
+    )
+
+
+def _read(merchant: dict[str, Any], query: MerchantReadQuery) -> dict[str, Any]:
+    """The merchant with its hours at `at` and that week's hours, trimmed to `fields`."""
+    names = chosen(query.fields, MERCHANT_READ)
+    at = query.at or utc_now()
+    wants_now = bool(names & {"open_now", "closes_at", "next_open_at"})
+    hours_now = merchant_hours(merchant, at).public() if wants_now else {}
+    return trim({**merchant, **hours_now}, names, at)
+
+
+@bp.get("/merchants/<int:merchant_id>", responses={200: MerchantReadOut, **ERRORS}, security=OPTIONAL_USER)
+def get_merchant(path: MerchantPath, query: MerchantReadQuery) -> dict[str, Any]:
+    """Public: one merchant, with its opening hours now (or at `at`) and over that week.
+
+    With a user token, the view is logged as a click."""
     user_id = optional_user()
     merchant = merchants.merchant_public(merchants.get_merchant(db_session(), path.merchant_id))
     if user_id is not None:
         g.pending_events = [events.click(user_id, utc_now(), path.merchant_id)]
-    return merchant
+    return _read(merchant, query)
 
 
 @bp.post("/merchants", responses={201: MerchantOut, **ERRORS}, security=OPERATOR)
@@ -55,10 +80,10 @@ def create_merchant(body: merchants.MerchantFields) -> tuple[dict[str, Any], int
     return merchants.merchant_public(merchant), 201
 
 
-@bp.get("/merchants/me", responses={200: MerchantOut, **ERRORS}, security=MERCHANT)
-def get_own_merchant() -> dict[str, Any]:
-    """Merchant: the record the API key belongs to."""
-    return merchants.merchant_public(merchants.get_merchant(db_session(), require_merchant()))
+@bp.get("/merchants/me", responses={200: MerchantReadOut, **ERRORS}, security=MERCHANT)
+def get_own_merchant(query: MerchantReadQuery) -> dict[str, Any]:
+    """Merchant: the record the API key belongs to, with its hours as GET /v1/merchants/{id}."""
+    return _read(merchants.merchant_public(merchants.get_merchant(db_session(), require_merchant())), query)
 
 
 @bp.patch("/merchants/<int:merchant_id>", responses={200: MerchantOut, **ERRORS}, security=OWNER)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from flask import g, request
@@ -10,6 +11,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
 
 from lbs.api.auth import OPTIONAL_USER, optional_user
 from lbs.api.context import db_session, runtime, utc_now
+from lbs.api.fields import MERCHANT_FIELDS, NEARBY, ON_REQUEST, FieldsOf, chosen, pick, trim
 from lbs.api.problems import register_model
 from lbs.api.responses import JSON, Media
 from lbs.api.schemas import ERRORS, NearbyCollectionOut, NearbyPageOut, QueryModel
@@ -20,7 +22,7 @@ from lbs.services import events
 from lbs.services.cursors import Cursor
 from lbs.services.deal_schedule import Instant
 from lbs.services.nearby import search_nearby
-from lbs.services.nearby_pages import NearbyQuery, page_to_geojson
+from lbs.services.nearby_pages import NearbyItem, NearbyQuery, page_to_geojson
 from lbs.services.nearby_ranked import Ranking
 from lbs.text import PLAIN_PATTERN, WithPattern, plain_text
 
@@ -96,6 +98,7 @@ class NearbyParams(QueryModel):
         None, description="ISO 8601 with offset: deals and opening hours as of this time (default now)"
     )
     format: Literal["json", "geojson"] = "json"
+    fields: Annotated[list[str] | None, FieldsOf(NEARBY, "every field but hours")] = None
 
 
 @bp.get(
@@ -138,23 +141,29 @@ def nearby(query: NearbyParams) -> Any:
         and "format" not in request.args
         and request.accept_mimetypes.best_match(["application/json", GEOJSON]) == GEOJSON
     )
+    names = chosen(query.fields, set(NEARBY) - ON_REQUEST)
     if wants_geojson:
-        return page_to_geojson(page), 200, {"Content-Type": GEOJSON}
+        collection = page_to_geojson(page)
+        for feature, i in zip(collection["features"], page.items, strict=True):
+            feature["properties"] = trim(feature["properties"], names, page.at, i.merchant)
+        return collection, 200, {"Content-Type": GEOJSON}
     return {
         "total": page.total,
         "ranking": page.ranking,
         **({"model": page.model} if page.model else {}),
         "at": page.at.isoformat(),
-        "items": [
-            {
-                "merchant": i.merchant,
-                "distance_m": i.distance_m,
-                **i.hours.public(),
-                "deal": i.deal,
-                "next_deal": i.next_deal,
-                **({"reasons": i.reasons} if i.reasons is not None else {}),
-            }
-            for i in page.items
-        ],
+        "items": [_item(i, page.at, names) for i in page.items],
         "next_cursor": page.next_cursor,
     }
+
+
+def _item(i: NearbyItem, at: datetime, names: frozenset[str]) -> dict[str, Any]:
+    """An item of the JSON page: the merchant's fields inside `merchant`, the rest beside it."""
+    about = {
+        "distance_m": i.distance_m,
+        **i.hours.public(),
+        "deal": i.deal,
+        "next_deal": i.next_deal,
+        **({"reasons": i.reasons} if i.reasons is not None else {}),
+    }
+    return {"merchant": pick(i.merchant, names & MERCHANT_FIELDS), **trim(about, names, at, i.merchant)}

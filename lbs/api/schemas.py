@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.fields import FieldInfo
 
 from lbs.api.problems import Problem, register_model
 from lbs.api.responses import Out
@@ -64,15 +65,103 @@ class ReasonOut(Out):
     text: str
 
 
-class NearbyItemOut(Out):
-    merchant: MerchantOut
+class WindowOut(Out):
+    state: str
+    starts_at: str
+    ends_at: str
+
+
+class DealSummaryOut(Out):
+    id: int
+    title: str
+    kind: str
+    currency: str
+    list_price_minor: int
+    deal_price_minor: int
+    discount_pct: int
+    ends_at: str | None
+    stock_left: int | None
+    window: WindowOut | None
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # not "null": the field is left out, never sent as null
+
+
+class Selectable(Out):
+    """Base of what `fields=` trims (lbs.api.fields): every field but those in ``always``
+    may be left out, so none other is required; each is sent unless `fields` leaves it out."""
+
+    always: ClassVar[tuple[str, ...]] = ("id",)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        fields = cls.__pydantic_fields__
+        optional = [n for n, info in fields.items() if n not in cls.always and info.is_required()]
+        for name in optional:
+            fields[name] = FieldInfo.merge_field_infos(
+                fields[name], default=None, json_schema_extra=_no_default
+            )
+        if optional:
+            cls.model_rebuild(force=True)
+
+
+class HoursIntervalOut(Out):
+    opens: str = Field(description="HH:MM, local time, on the day it is listed under")
+    closes: str = Field(description="HH:MM, local time; 24:00 is the midnight that ends the day")
+    closes_next_day: bool = Field(description="an overnight interval: it closes after midnight")
+    state: Literal["open", "unknown"] = Field(description="unknown: the hours say it may be open")
+
+
+class HoursDayOut(Out):
+    date: str = Field(description="the local date, YYYY-MM-DD")
+    weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    intervals: list[HoursIntervalOut] = Field(description="in order; empty: closed all day")
+    text: str = Field(description="the day in words: 'Monday: 08:00\u201318:00', 'Sunday: Closed'")
+
+
+class WeekHoursOut(Out):
+    """The merchant's opening_hours over the week (Monday to Sunday) that holds `at`, in
+    its own zone: public holidays, DST days and "off" rules as the expression gives them."""
+
+    today: HoursDayOut = Field(description="the day of `at`, local (also in `week`)")
+    week: list[HoursDayOut] = Field(min_length=7, max_length=7, description="Monday first")
+
+
+OPEN_NOW = "at `at`, in the merchant's zone; null: hours unknown"
+CLOSES_AT = "when open: the next closing (ISO 8601 with offset)"
+NEXT_OPEN_AT = "when not open: the next opening (ISO 8601 with offset)"
+HOURS = "opening hours as a week to show; null: no hours, or hours that do not parse"
+
+
+class MerchantPartOut(MerchantOut, Selectable):
+    """A merchant in a nearby page: the fields `fields` names (id always)."""
+
+
+class MerchantReadOut(MerchantOut, Selectable):
+    """GET /v1/merchants/{id} and /v1/merchants/me: the merchant, its hours at `at` (default
+    now) and that week's hours; `fields` may choose some (id always)."""
+
+    open_now: bool | None = Field(description=OPEN_NOW)
+    closes_at: str | None = Field(description=CLOSES_AT)
+    next_open_at: str | None = Field(description=NEXT_OPEN_AT)
+    hours: WeekHoursOut | None = Field(description=HOURS)
+
+
+class NearbyItemOut(Selectable):
+    """One result of GET /v1/nearby; `fields` may choose some (the merchant's id always)."""
+
+    always = ("merchant",)
+    merchant: MerchantPartOut
     distance_m: float
-    open_now: bool | None = Field(description="at `at`, in the merchant's zone; null: hours unknown")
-    closes_at: str | None = Field(description="when open: the next closing (ISO 8601 with offset)")
-    next_open_at: str | None = Field(description="when not open: the next opening (ISO 8601 with offset)")
+    open_now: bool | None = Field(description=OPEN_NOW)
+    closes_at: str | None = Field(description=CLOSES_AT)
+    next_open_at: str | None = Field(description=NEXT_OPEN_AT)
+    hours: WeekHoursOut | None = Field(description=HOURS + "; only when `fields` names it")
     deal: DealSummaryOut | None
     next_deal: DealSummaryOut | None
-    reasons: list[ReasonOut] | None = Field(None, description="sort=relevance with a model only")
+    reasons: list[ReasonOut] | None = Field(description="sort=relevance with a model only")
 
 
 class NearbyPageOut(Out):
@@ -108,25 +197,6 @@ class RotatedKeyOut(ApiKeyOut):
 
 ERRORS: dict[str | int, Any] = {400: Problem, 401: Problem, 403: Problem, 404: Problem}
 CONFLICTS: dict[str | int, Any] = {409: Problem, 422: Problem, 429: Problem}
-
-
-class WindowOut(Out):
-    state: str
-    starts_at: str
-    ends_at: str
-
-
-class DealSummaryOut(Out):
-    id: int
-    title: str
-    kind: str
-    currency: str
-    list_price_minor: int
-    deal_price_minor: int
-    discount_pct: int
-    ends_at: str | None
-    stock_left: int | None
-    window: WindowOut | None
 
 
 class DealOut(DealSummaryOut):
@@ -170,7 +240,7 @@ class VoucherOut(Out):
 
 class VoucherListOut(Out):
     items: list[VoucherOut]
-    next_before: int | None
+    next_cursor: str | None = Field(description="pass it as `cursor` for the next page; null on the last")
 
 
 class UserOut(Out):
@@ -194,10 +264,6 @@ class EventsOut(Out):
     duplicates: int
 
 
-NearbyItemOut.model_rebuild()
-NearbyPageOut.model_rebuild()
-
-
 class FeedEventOut(Out):
     id: int
     kind: str
@@ -207,8 +273,10 @@ class FeedEventOut(Out):
 
 
 class EventFeedOut(Out):
+    """A merchant's events after a position, to poll."""
+
     items: list[FeedEventOut]
-    next_after: int
+    next_cursor: str = Field(description="pass it as `cursor` on the next poll; never null (a feed goes on)")
 
 
 class PointOut(Out):
@@ -216,18 +284,17 @@ class PointOut(Out):
     coordinates: list[float] = Field(min_length=2, max_length=2, description="[lon, lat], WGS84 degrees")
 
 
-class MapPlaceOut(MerchantOut):
-    """A merchant on a map: its record, its hours at `at` and its best claimable deal."""
+class MapPlaceOut(MerchantReadOut):
+    """A merchant on a map: its record, its hours at `at` and its best claimable deal;
+    `fields` may choose some (id always), and adds `hours` only when it names it."""
 
-    open_now: bool | None
-    closes_at: str | None
-    next_open_at: str | None
     deal: DealSummaryOut | None
 
 
 class NearbyPlaceOut(MapPlaceOut):
     distance_m: float
     next_deal: DealSummaryOut | None
+    reasons: list[ReasonOut] | None = Field(description="sort=relevance with a model only")
 
 
 class MerchantFeatureOut(Out):
@@ -249,6 +316,8 @@ class NearbyCollectionOut(Out):
     total: int
     next_cursor: str | None
     ranking: str
+    model: str | None = Field(None, description="version of the model that ranked (relevance)")
+    at: str
 
 
 class MerchantCollectionOut(Out):

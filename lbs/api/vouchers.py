@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from flask import Response, g
 from flask_openapi3 import APIBlueprint, Tag
@@ -14,7 +14,8 @@ from lbs.api.context import db_session, runtime, utc_now
 from lbs.api.problems import register_model
 from lbs.api.responses import Media
 from lbs.api.schemas import CONFLICTS, ERRORS, DealPath, QueryModel, VoucherKeyOut, VoucherListOut, VoucherOut
-from lbs.services import voucher_codes, vouchers
+from lbs.services import cursors, voucher_codes, vouchers
+from lbs.services.cursors import Cursor
 from lbs.services.request_bodies import JsonBody
 
 holder = APIBlueprint("vouchers", __name__, url_prefix="/v1", abp_tags=[Tag(name="vouchers")])
@@ -67,25 +68,50 @@ def claim(path: DealPath, header: ClaimHeaders) -> tuple[dict[str, Any], int]:
 
 @register_model
 class VoucherListQuery(QueryModel):
+    unchanged: ClassVar[str] = "keep status unchanged"  # a cursor of another query: its 400
+
     status: Literal["issued", "redeemed", "expired"] | None = None
     limit: int = Field(50, ge=1, le=100)
-    before: int | None = Field(None, ge=1, le=2**63 - 1, description="next_before of the previous page")
+    cursor: Cursor | None = None
+    before: int | None = Field(
+        None,
+        ge=1,
+        le=2**63 - 1,
+        description="deprecated, use cursor: the smallest voucher id of the previous page",
+        json_schema_extra={"deprecated": True},  # not deprecated=True: pydantic would warn on reading it
+    )
+
+    def key(self) -> list[Any]:
+        """What a cursor of this listing belongs to."""
+        return ["vouchers", self.status]
+
+    def before_id(self) -> int | None:
+        """Where the page starts: below the cursor's id, or the deprecated ``before`` (the
+        cursor wins when both are given; an empty one is none, as in the other lists)."""
+        if self.cursor:
+            return cursors.decode_id(self.cursor, self.key(), self.unchanged)
+        return self.before
 
 
-def _page(rows: list[vouchers.VoucherRow], limit: int, for_holder: bool) -> dict[str, Any]:
+def _page(query: VoucherListQuery, rows: list[vouchers.VoucherRow], for_holder: bool) -> dict[str, Any]:
     now = utc_now()
     key = runtime().secret_key
+    last = len(rows) == query.limit
     return {
         "items": [vouchers.voucher_view(r, key, now, for_holder=for_holder) for r in rows],
-        "next_before": rows[-1].voucher.id if len(rows) == limit else None,
+        "next_cursor": cursors.encode_id(query.key(), rows[-1].voucher.id) if last else None,
     }
 
 
 @holder.get("/me/vouchers", responses={200: VoucherListOut, **ERRORS}, security=USER)
 def my_vouchers(query: VoucherListQuery) -> dict[str, Any]:
-    """User: its vouchers, newest first, with status, code and QR payload."""
-    rows = vouchers.user_vouchers(db_session(), g.user_id, utc_now(), query.status, query.limit, query.before)
-    return _page(rows, query.limit, for_holder=True)
+    """User: its vouchers, newest first, with status, code and QR payload.
+
+    Pages: pass next_cursor back as cursor (null on the last page)."""
+    rows = vouchers.user_vouchers(
+        db_session(), g.user_id, utc_now(), query.status, query.limit, query.before_id()
+    )
+    return _page(query, rows, for_holder=True)
 
 
 @holder.get("/me/vouchers/<int:voucher_id>", responses={200: VoucherOut, **ERRORS}, security=USER)
@@ -117,16 +143,23 @@ def my_voucher_qr(path: QrPath) -> Response:
 
 @register_model
 class MerchantVoucherQuery(VoucherListQuery):
+    unchanged: ClassVar[str] = "keep status and deal_id unchanged"
+
     deal_id: int | None = Field(None, ge=1, le=2**63 - 1)
+
+    def key(self) -> list[Any]:
+        return ["merchant-vouchers", self.status, self.deal_id]
 
 
 @counter.get("/vouchers", responses={200: VoucherListOut, **ERRORS}, security=MERCHANT)
 def merchant_vouchers(query: MerchantVoucherQuery) -> dict[str, Any]:
-    """Merchant: vouchers of its deals, newest first (codes are not shown)."""
+    """Merchant: vouchers of its deals, newest first (codes are not shown).
+
+    Pages: pass next_cursor back as cursor (null on the last page)."""
     rows = vouchers.merchant_vouchers(
-        db_session(), g.merchant_id, utc_now(), query.deal_id, query.status, query.limit, query.before
+        db_session(), g.merchant_id, utc_now(), query.deal_id, query.status, query.limit, query.before_id()
     )
-    return _page(rows, query.limit, for_holder=False)
+    return _page(query, rows, for_holder=False)
 
 
 @register_model

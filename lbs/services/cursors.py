@@ -38,3 +38,19 @@ def decode(token: str, read: Callable[[dict[str, Any]], T]) -> T:
         return read(json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))))
     except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
         raise InvalidParameter("cursor", MALFORMED) from None
+
+
+def encode_id(key: list[Any], last_id: int) -> str:
+    """A cursor after ``last_id`` in a listing ordered by id, for the query ``key`` names."""
+    return encode({"q": fingerprint(key), "i": last_id})
+
+
+def decode_id(token: str, key: list[Any], hint: str) -> int:
+    """The id an encode_id() cursor holds; one of another query is a 400 with ``hint``
+    (e.g. which parameters must stay as they were)."""
+    last_id, query = decode(token, lambda raw: (int(raw["i"]), str(raw["q"])))
+    if query != fingerprint(key):
+        raise InvalidParameter("cursor", f"cursor belongs to another query; {hint}")
+    if not 0 <= last_id <= 2**63 - 1:
+        raise InvalidParameter("cursor", MALFORMED)
+    return last_id

@@ -90,11 +90,23 @@ def _parsed(
         return None
 
 
+def place_key(
+    expression: str, zone: str, lat: float, lon: float
+) -> tuple[str, str, float | None, float | None]:
+    """What the expression's meaning depends on: the place only where it names holidays or the sun."""
+    return (expression, zone, lat, lon) if _place_bound(expression) else (expression, zone, None, None)
+
+
+def parsed_at_place(key: tuple[str, str, float | None, float | None]) -> opening_hours.OpeningHours | None:
+    """The expression of a place_key() parsed (kept), or None when it does not parse."""
+    return _parsed(*key)
+
+
 def hours_at(expression: str | None, zone: str, lat: float, lon: float, at: datetime) -> Hours:
     """Whether the merchant is open at ``at`` (any zone), and its next change."""
     if not expression:
         return UNKNOWN
-    key = (expression, zone, lat, lon) if _place_bound(expression) else (expression, zone, None, None)
+    key = place_key(expression, zone, lat, lon)
     with _latest_lock:
         latest = _latest.get(key)
     if latest is not None and latest[0] <= at < latest[1]:

@@ -163,7 +163,8 @@ def item(
 
 
 def page_to_geojson(page: NearbyPage) -> dict[str, Any]:
-    """RFC 7946 FeatureCollection, positions in [lon, lat] order."""
+    """RFC 7946 FeatureCollection, positions in [lon, lat] order; what the JSON page says
+    beside its items (total, ranking, model, at, next_cursor) as foreign members."""
     return {
         "type": "FeatureCollection",
         "features": [
@@ -177,6 +178,7 @@ def page_to_geojson(page: NearbyPage) -> dict[str, Any]:
                     **item.hours.public(),
                     "deal": item.deal,
                     "next_deal": item.next_deal,
+                    **({"reasons": item.reasons} if item.reasons is not None else {}),
                 },
             }
             for item in page.items
@@ -184,4 +186,6 @@ def page_to_geojson(page: NearbyPage) -> dict[str, Any]:
         "total": page.total,
         "next_cursor": page.next_cursor,
         "ranking": page.ranking,
+        **({"model": page.model} if page.model else {}),
+        "at": page.at.isoformat(),
     }

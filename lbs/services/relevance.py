@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from lbs.categories import in_words
 from lbs.models import Event
 from lbs.services.deal_book import BestDeals, micros
-from lbs.services.deal_offers import MerchantOffer
+from lbs.services.deal_offers import DealAt, MerchantOffer
 from recommender import artifact
 from recommender.exploration import interleave
 from recommender.features import History
@@ -47,6 +47,8 @@ ENDING_SOON = timedelta(hours=3)
 SCARCE_SHARE = 0.1
 # The user stands at their last visit when it is this close (the evaluation's "origin").
 ORIGIN_M = 200.0
+# Reasons are in English whatever the process's locale (strftime's %b follows it).
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 class ModelHolder:
@@ -228,20 +230,48 @@ def reasons(
     if ranked.fresh[at]:
         out.append({"code": "new", "text": "new here: few visits yet"})
     if offer is not None and offer.now is not None:
-        percent = round(100 * offer.now.discount)
-        until = offer.now.local(offer.now.ends_at or offer.now.deal.valid_until) or ""
-        out.append(
-            {
-                "code": "deal",
-                "deal_id": offer.now.deal.id,
-                "discount_pct": percent,
-                "ends_at": until,
-                "text": f"\N{MINUS SIGN}{percent} % until {until[11:16]}"
-                if percent
-                else f"deal until {until[11:16]}",
-            }
-        )
+        out.append(deal_reason(offer.now))
     return [*out, *distance_reason(distance_m)]
+
+
+def deal_reason(offer: DealAt) -> dict[str, Any]:
+    """A claimable deal in words, saying what ends when: a daily window that closes before
+    the deal ends is "until 14:40 today", not "until 14:40" for a deal that runs for weeks."""
+    percent = round(100 * offer.discount)
+    lead = f"\N{MINUS SIGN}{percent} %" if percent else "deal"
+    deal_ends = offer.deal.valid_until
+    window_ends = offer.ends_at or deal_ends
+    today = offer.at.astimezone(offer.tz).date()
+    if window_ends < deal_ends:
+        text = (
+            f"{lead} until {_when(window_ends, offer, today)}; deal runs to {_day(deal_ends, offer, today)}"
+        )
+    else:
+        text = f"{lead} until {_when(window_ends, offer, today)}"
+    return {
+        "code": "deal",
+        "deal_id": offer.deal.id,
+        "discount_pct": percent,
+        "ends_at": offer.local(window_ends),
+        "deal_ends_at": offer.local(deal_ends),
+        "text": text,
+    }
+
+
+def _when(instant: datetime, offer: DealAt, today: date) -> str:
+    """'14:40 today', '02:00 tomorrow' or '12 Dec 14:40', on the merchant's clock."""
+    local = instant.astimezone(offer.tz)
+    clock = f"{local.hour:02d}:{local.minute:02d}"
+    if local.date() == today:
+        return f"{clock} today"
+    if local.date() == today + timedelta(days=1):
+        return f"{clock} tomorrow"
+    return f"{_day(instant, offer, today)} {clock}"
+
+
+def _day(instant: datetime, offer: DealAt, today: date) -> str:
+    local = instant.astimezone(offer.tz)
+    return f"{local.day} {MONTHS[local.month - 1]}" + ("" if local.year == today.year else f" {local.year}")
 
 
 def distance_reason(distance_m: float) -> list[dict[str, Any]]:

@@ -44,6 +44,9 @@ CROSS_FIELD = [
     "GET /v1/tiles/{z}/{x}/{y}.mvt",  # x and y below 2^z
     "GET /v1/merchants",  # bbox: minLat <= maxLat; cluster=true needs zoom
     "GET /v1/nearby",  # a cursor is bound to the query that made it
+    "GET /v1/me/vouchers",  # the same: a cursor this list gave, for the same status
+    "GET /v1/merchant/vouchers",  # the same, for the same status and deal_id
+    "GET /v1/merchant/events",  # a cursor this feed gave
     "POST /v1/merchants",  # opening_hours' grammar; names counted after stripping whitespace
     "PATCH /v1/merchants/{merchant_id}",  # the same
     "POST /v1/deals/{deal_id}/claim",  # a deal claimable now, within its per-user limit

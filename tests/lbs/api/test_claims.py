@@ -338,12 +338,20 @@ def test_my_vouchers_pages_newest_first(client: FlaskClient) -> None:
     _claimed(client, make_user(client)[1], deal["id"])  # someone else's
 
     first = client.get("/v1/me/vouchers?limit=2", headers=bearer(token)).get_json()
-    second = client.get(f"/v1/me/vouchers?limit=2&before={first['next_before']}", headers=bearer(token))
+    second = client.get(f"/v1/me/vouchers?limit=2&cursor={first['next_cursor']}", headers=bearer(token))
+    # The deprecated before= (the smallest id of the previous page) reads the same page.
+    before = client.get(f"/v1/me/vouchers?limit=2&before={ids[1]}", headers=bearer(token)).get_json()
 
     assert [v["id"] for v in first["items"]] == [ids[2], ids[1]]
-    assert first["next_before"] == ids[1]
     assert [v["id"] for v in second.get_json()["items"]] == [ids[0]]
-    assert second.get_json()["next_before"] is None
+    assert second.get_json()["next_cursor"] is None
+    assert before == second.get_json()
+    # A cursor belongs to its filter: another status is a 400 naming the cursor.
+    other = client.get(
+        f"/v1/me/vouchers?status=redeemed&cursor={first['next_cursor']}", headers=bearer(token)
+    )
+    assert_problem(other, 400)
+    assert other.get_json()["field"] == "cursor" and "keep status unchanged" in other.get_json()["detail"]
     assert all(v["status"] == "issued" and CODE.match(v["code"]) for v in first["items"])
 
 

@@ -204,7 +204,10 @@ def test_a_merchant_polls_its_own_event_feed(client: FlaskClient) -> None:
 
     first = client.get("/v1/merchant/events", query_string={"limit": 2}, headers=bearer(key)).get_json()
     rest = client.get(
-        "/v1/merchant/events", query_string={"after": first["next_after"]}, headers=bearer(key)
+        "/v1/merchant/events", query_string={"cursor": first["next_cursor"]}, headers=bearer(key)
+    ).get_json()
+    polled = client.get(
+        "/v1/merchant/events", query_string={"cursor": rest["next_cursor"]}, headers=bearer(key)
     ).get_json()
     others = client.get("/v1/merchant/events", headers=bearer(other_key)).get_json()
 
@@ -212,6 +215,34 @@ def test_a_merchant_polls_its_own_event_feed(client: FlaskClient) -> None:
     assert [e["kind"] for e in feed] == ["click", "claim", "redemption"]
     assert [e["voucher_id"] for e in feed] == [None, voucher["id"], voucher["id"]]
     assert all("user_id" not in e and "h3_cell" not in e for e in feed)
-    assert rest["next_after"] == feed[-1]["id"]
-    assert others == {"items": [], "next_after": 0}
+    # Nothing new: an empty page whose cursor is the one it was asked with, to poll again.
+    assert polled == {"items": [], "next_cursor": rest["next_cursor"]}
+    assert others["items"] == [] and others["next_cursor"]
+    # The deprecated after= (an event id) still reads the feed from there.
+    after = client.get(
+        "/v1/merchant/events", query_string={"after": feed[0]["id"]}, headers=bearer(key)
+    ).get_json()
+    assert after["items"] == feed[1:] and after["next_cursor"] == rest["next_cursor"]
     assert_problem(client.get("/v1/merchant/events", headers=bearer(token)), 401)
+
+
+def test_the_event_feed_refuses_a_cursor_it_did_not_give(client: FlaskClient) -> None:
+    _, key = make_merchant(client)
+    deal = create_deal(client, key, publish=True)
+    token = make_user(client)[1]
+    claim(client, token, deal["id"], "feed-2")
+    claim(client, make_user(client)[1], deal["id"], "feed-3")
+    vouchers = client.get("/v1/merchant/vouchers", query_string={"limit": 1}, headers=bearer(key)).get_json()
+
+    for cursor, detail in ((vouchers["next_cursor"], "another query"), ("bm90IGpzb24", "malformed")):
+        response = client.get("/v1/merchant/events", query_string={"cursor": cursor}, headers=bearer(key))
+        assert_problem(response, 400)
+        assert response.get_json()["field"] == "cursor" and detail in response.get_json()["detail"]
+    # Both: the cursor wins over the deprecated after; an empty cursor is none.
+    first = client.get("/v1/merchant/events", headers=bearer(key)).get_json()
+    both = client.get(
+        "/v1/merchant/events", query_string={"cursor": first["next_cursor"], "after": 0}, headers=bearer(key)
+    )
+    assert both.status_code == 200 and both.get_json()["items"] == []
+    empty = client.get("/v1/merchant/events", query_string={"cursor": ""}, headers=bearer(key))
+    assert empty.get_json() == first

@@ -53,3 +53,43 @@ def test_what_is_served_is_what_is_declared(client: FlaskClient) -> None:
         declared = document["paths"][path][method]["responses"][status]
         assert str(response.status_code) == status
         assert response.mimetype in declared["content"], (method, path, status)
+
+
+def test_the_document_describes_fields_paging_and_the_event_feed(client: FlaskClient) -> None:
+    document = client.get("/openapi.json").get_json()
+    schemas = document["components"]["schemas"]
+
+    def parameters(path: str) -> dict[str, Any]:
+        return {p["name"]: p for p in document["paths"][path]["get"]["parameters"]}
+
+    # fields: the names each read takes; the items they trim require only their id.
+    for path, also in (
+        ("/v1/nearby", "distance_m"),
+        ("/v1/merchants", "deal"),
+        ("/v1/merchants/{merchant_id}", "hours"),
+        ("/v1/merchants/me", "open_now"),
+    ):
+        names = parameters(path)["fields"]["schema"]["items"]["enum"]
+        assert {"id", "name", "hours", also} <= set(names), path
+    assert schemas["NearbyItemOut"]["required"] == ["merchant"]
+    assert schemas["MerchantPartOut"]["required"] == ["id"] and schemas["MapPlaceOut"]["required"] == ["id"]
+    assert "default" not in schemas["MerchantPartOut"]["properties"]["name"]
+    # Writes answer the whole record.
+    assert "name" in schemas["MerchantOut"]["required"]
+    # One paging vocabulary: cursor in, next_cursor out; the old names deprecated.
+    for path, old in (
+        ("/v1/me/vouchers", "before"),
+        ("/v1/merchant/vouchers", "before"),
+        ("/v1/merchant/events", "after"),
+    ):
+        assert "cursor" in parameters(path) and parameters(path)[old]["deprecated"] is True, path
+    assert "next_cursor" in schemas["VoucherListOut"]["required"] and "next_before" not in str(schemas)
+    feed = document["paths"]["/v1/merchant/events"]["get"]
+    assert feed["summary"].startswith("Merchant: its clicks, claims and redemptions")
+    assert "next_cursor" in feed["description"] and schemas["EventFeedOut"]["required"] == [
+        "items",
+        "next_cursor",
+    ]
+    # GeoJSON pages say when they were evaluated, and why each place ranks where it does.
+    assert "at" in schemas["NearbyCollectionOut"]["required"]
+    assert "reasons" in schemas["NearbyPlaceOut"]["properties"]

@@ -295,6 +295,13 @@ def test_the_merchants_voucher_list(client: FlaskClient) -> None:
     assert listed(f"?deal_id={deal_2}&status=issued") == [(v2["id"], "issued")]
     assert listed(f"?deal_id={deal_b}") == []
     assert listed("?limit=1")[0][0] == v3["id"]
+    # Pages by cursor, bound to deal_id and status.
+    first = client.get(f"/v1/merchant/vouchers?deal_id={deal_1}&limit=1", headers=bearer(key_a)).get_json()
+    assert listed(f"?deal_id={deal_1}&limit=1&cursor={first['next_cursor']}") == [(v1["id"], "redeemed")]
+    moved = client.get(
+        f"/v1/merchant/vouchers?deal_id={deal_2}&cursor={first['next_cursor']}", headers=bearer(key_a)
+    )
+    assert moved.status_code == 400 and "keep status and deal_id unchanged" in moved.get_json()["detail"]
 
 
 def test_the_voucher_key_checks_the_holders_qr_payload(client: FlaskClient) -> None:

@@ -102,6 +102,29 @@ def test_a_user_with_history_gets_their_places_first_with_reasons(trained) -> No
         assert all(isinstance(r["text"], str) and r["text"] for r in result["reasons"])
 
 
+def test_geojson_pages_carry_the_same_reasons_at_and_model(trained) -> None:  # type: ignore[no-untyped-def]
+    client, _, visits, tokens, at, _ = trained
+    user_id = next(iter(visits))
+    spot = client.get(f"/v1/merchants/{visits[user_id][0]}").get_json()
+    page = nearby(client, spot["lat"], spot["lon"], at, tokens[user_id])
+    collection = nearby(client, spot["lat"], spot["lon"], at, tokens[user_id], format="geojson")
+
+    assert collection["type"] == "FeatureCollection"
+    assert (collection["at"], collection["model"], collection["ranking"]) == (
+        page["at"],
+        page["model"],
+        "relevance",
+    )
+    assert [f["properties"]["reasons"] for f in collection["features"]] == [
+        i["reasons"] for i in page["items"]
+    ]
+    # Lean: only the reasons (and the id) of each place.
+    lean = nearby(client, spot["lat"], spot["lon"], at, tokens[user_id], format="geojson", fields="reasons")
+    assert [f["properties"] for f in lean["features"]] == [
+        {"id": i["merchant"]["id"], "reasons": i["reasons"]} for i in page["items"]
+    ]
+
+
 def test_relevance_differs_from_distance_for_a_user_with_history(trained) -> None:  # type: ignore[no-untyped-def]
     client, _, visits, tokens, at, _ = trained
     user_id = next(iter(visits))

@@ -1,0 +1,86 @@
+"""fields=: which top-level fields of each item a read sends (id always), by the names its
+response model gives them (lbs.api.schemas.Selectable), so a trimmed item still validates."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
+
+from lbs.api.schemas import MapPlaceOut, MerchantOut, MerchantReadOut, NearbyPlaceOut
+from lbs.services.week_hours import merchant_week
+
+ALWAYS = "id"
+MERCHANT_FIELDS = frozenset(MerchantOut.model_fields)
+# Per read, the names `fields` may give: those of its item's model, in the model's order.
+MERCHANT_READ = tuple(MerchantReadOut.model_fields)
+MAP = tuple(MapPlaceOut.model_fields)
+NEARBY = tuple(NearbyPlaceOut.model_fields)
+# The week of hours costs a computation per merchant and ~600 bytes: lists send it when asked.
+ON_REQUEST = frozenset({"hours"})
+
+
+def _split(value: object) -> object:
+    if value is None:
+        return None
+    values = value if isinstance(value, list) else [value]
+    names = [name.strip() for v in values for name in str(v).split(",")]
+    if not any(names):
+        raise ValueError("empty: name at least one field, or leave fields out")
+    return [name for name in names if name]
+
+
+@dataclass(frozen=True)
+class FieldsOf:
+    """Metadata of a `fields` query parameter: ``Annotated[list[str] | None, FieldsOf(...)]``
+    takes the names in ``allowed``, comma-separated or repeated; another is a 400 that lists them."""
+
+    allowed: tuple[str, ...]
+    sent_without_it: str  # what a read sends without `fields`, for the document
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        checked = core_schema.no_info_after_validator_function(self._known, handler(source))
+        return core_schema.no_info_before_validator_function(_split, checked)
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {
+            "type": "array",
+            "items": {"type": "string", "enum": list(self.allowed)},
+            "description": "comma-separated top-level fields of each item to send (id always), e.g. "
+            f"fields=name,hours; an unknown name is a 400. Without it: {self.sent_without_it}",
+        }
+
+    def _known(self, names: list[str] | None) -> list[str] | None:
+        unknown = [n for n in names or () if n not in self.allowed]
+        if unknown:
+            raise ValueError(f"unknown field {unknown[0]!r}")  # the problem lists the allowed ones
+        return names
+
+
+def chosen(requested: list[str] | None, by_default: Collection[str]) -> frozenset[str]:
+    """The fields to send: those requested (and id), or ``by_default``."""
+    if requested is None:
+        return frozenset(by_default)
+    return frozenset(requested) | {ALWAYS}
+
+
+def pick(representation: Mapping[str, Any], names: frozenset[str]) -> dict[str, Any]:
+    """The representation's fields among ``names``, in its order."""
+    return {key: value for key, value in representation.items() if key in names}
+
+
+def trim(
+    place: Mapping[str, Any], names: frozenset[str], at: datetime, merchant: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``place`` trimmed to ``names``, with the week of hours at ``at`` of ``merchant`` (the
+    place itself by default) when they are named: computed only then."""
+    if "hours" in names:
+        place = {**place, "hours": merchant_week(merchant or place, at)}
+    return pick(place, names)

@@ -7,8 +7,9 @@ lines below it), or a ```json block that follows the ```sh block, for its last c
 
 Documented output is a pattern: ``…`` stands for what really varies. As a value
 (``"total": …``) it matches anything; as an object's last member (``{"a": 1, …}``) it
-says more members follow, and a list's last element ``…`` says more elements follow;
-inside a string (``"lbs_mk_…"``) it matches any run of characters. Objects match when
+says more members follow; as a list's element, ``…`` or ``"…"``, it stands for any
+number of elements there (``[{"id": 1}, …]``); inside a string (``"lbs_mk_…"``) it
+matches any run of characters. Objects match when
 the members shown match (the others are not checked); lists match element by element.
 """
 
@@ -194,14 +195,33 @@ def mismatches(expected: Any, actual: Any, at: str = "$") -> list[str]:
     if isinstance(expected, list):
         if not isinstance(actual, list):
             return [f"{at}: {type(actual).__name__} where a list is documented"]
-        more = bool(expected) and expected[-1] == _MORE
-        shown = expected[:-1] if more else expected
-        if len(actual) < len(shown) or (not more and len(actual) != len(shown)):
-            return [f"{at}: {len(actual)} elements, documented {len(shown)}{' or more' if more else ''}"]
-        return [p for n, e in enumerate(shown) for p in mismatches(e, actual[n], f"{at}[{n}]")]
+        return _list_mismatches(expected, actual, at)
     if type(expected) is not type(actual) and not (
         isinstance(expected, int | float) and isinstance(actual, int | float)
         and not isinstance(expected, bool) and not isinstance(actual, bool)
     ):  # fmt: skip
         return [f"{at}: {actual!r} where {expected!r} is documented"]
     return [] if expected == actual else [f"{at}: {actual!r} where {expected!r} is documented"]
+
+
+def _is_gap(element: Any) -> bool:
+    return element in (_MORE, _ANY, ELLIPSIS)
+
+
+def _list_mismatches(expected: list[Any], actual: list[Any], at: str) -> list[str]:
+    """The elements shown, in order, with a gap (``…``) standing for any number of others."""
+    shown = sum(not _is_gap(e) for e in expected)
+    gaps = len(expected) - shown
+
+    def fits(e: int, a: int) -> bool:
+        if e == len(expected):
+            return a == len(actual)
+        if _is_gap(expected[e]):
+            return any(fits(e + 1, k) for k in range(a, len(actual) + 1))
+        return a < len(actual) and not mismatches(expected[e], actual[a]) and fits(e + 1, a + 1)
+
+    if fits(0, 0):
+        return []
+    if not gaps and len(actual) == len(expected):  # name the first element that differs
+        return [p for n, e in enumerate(expected) for p in mismatches(e, actual[n], f"{at}[{n}]")][:1]
+    return [f"{at}: {len(actual)} elements do not fit the {shown} documented{' with gaps' if gaps else ''}"]

@@ -38,6 +38,8 @@ def test_a_matching_answer_has_no_mismatch(documented: str, served: object) -> N
         ('{"open_now": true}', {"open_now": 1}, "$.open_now"),
         ('{"m": {"id": 375, …}}', {"m": {"id": 376}}, "$.m.id"),
         ('{"m": {…}}', {"m": []}, "$.m"),
+        ('{"w": [1, "…", 4]}', {"w": [1, 2, 3, 5]}, "$.w"),
+        ('{"w": [{"d": "mon"}, {"d": "tue"}]}', {"w": [{"d": "mon"}, {"d": "wed"}]}, "$.w[1].d"),
     ],
 )
 def test_a_wrong_answer_is_caught_where_it_differs(documented: str, served: object, where: str) -> None:

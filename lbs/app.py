@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from flask import Response, g, redirect, request
+from flask import Response, g, redirect, request, url_for
 from flask_cors import CORS
 from flask_openapi3 import Info, OpenAPI
 from sqlalchemy.exc import DBAPIError
@@ -103,7 +103,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
         app.register_api(blueprint)
     # flask-openapi3's /docs/ is a page choosing among UIs, of which one is installed:
     # straight to it.
-    app.view_functions["openapi.openapi"] = lambda: redirect("/docs/swagger", 302)
+    app.view_functions["openapi.openapi"] = lambda: redirect(url_for("swagger.swagger"), 302)
     # Read endpoints that a map widget embeds may be called from the allowed origins.
     # GET /v1/merchants shares its path with a write, POST: a preflight allows only GET, and
     # lbs.api.headers takes CORS headers off every write's answer. (Not flask-cors's decorator

@@ -72,4 +72,5 @@ def merchant_events(query: FeedQuery) -> dict[str, Any]:
     is always given, and an empty page's is the position it was asked from."""
     after = query.after_id()
     items = events.merchant_feed(db_session(), g.merchant_id, after, query.limit)
-    return {"items": items, "next_cursor": cursors.encode_id(FEED_KEY, items[-1]["id"] if items else after)}
+    last = items[-1]["id"] if items else after
+    return {"items": items, "next_cursor": cursors.encode_id(FEED_KEY, last), "next_after": last}

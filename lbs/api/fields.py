@@ -21,7 +21,7 @@ MERCHANT_FIELDS = frozenset(MerchantOut.model_fields)
 MERCHANT_READ = tuple(MerchantReadOut.model_fields)
 MAP = tuple(MapPlaceOut.model_fields)
 NEARBY = tuple(NearbyPlaceOut.model_fields)
-# The week of hours costs a computation per merchant and ~600 bytes: lists send it when asked.
+# The week of hours costs a computation per merchant and about 1 KB: lists send it when asked.
 ON_REQUEST = frozenset({"hours"})
 
 

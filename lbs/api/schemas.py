@@ -241,6 +241,10 @@ class VoucherOut(Out):
 class VoucherListOut(Out):
     items: list[VoucherOut]
     next_cursor: str | None = Field(description="pass it as `cursor` for the next page; null on the last")
+    next_before: int | None = Field(
+        description="deprecated, use next_cursor: the smallest voucher id of this page, null on the last",
+        json_schema_extra={"deprecated": True},
+    )
 
 
 class UserOut(Out):
@@ -277,6 +281,10 @@ class EventFeedOut(Out):
 
     items: list[FeedEventOut]
     next_cursor: str = Field(description="pass it as `cursor` on the next poll; never null (a feed goes on)")
+    next_after: int = Field(
+        description="deprecated, use next_cursor: the last event id of this page (or the one asked from)",
+        json_schema_extra={"deprecated": True},
+    )
 
 
 class PointOut(Out):

@@ -94,12 +94,15 @@ class VoucherListQuery(QueryModel):
 
 
 def _page(query: VoucherListQuery, rows: list[vouchers.VoucherRow], for_holder: bool) -> dict[str, Any]:
+    """``rows``: up to one more than the page, which says that another page follows."""
     now = utc_now()
     key = runtime().secret_key
-    last = len(rows) == query.limit
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
     return {
         "items": [vouchers.voucher_view(r, key, now, for_holder=for_holder) for r in rows],
-        "next_cursor": cursors.encode_id(query.key(), rows[-1].voucher.id) if last else None,
+        "next_cursor": cursors.encode_id(query.key(), rows[-1].voucher.id) if more else None,
+        "next_before": rows[-1].voucher.id if more else None,  # deprecated: next_cursor
     }
 
 
@@ -109,7 +112,7 @@ def my_vouchers(query: VoucherListQuery) -> dict[str, Any]:
 
     Pages: pass next_cursor back as cursor (null on the last page)."""
     rows = vouchers.user_vouchers(
-        db_session(), g.user_id, utc_now(), query.status, query.limit, query.before_id()
+        db_session(), g.user_id, utc_now(), query.status, query.limit + 1, query.before_id()
     )
     return _page(query, rows, for_holder=True)
 
@@ -157,7 +160,13 @@ def merchant_vouchers(query: MerchantVoucherQuery) -> dict[str, Any]:
 
     Pages: pass next_cursor back as cursor (null on the last page)."""
     rows = vouchers.merchant_vouchers(
-        db_session(), g.merchant_id, utc_now(), query.deal_id, query.status, query.limit, query.before_id()
+        db_session(),
+        g.merchant_id,
+        utc_now(),
+        query.deal_id,
+        query.status,
+        query.limit + 1,
+        query.before_id(),
     )
     return _page(query, rows, for_holder=False)
 

@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 
 from lbs.categories import CATEGORY_CODES
 from lbs.db import IN_CHUNK
-from lbs.errors import InvalidParameter
 from lbs.geo.h3box import BoxHits
 from lbs.geo.h3clusters import Clusters, cluster_resolution, clusters
 from lbs.geo.h3index import Box
@@ -45,9 +44,10 @@ class BoxQuery:
     text: TextQuery | None = None  # only merchants matching these words (q)
 
 
-def _fingerprint(query: BoxQuery) -> str:
+def _cursor_key(query: BoxQuery) -> list[object]:
+    """What a page's cursor belongs to: the box and the filters."""
     b = query.box
-    fields: list[object] = [
+    key: list[object] = [
         b.min_lng,
         b.min_lat,
         b.max_lng,
@@ -57,22 +57,11 @@ def _fingerprint(query: BoxQuery) -> str:
         query.open_now,
     ]
     if query.text is not None:  # appended only when given: cursors of earlier releases still hold
-        fields.append(str(query.text))
-    return cursors.fingerprint(fields)
+        key.append(str(query.text))
+    return key
 
 
-def _encode_cursor(query: BoxQuery, last_id: int) -> str:
-    return cursors.encode({"q": _fingerprint(query), "i": last_id})
-
-
-def _decode_cursor(query: BoxQuery, token: str) -> int:
-    last_id, fingerprint = cursors.decode(token, lambda raw: (int(raw["i"]), str(raw["q"])))
-    if fingerprint != _fingerprint(query):
-        raise InvalidParameter(
-            "cursor",
-            "cursor belongs to another query; keep bbox, q, category, has_deal and open_now unchanged",
-        )
-    return last_id
+_UNCHANGED = "keep bbox, q, category, has_deal and open_now unchanged"
 
 
 def _with_claimable_deal(deals: DealReads, ids: np.ndarray, at: datetime) -> np.ndarray:
@@ -103,7 +92,7 @@ def _matching(
 
 def merchants_in_box(session: Session, live: LiveIndex, deals: DealReads, query: BoxQuery) -> dict[str, Any]:
     """One page as an RFC 7946 FeatureCollection, with ``total`` and ``next_cursor`` beside it."""
-    after = _decode_cursor(query, query.cursor) if query.cursor else None
+    after = cursors.decode_id(query.cursor, _cursor_key(query), _UNCHANGED) if query.cursor else None
     ids = _matching(session, live, deals, query).ids
     rest = ids if after is None else ids[ids > after]
     page = rest[: query.limit].tolist()
@@ -131,7 +120,7 @@ def merchants_in_box(session: Session, live: LiveIndex, deals: DealReads, query:
         "type": "FeatureCollection",
         "features": features,
         "total": len(ids),
-        "next_cursor": _encode_cursor(query, page[-1]) if len(rest) > query.limit else None,
+        "next_cursor": cursors.encode_id(_cursor_key(query), page[-1]) if len(rest) > query.limit else None,
         "at": query.at.isoformat(),
     }
 

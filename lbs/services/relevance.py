@@ -67,7 +67,6 @@ class ModelHolder:
         self.directory = directory
         self.reload_s = reload_s
         self._read_database_id = database_id
-        self._database_id: str | None = None
         self._clock = clock
         self._lock = threading.Lock()
         self._model: Model | None = None
@@ -91,14 +90,15 @@ class ModelHolder:
         return self._model
 
     def _load(self, path: Path) -> None:
-        if self._database_id is None:
-            try:
-                self._database_id = self._read_database_id()
-            except Exception as exc:  # the model waits for the database; the request goes on
-                log.warning("model %s not loaded yet: this database's id unreadable (%s)", path.name, exc)
-                return
+        # Read again for each new model, not once per process: the database may have been
+        # reset or restored under a running server (`lbs demo --reset`), taking a new id.
         try:
-            model = artifact.load(path, self._database_id)
+            database_id = self._read_database_id()
+        except Exception as exc:  # the model waits for the database; the request goes on
+            log.warning("model %s not loaded yet: this database's id unreadable (%s)", path.name, exc)
+            return
+        try:
+            model = artifact.load(path, database_id)
         except artifact.ForeignModel as exc:
             self._refused, self.problem = path, f"refused: {exc}"
             kept = "the previous model" if self._model is not None else "no model (distance order)"
@@ -244,7 +244,9 @@ def deal_reason(offer: DealAt) -> dict[str, Any]:
     today = offer.at.astimezone(offer.tz).date()
     if window_ends < deal_ends:
         text = (
-            f"{lead} until {_when(window_ends, offer, today)}; deal runs to {_day(deal_ends, offer, today)}"
+            f"{lead} until {_when(window_ends, offer, today)}; "
+            # The last day it can be claimed: a deal ending at midnight ends the day before.
+            f"deal runs to {_day(deal_ends - timedelta(microseconds=1), offer, today)}"
         )
     else:
         text = f"{lead} until {_when(window_ends, offer, today)}"

@@ -149,7 +149,10 @@ def _by_day(
             day_end = _midnight(day + timedelta(days=1), tz)
             piece_opens = max(opens, _midnight(day, tz))
             goes_on = opens < _midnight(day, tz)
-            if goes_on and closes < day_end and out and out[-1][0] == day - timedelta(days=1):
+            yesterday = day - timedelta(days=1)
+            # Only a span that opened yesterday ends "overnight"; one open for days (24 h on
+            # weekdays, then until 22:00) lists each day's piece on its own day.
+            if goes_on and closes < day_end and opens.date() == yesterday and out and out[-1][0] == yesterday:
                 previous = out[-1][1]
                 out[-1] = (out[-1][0], Interval(previous.opens, _clock(closes), True, state))
             elif not goes_on or day > first:

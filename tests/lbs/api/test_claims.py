@@ -346,6 +346,10 @@ def test_my_vouchers_pages_newest_first(client: FlaskClient) -> None:
     assert [v["id"] for v in second.get_json()["items"]] == [ids[0]]
     assert second.get_json()["next_cursor"] is None
     assert before == second.get_json()
+    assert first["next_before"] == ids[1] and second.get_json()["next_before"] is None  # deprecated
+    # A last page that is exactly full says it is the last.
+    whole = client.get("/v1/me/vouchers?limit=3", headers=bearer(token)).get_json()
+    assert len(whole["items"]) == 3 and whole["next_cursor"] is None
     # A cursor belongs to its filter: another status is a 400 naming the cursor.
     other = client.get(
         f"/v1/me/vouchers?status=redeemed&cursor={first['next_cursor']}", headers=bearer(token)

@@ -216,7 +216,7 @@ def test_a_merchant_polls_its_own_event_feed(client: FlaskClient) -> None:
     assert [e["voucher_id"] for e in feed] == [None, voucher["id"], voucher["id"]]
     assert all("user_id" not in e and "h3_cell" not in e for e in feed)
     # Nothing new: an empty page whose cursor is the one it was asked with, to poll again.
-    assert polled == {"items": [], "next_cursor": rest["next_cursor"]}
+    assert polled == {"items": [], "next_cursor": rest["next_cursor"], "next_after": feed[-1]["id"]}
     assert others["items"] == [] and others["next_cursor"]
     # The deprecated after= (an event id) still reads the feed from there.
     after = client.get(

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 from flask_openapi3 import OpenAPI
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
+from lbs.models import DatabaseIdentity
 from recommender import artifact
 from tests.factories import this_database, town_trainer
 
@@ -78,3 +79,23 @@ def test_a_model_that_records_no_database_is_refused(
         f"refused: {unbound.name} records no database (trained before models were bound to theirs); "
         "train one on this database (lbs train)"
     )
+
+
+def test_a_database_reset_under_a_running_worker_is_read_again_for_the_next_model(
+    engine: Engine, make_app: Callable[..., OpenAPI], tmp_path: Path
+) -> None:
+    train, path = town_trainer(engine)
+    models = tmp_path / "models"
+    artifact.save(train(this_database(engine)), models)
+    client = make_app(model_dir=str(models), model_reload_s=0.0).test_client()
+    assert client.get(path).get_json()["ranking"] == "relevance"
+
+    # `lbs demo --reset` or a restore under the running server: the database's id changes,
+    # and the model trained next records the new one.
+    with engine.begin() as conn:
+        conn.execute(update(DatabaseIdentity).values(database_id="after-the-reset"))
+    retrained = artifact.save(train("after-the-reset"), models)
+
+    page = client.get(path).get_json()
+    assert page["ranking"] == "relevance" and page["model"] == retrained.name.removeprefix("model-")
+    assert client.get("/readyz").get_json()["model_problem"] is None

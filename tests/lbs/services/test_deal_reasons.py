@@ -45,6 +45,9 @@ NIGHTS = [{"days": ["fri"], "start": "22:00", "end": "02:00"}]
         # Issue 17: a daily window closing at 14:40 of a deal that runs 18 more days.
         ("2026-11-25T12:00:00+02:00", "2026-12-13T23:00:00+02:00", LUNCH,
          "\N{MINUS SIGN}30 % until 14:40 today; deal runs to 13 Dec"),
+        # A deal ending at midnight (valid_until is its first instant out) runs to the day before.
+        ("2026-11-25T12:00:00+02:00", "2026-12-14T00:00:00+02:00", LUNCH,
+         "\N{MINUS SIGN}30 % until 14:40 today; deal runs to 13 Dec"),
         # A window past midnight.
         ("2026-11-27T23:00:00+02:00", "2026-12-13T23:00:00+02:00", NIGHTS,
          "\N{MINUS SIGN}30 % until 02:00 tomorrow; deal runs to 13 Dec"),

@@ -62,6 +62,12 @@ def test_an_overnight_range_is_listed_on_the_day_it_opens() -> None:
     assert by_day("Su 18:00-24:00; Mo 00:00-02:00") == [[], [], [], [], [], [], ["18:00-02:00+"]]
 
 
+def test_hours_open_for_days_are_listed_on_each_day_not_as_one_night() -> None:
+    # Open from Monday 00:00 without a break to Saturday 22:00: Saturday is its own day.
+    assert by_day("Mo-Fr 00:00-24:00; Sa 00:00-22:00") == [["00:00-24:00"]] * 5 + [["00:00-22:00"], []]
+    assert week("Mo-Fr 00:00-24:00; Sa 00:00-22:00")["week"][5]["text"] == "Saturday: 00:00\N{EN DASH}22:00"
+
+
 def test_around_the_clock_and_never() -> None:
     assert by_day("24/7") == [["00:00-24:00"]] * 7
     assert week("24/7")["today"]["text"] == "Wednesday: Open 24 hours"
@@ -97,7 +103,13 @@ def test_no_hours_or_hours_that_do_not_parse_have_no_week(expression: str | None
 
 
 @pytest.mark.parametrize(
-    "expression", ["Mo-Fr 08:00-18:00; Fr-Sa 18:00-02:00; PH off", "Mo-Su 22:00-04:00", "24/7; Tu off"]
+    "expression",
+    [
+        "Mo-Fr 08:00-18:00; Fr-Sa 18:00-02:00; PH off",
+        "Mo-Su 22:00-04:00",
+        "24/7; Tu off",
+        "Mo-Fr 00:00-24:00; Sa 00:00-22:00",
+    ],
 )
 def test_the_week_agrees_with_open_now_at_every_half_hour(expression: str) -> None:
     """Open exactly when the week lists an interval around the instant (unknown: never open)."""

@@ -5,6 +5,7 @@ value is shown, and positions that look like lat and lon swapped stop the import
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -64,21 +65,33 @@ def test_a_ref_column_lets_a_later_file_rename_and_move_a_merchant(
     assert merchants(engine) == {"Kahvila Sävy": (60.17, 24.939, None), "Baari": (60.171, 24.941, None)}
 
 
-def test_the_same_geojson_imported_twice_is_keyed_by_feature_id(
+def test_the_same_geojson_imported_twice_is_keyed_by_its_ref_property_not_the_feature_id(
     database_url: str, engine: Engine, tmp_path: Path
 ) -> None:
-    shops = [feature(lon, lat, name=f"shop {i}", category="cafe") for i, (lat, lon) in enumerate(HELSINKI)]
-    path = write(tmp_path, "shops.geojson", collection(*({**f, "id": i} for i, f in enumerate(shops))))
-    lbs(database_url, "merchants", "import", str(path))
-    renamed = [{**f, "id": i} for i, f in enumerate(shops)]
-    renamed[0]["properties"] = {"name": "renamed", "category": "cafe"}
+    def shop(i: int, lat: float, lon: float, name: str) -> dict[str, Any]:
+        found = feature(lon, lat, name=name, category="cafe", ref=f"shop-{i}")
+        return {**found, "id": i + 1}  # as exports number them
 
+    shops = [shop(i, lat, lon, f"shop {i}") for i, (lat, lon) in enumerate(HELSINKI)]
+    lbs(database_url, "merchants", "import", str(write(tmp_path, "shops.geojson", collection(*shops))))
+    renamed = [shop(0, *HELSINKI[0], "renamed"), *shops[1:]]
     result = lbs(
         database_url, "merchants", "import", str(write(tmp_path, "renamed.geojson", collection(*renamed)))
     )
+    # Another export, numbered 1..N too, without refs: new merchants, nothing renamed.
+    others = [{**feature(lon, lat + 0.01, name=f"other {i}", category="bar"), "id": i + 1}
+              for i, (lat, lon) in enumerate(HELSINKI)]  # fmt: skip
+    another = lbs(database_url, "merchants", "import", str(write(tmp_path, "o.geojson", collection(*others))))
 
     assert result.output == "imported 4 merchants from renamed.geojson: 0 new, 1 updated, 3 unchanged\n"
-    assert sorted(merchants(engine)) == ["renamed", "shop 1", "shop 2", "shop 3"]
+    assert another.output == "imported 4 merchants from o.geojson: 4 new, 0 updated, 0 unchanged\n"
+    assert sorted(merchants(engine)) == [
+        *(f"other {i}" for i in range(4)),
+        "renamed",
+        "shop 1",
+        "shop 2",
+        "shop 3",
+    ]
 
 
 def test_a_misspelt_header_over_empty_cells_is_caught_with_a_suggestion(

@@ -3,9 +3,8 @@ response model gives them (lbs.api.schemas.Selectable), so a trimmed item still 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
@@ -13,7 +12,6 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
 from lbs.api.schemas import MapPlaceOut, MerchantOut, MerchantReadOut, NearbyPlaceOut
-from lbs.services.week_hours import merchant_week
 
 ALWAYS = "id"
 MERCHANT_FIELDS = frozenset(MerchantOut.model_fields)
@@ -69,18 +67,3 @@ def chosen(requested: list[str] | None, by_default: Collection[str]) -> frozense
     if requested is None:
         return frozenset(by_default)
     return frozenset(requested) | {ALWAYS}
-
-
-def pick(representation: Mapping[str, Any], names: frozenset[str]) -> dict[str, Any]:
-    """The representation's fields among ``names``, in its order."""
-    return {key: value for key, value in representation.items() if key in names}
-
-
-def trim(
-    place: Mapping[str, Any], names: frozenset[str], at: datetime, merchant: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """``place`` trimmed to ``names``, with the week of hours at ``at`` of ``merchant`` (the
-    place itself by default) when they are named: computed only then."""
-    if "hours" in names:
-        place = {**place, "hours": merchant_week(merchant or place, at)}
-    return pick(place, names)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from werkzeug.wrappers import Response as ResponseBase
 
 from lbs.api.context import db_session, deal_reads, runtime, utc_now
-from lbs.api.fields import MAP, ON_REQUEST, FieldsOf, chosen, trim
+from lbs.api.fields import MAP, ON_REQUEST, FieldsOf, chosen
 from lbs.api.nearby import GEOJSON, SearchText, split_commas, text_query
 from lbs.api.problems import register_model
 from lbs.api.responses import Media, ref
@@ -25,6 +25,7 @@ from lbs.services import tiles
 from lbs.services.cursors import Cursor
 from lbs.services.deal_schedule import Instant
 from lbs.services.merchant_map import BoxQuery, clusters_in_box, merchants_in_box
+from lbs.services.merchant_reads import with_fields
 from lbs.services.tiles import MAX_ZOOM
 
 MVT = "application/vnd.mapbox-vector-tile"
@@ -124,7 +125,7 @@ def merchants_in_view(query: BoxParams) -> Any:
     body = merchants_in_box(db_session(), runtime().live_index, deal_reads(), box_query)
     names = chosen(query.fields, set(MAP) - ON_REQUEST)
     for feature in body["features"]:
-        feature["properties"] = trim(feature["properties"], names, box_query.at)
+        feature["properties"] = with_fields(feature["properties"], names, box_query.at)
     return body, 200, {"Content-Type": GEOJSON}
 
 

@@ -20,12 +20,12 @@ from lbs.api.auth import (
     require_operator,
 )
 from lbs.api.context import db_session, utc_now
-from lbs.api.fields import MERCHANT_READ, FieldsOf, chosen, trim
+from lbs.api.fields import MERCHANT_READ, FieldsOf, chosen
 from lbs.api.problems import register_model
 from lbs.api.schemas import ERRORS, MerchantOut, MerchantPath, MerchantReadOut, QueryModel
 from lbs.services import events, merchants
 from lbs.services.deal_schedule import Instant
-from lbs.services.hours import merchant_hours
+from lbs.services.merchant_reads import merchant_read
 
 bp = APIBlueprint("merchants", __name__, url_prefix="/v1", abp_tags=[Tag(name="merchants")])
 
@@ -53,11 +53,7 @@ class MerchantReadQuery(QueryModel):
 
 def _read(merchant: dict[str, Any], query: MerchantReadQuery) -> dict[str, Any]:
     """The merchant with its hours at `at` and that week's hours, trimmed to `fields`."""
-    names = chosen(query.fields, MERCHANT_READ)
-    at = query.at or utc_now()
-    wants_now = bool(names & {"open_now", "closes_at", "next_open_at"})
-    hours_now = merchant_hours(merchant, at).public() if wants_now else {}
-    return trim({**merchant, **hours_now}, names, at)
+    return merchant_read(merchant, chosen(query.fields, MERCHANT_READ), query.at or utc_now())
 
 
 @bp.get("/merchants/<int:merchant_id>", responses={200: MerchantReadOut, **ERRORS}, security=OPTIONAL_USER)

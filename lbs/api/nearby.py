@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
 
 from lbs.api.auth import OPTIONAL_USER, optional_user
 from lbs.api.context import db_session, runtime, utc_now
-from lbs.api.fields import MERCHANT_FIELDS, NEARBY, ON_REQUEST, FieldsOf, chosen, pick, trim
+from lbs.api.fields import MERCHANT_FIELDS, NEARBY, ON_REQUEST, FieldsOf, chosen
 from lbs.api.problems import register_model
 from lbs.api.responses import JSON, Media
 from lbs.api.schemas import ERRORS, NearbyCollectionOut, NearbyPageOut, QueryModel
@@ -21,6 +21,7 @@ from lbs.search.words import MAX_QUERY_CHARS, MAX_QUERY_WORDS, TextQuery
 from lbs.services import events
 from lbs.services.cursors import Cursor
 from lbs.services.deal_schedule import Instant
+from lbs.services.merchant_reads import pick, with_fields
 from lbs.services.nearby import search_nearby
 from lbs.services.nearby_pages import NearbyItem, NearbyQuery, page_to_geojson
 from lbs.services.nearby_ranked import Ranking
@@ -145,7 +146,7 @@ def nearby(query: NearbyParams) -> Any:
     if wants_geojson:
         collection = page_to_geojson(page)
         for feature, i in zip(collection["features"], page.items, strict=True):
-            feature["properties"] = trim(feature["properties"], names, page.at, i.merchant)
+            feature["properties"] = with_fields(feature["properties"], names, page.at, i.merchant)
         return collection, 200, {"Content-Type": GEOJSON}
     return {
         "total": page.total,
@@ -166,4 +167,7 @@ def _item(i: NearbyItem, at: datetime, names: frozenset[str]) -> dict[str, Any]:
         "next_deal": i.next_deal,
         **({"reasons": i.reasons} if i.reasons is not None else {}),
     }
-    return {"merchant": pick(i.merchant, names & MERCHANT_FIELDS), **trim(about, names, at, i.merchant)}
+    return {
+        "merchant": pick(i.merchant, names & MERCHANT_FIELDS),
+        **with_fields(about, names, at, i.merchant),
+    }

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from lbs.categories import Category
 from lbs.errors import InputFileError
-from lbs.services.merchants import ATTRIBUTIONS, MerchantFields
+from lbs.services.merchants import ATTRIBUTIONS, MAX_TAGS, MerchantFields
 
 ATTRIBUTION = ATTRIBUTIONS["osm"]
 
@@ -172,7 +172,14 @@ def _fields(tags: Mapping[str, str], category: Category, lat: float, lon: float)
         "phone": phone.split(";")[0].strip() if phone else None,
         "website": website,
         "opening_hours": tags.get("opening_hours"),
+        "tags": _cuisines(tags) or None,
     }
+
+
+def _cuisines(tags: Mapping[str, str]) -> list[str]:
+    """OpenStreetMap's cuisine=pizza;italian as words to be found by ("ice_cream": "ice cream")."""
+    found = (c.strip().replace("_", " ") for c in tags.get("cuisine", "").split(";"))
+    return [c[:40] for c in found if c][:MAX_TAGS]
 
 
 def _validated(values: dict[str, object], repaired: Counter[str]) -> MerchantFields | None:
@@ -182,7 +189,7 @@ def _validated(values: dict[str, object], repaired: Counter[str]) -> MerchantFie
             return MerchantFields.model_validate(values)
         except ValidationError as exc:
             bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
-            optional = bad & {"address", "phone", "website", "opening_hours"}
+            optional = bad & {"address", "phone", "website", "opening_hours", "tags"}
             if not optional or optional != bad:
                 return None
             for name in optional:

@@ -47,6 +47,7 @@ class MerchantOut(Out):
     website: str | None
     price_level: int | None
     opening_hours: str | None
+    tags: list[str] | None = Field(description="words it is found by besides name and category (q)")
     timezone: str
     status: str
     created_at: str

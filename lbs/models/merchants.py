@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from geoalchemy2 import Geography
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, SmallInteger, String, Text, false
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, SmallInteger, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql import column, table
 
@@ -30,6 +30,8 @@ class Merchant(Base):
     website: Mapped[str | None] = mapped_column(String(500))
     price_level: Mapped[int | None] = mapped_column(SmallInteger)
     opening_hours: Mapped[str | None] = mapped_column(Text)
+    # Words it is found by besides name and category (`q`): ["pizza", "vegan"] (migration 0009).
+    tags: Mapped[list[str] | None] = mapped_column(JSON)
     timezone: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="active")
     # Set when the operator set the status (moderation): the merchant's key cannot change it.

@@ -151,7 +151,9 @@ def _parse_csv(path: Path) -> tuple[list[ImportRow], list[dict[str, Any]]]:
                 {"line": reader.line_num, "field": "row", "message": "more cells than header columns"}
             )
             continue
-        values = {k: v for k, v in record.items() if v not in ("", None)}
+        values: dict[str, Any] = {k: v for k, v in record.items() if v not in ("", None)}
+        if "tags" in values:  # a cell holds a list as OpenStreetMap does: "pizza;vegan"
+            values["tags"] = [t for t in values["tags"].split(";") if t.strip()]
         row, found = _row(values, values.pop(REF, None), {"line": reader.line_num})
         errors += found
         if row is not None:

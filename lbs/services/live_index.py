@@ -85,7 +85,7 @@ class LiveIndex:
         words = WordTableBuilder()
         n = 0
         rows = session.execute(
-            select(Merchant.id, Merchant.lat, Merchant.lon, Merchant.category, Merchant.name)
+            select(Merchant.id, Merchant.lat, Merchant.lon, Merchant.category, Merchant.name, Merchant.tags)
             .where(Merchant.status == "active")
             .execution_options(yield_per=10_000)
         )
@@ -96,7 +96,7 @@ class LiveIndex:
             end = n + len(batch)
             ids[n:end], lats[n:end], lngs[n:end] = zip(*((r[0], r[1], r[2]) for r in batch), strict=True)
             cats[n:end] = [CATEGORY_CODES[r[3]] for r in batch]
-            words.add_all((r[0], merchant_words(r[4], r[3])) for r in batch)
+            words.add_all((r[0], merchant_words(r[4], r[3], r[5] or ())) for r in batch)
             n = end
         index = NearbyIndex(N_CATEGORIES, ids[:n], lats[:n], lngs[:n], cats[:n], resolutions=self.resolutions)
         word_index = WordIndex(words.build())
@@ -135,14 +135,15 @@ class LiveIndex:
                     Merchant.timezone,
                     Merchant.revision,
                     Merchant.name,
+                    Merchant.tags,
                 )
                 .where(Merchant.revision > self.revision)
                 .order_by(Merchant.revision)
             ).all()
-            for merchant_id, lat, lng, category, status, _tz, revision, name in changes:
+            for merchant_id, lat, lng, category, status, _tz, revision, name, tags in changes:
                 if status == "active":
                     self.index.upsert(merchant_id, lat, lng, CATEGORY_CODES[category])
-                    self.words.upsert(merchant_id, merchant_words(name, category))
+                    self.words.upsert(merchant_id, merchant_words(name, category, tags or ()))
                 else:
                     self.index.remove(merchant_id)
                     self.words.remove(merchant_id)

@@ -53,6 +53,25 @@ def _fits_the_column(url: HttpUrl) -> HttpUrl:
 Website = Annotated[HttpUrl, UrlConstraints(max_length=WEBSITE_MAX), AfterValidator(_fits_the_column)]
 
 
+MAX_TAGS = 20
+
+
+def _distinct_tags(tags: list[str]) -> list[str]:
+    """Each tag once (case aside), in the order given."""
+    first: dict[str, str] = {}
+    for tag in tags:
+        first.setdefault(tag.casefold(), tag)
+    return list(first.values())
+
+
+Tag = Annotated[PlainText, Field(min_length=1, max_length=40)]
+Tags = Annotated[
+    list[Tag],
+    Field(max_length=MAX_TAGS, description="words it is found by besides name and category: [\"pizza\"]"),
+    AfterValidator(_distinct_tags),
+]
+
+
 class MerchantFields(JsonBody):
     """What an operator may set on a merchant (also one row of an import file)."""
 
@@ -67,6 +86,7 @@ class MerchantFields(JsonBody):
     website: Website | None = None
     price_level: int | None = Field(None, ge=1, le=4, description="1 (cheap) to 4 (expensive)")
     opening_hours: OpeningHours | None = None
+    tags: Tags | None = None
     status: Status = "active"
 
 
@@ -84,6 +104,7 @@ class MerchantChanges(PartialUpdate):
     website: Website | None = None
     price_level: int | None = Field(None, ge=1, le=4)
     opening_hours: OpeningHours | None = None
+    tags: Tags | None = None
     status: Status | None = None
 
     _never_null = field_validator(*NEVER_NULL)(refuse_null)
@@ -222,6 +243,7 @@ _PUBLIC_COLUMNS = (
     Merchant.website,
     Merchant.price_level,
     Merchant.opening_hours,
+    Merchant.tags,
     Merchant.timezone,
     Merchant.status,
     Merchant.created_at,

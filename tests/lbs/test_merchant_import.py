@@ -213,3 +213,20 @@ def test_unknown_geojson_property_is_named_with_a_suggestion(database_url: str, 
 
     assert_clean_failure(result)
     assert "typo.geojson:feature 1: adress: unknown property; did you mean 'address'?" in result.output
+
+
+def test_a_tags_cell_holds_several_tags_separated_by_semicolons(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    content = (
+        "name,category,lat,lon,tags\n"
+        "Luigi's,restaurant,60.17,24.94,pizza; italian;;Pizza\n"
+        "Baari,bar,60.171,24.941,\n"
+    )
+
+    result = lbs(database_url, "merchants", "import", str(write(tmp_path, "tagged.csv", content)))
+
+    assert result.exit_code == 0, result.output
+    with Session(engine) as session:
+        tags = {name: value for name, value in session.execute(select(Merchant.name, Merchant.tags))}
+    assert tags == {"Luigi's": ["pizza", "italian"], "Baari": None}

@@ -49,6 +49,11 @@ def test_every_named_business_is_read_with_its_tags(helsinki: osm.OsmMerchants) 
         row = helsinki.rows[ref]
         assert (row.name, row.category) == (name, category)
         assert 60.166 < row.lat < 60.172 and 24.937 < row.lon < 24.945  # the centre, by the station
+    # cuisine=* as tags, the words q finds them by: "coffee_shop" read as "coffee shop".
+    assert helsinki.rows["osm:node/151006932"].tags == ["sushi"]  # Haru Sushi
+    assert helsinki.rows["osm:node/247416118"].tags == ["coffee shop"]  # Jääpuiston kahvila
+    tagged = [row.tags for row in helsinki.rows.values() if row.tags]
+    assert len(tagged) == 175 and sum("pizza" in tags for tags in tagged) >= 10
     categories = Counter(row.category for row in helsinki.rows.values())
     assert categories[Category.restaurant] > 200 and categories[Category.cafe] > 80
 

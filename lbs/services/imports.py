@@ -202,7 +202,9 @@ def _parse_geojson(path: Path) -> tuple[list[ImportRow], list[dict[str, Any]]]:
         row, found = _row(
             # Not the Feature's id: exports number their features 1..N, so two unrelated
             # files would rename each other's merchants. A ref is the user's own key.
-            {**values, "lon": coords[0], "lat": coords[1]}, props.get(REF), at
+            {**values, "lon": coords[0], "lat": coords[1]},
+            props.get(REF),
+            at,
         )
         errors += found
         if row is not None:

@@ -67,7 +67,7 @@ def _distinct_tags(tags: list[str]) -> list[str]:
 Tag = Annotated[PlainText, Field(min_length=1, max_length=40)]
 Tags = Annotated[
     list[Tag],
-    Field(max_length=MAX_TAGS, description="words it is found by besides name and category: [\"pizza\"]"),
+    Field(max_length=MAX_TAGS, description='words it is found by besides name and category: ["pizza"]'),
     AfterValidator(_distinct_tags),
 ]
 

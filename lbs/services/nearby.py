@@ -18,7 +18,6 @@ import numpy.typing as npt
 from sqlalchemy.orm import Session
 
 from lbs.categories import CATEGORY_CODES
-from lbs.geo.distance import chord2_to_m
 from lbs.geo.h3index import Cursor, NearbyHits
 from lbs.services.deal_book import DealBook
 from lbs.services.deal_reads import DealReads
@@ -32,7 +31,7 @@ from lbs.services.nearby_pages import (
     NearbyQuery,
     decode_cursor,
     encode_cursor,
-    item,
+    page_items,
     ranks_by_text,
 )
 from lbs.services.nearby_ranked import Ranking, search_relevance
@@ -87,14 +86,7 @@ def _search(
     start = None if after is None else Cursor(after.chord2, after.id)
     found = source.query(query.lat, query.lon, query.radius_m, query.limit + 1, after=start, categories=codes)
     hits = found.hits[: query.limit]
-    merchants = live.public_merchants(session, [h.id for h in hits])
-    offers = deals.offers([h.id for h in hits if h.id in merchants], at)
-    distances_m = chord2_to_m([h.chord2 for h in hits]).round(2).tolist()
-    items = [
-        item(merchants[h.id], distance_m, offers.get(h.id))
-        for h, distance_m in zip(hits, distances_m, strict=True)
-        if h.id in merchants
-    ]
+    items = page_items(session, live, deals, [h.id for h in hits], [h.chord2 for h in hits], at)
     next_cursor = None
     if len(found.hits) > query.limit:
         last = hits[-1]

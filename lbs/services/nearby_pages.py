@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy.orm import Session
 
 from lbs.errors import InvalidParameter
+from lbs.geo.distance import chord2_to_m
 from lbs.search.words import TextQuery
 from lbs.services import cursors
 from lbs.services.deal_offers import MerchantOffer, deal_summary
 from lbs.services.deal_schedule import EARLIEST, LATEST
 from lbs.services.hours import UNKNOWN, Hours
+
+if TYPE_CHECKING:  # the searches hand them in
+    from lbs.services.deal_reads import DealReads
+    from lbs.services.live_index import LiveIndex
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_OFFSET = 1_000_000
@@ -160,6 +170,27 @@ def item(
         None if offer.next is None else deal_summary(offer.next),
         reasons,
     )
+
+
+def page_items(
+    session: Session,
+    live: LiveIndex,
+    deals: DealReads,
+    ids: Sequence[int],
+    chord2: Sequence[float] | npt.NDArray[np.float64],
+    at: datetime,
+) -> list[NearbyItem]:
+    """The items of a page of merchants (in the order of ``ids``, at squared chord lengths
+    ``chord2``): public rows, each one's deals at ``at``, distances to the centimetre. A
+    merchant gone from the database since the index read it is left out."""
+    merchants = live.public_merchants(session, ids)
+    offers = deals.offers([m for m in ids if m in merchants], at)
+    distances_m = chord2_to_m(chord2).round(2).tolist()
+    return [
+        item(merchants[m], distance_m, offers.get(m))
+        for m, distance_m in zip(ids, distances_m, strict=True)
+        if m in merchants
+    ]
 
 
 def page_to_geojson(page: NearbyPage) -> dict[str, Any]:

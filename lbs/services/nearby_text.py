@@ -22,7 +22,7 @@ from lbs.geo.distance import FloatArray, chord2_to_m
 from lbs.geo.h3levels import IntArray
 from lbs.services.deal_reads import DealReads
 from lbs.services.live_index import LiveIndex
-from lbs.services.nearby_pages import NearbyPage, NearbyQuery, PageCursor, encode_cursor, item
+from lbs.services.nearby_pages import NearbyPage, NearbyQuery, PageCursor, encode_cursor, page_items
 
 HALF_DISTANCE_M = 1000.0
 
@@ -54,15 +54,7 @@ def search_text_relevance(
             & ((chord2 > after.chord2) | ((chord2 == after.chord2) & (ids > after.id)))
         )
         ids, chord2, relevance = ids[past], chord2[past], relevance[past]
-    page_ids = ids[: query.limit].tolist()
-    merchants = live.public_merchants(session, page_ids)
-    offers = deals.offers([m for m in page_ids if m in merchants], query.at)
-    distances_m = chord2_to_m(chord2[: query.limit]).round(2).tolist()
-    items = [
-        item(merchants[m], distance_m, offers.get(m))
-        for m, distance_m in zip(page_ids, distances_m, strict=True)
-        if m in merchants
-    ]
+    items = page_items(session, live, deals, ids[: query.limit].tolist(), chord2[: query.limit], query.at)
     next_cursor = None
     if len(ids) > query.limit:
         last = query.limit - 1

@@ -11,7 +11,7 @@ from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
-from lbs.api.schemas import MapPlaceOut, MerchantOut, MerchantReadOut, NearbyPlaceOut
+from lbs.api.schemas import MapPlaceOut, MerchantOut, MerchantReadOut, NearbyPlaceOut, comma_list
 
 ALWAYS = "id"
 MERCHANT_FIELDS = frozenset(MerchantOut.model_fields)
@@ -24,13 +24,7 @@ ON_REQUEST = frozenset({"hours"})
 
 
 def _split(value: object) -> object:
-    if value is None:
-        return None
-    values = value if isinstance(value, list) else [value]
-    names = [name.strip() for v in values for name in str(v).split(",")]
-    if not any(names):
-        raise ValueError("empty: name at least one field, or leave fields out")
-    return [name for name in names if name]
+    return comma_list(value, "empty: name at least one field, or leave fields out")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from lbs.api.context import db_session, runtime, utc_now
 from lbs.api.fields import MERCHANT_FIELDS, NEARBY, ON_REQUEST, FieldsOf, chosen
 from lbs.api.problems import register_model
 from lbs.api.responses import JSON, Media
-from lbs.api.schemas import ERRORS, NearbyCollectionOut, NearbyPageOut, QueryModel
+from lbs.api.schemas import ERRORS, NearbyCollectionOut, NearbyPageOut, QueryModel, comma_list
 from lbs.categories import Category
 from lbs.config import MAX_LIMIT, MAX_RADIUS_M
 from lbs.search.words import MAX_QUERY_CHARS, MAX_QUERY_WORDS, TextQuery
@@ -32,13 +32,7 @@ GEOJSON = "application/geo+json"
 
 
 def split_commas(value: object) -> object:
-    values = value if isinstance(value, list) else [value]
-    if value is None:
-        return None
-    names = [name.strip() for v in values for name in str(v).split(",")]
-    if not any(names):
-        raise ValueError("empty category")
-    return [name for name in names if name]
+    return comma_list(value, "empty category")
 
 
 def _searchable(text: str) -> str:

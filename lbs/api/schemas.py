@@ -13,6 +13,18 @@ from lbs.api.problems import Problem, register_model
 from lbs.api.responses import Out
 
 
+def comma_list(value: object, empty: str) -> object:
+    """A list query parameter given comma-separated or repeated (``a,b`` or ``x=a&x=b``), as
+    its names; none at all is a ValueError saying ``empty``."""
+    if value is None:
+        return None
+    values = value if isinstance(value, list) else [value]
+    names = [name.strip() for v in values for name in str(v).split(",")]
+    if not any(names):
+        raise ValueError(empty)
+    return [name for name in names if name]
+
+
 class QueryModel(BaseModel):
     """Base of query-string models.
 

@@ -99,6 +99,18 @@ class Settings:
     # last byte; past it, it stops with a 503 and Retry-After (queued that long: not run at
     # all), and no database statement runs beyond it. 0 turns deadlines off. Each gunicorn
     # worker serves `threads` requests at once and keeps a database connection per thread.
+    # Payments (docs/payments.md). payment_provider "stripe" takes payments for prepaid deals
+    # (with stripe_secret_key and stripe_webhook_secret); "" takes none, and deals are paid at
+    # the counter. stripe_api_base: another Stripe API (localstripe in the tests and the
+    # demo); empty: Stripe itself. The secrets are never logged (repr=False).
+    payment_provider: str = ""
+    stripe_secret_key: str = field(default="", repr=False)
+    stripe_webhook_secret: str = field(default="", repr=False)
+    stripe_api_base: str = ""
+    # How long an unpaid order holds its unit of stock; then it is released (lbs payments expire).
+    payment_hold_s: float = 600.0
+    # The platform's share of each redeemed prepaid voucher, in basis points (1000: 10 %).
+    commission_bps: int = 1000
     request_timeout_s: float = 5.0
     threads: int = 2
     log_level: str = "INFO"
@@ -109,6 +121,14 @@ class Settings:
     def __post_init__(self) -> None:
         for name in ("database_url", "database_read_url"):
             _check_database_url(name, getattr(self, name))
+        if self.payment_provider not in ("", "stripe"):
+            raise ValueError(f"LBS_PAYMENT_PROVIDER={self.payment_provider!r}: expected stripe or empty (none)")
+        if self.payment_provider and not (self.stripe_secret_key and self.stripe_webhook_secret):
+            raise ValueError("LBS_PAYMENT_PROVIDER=stripe needs LBS_STRIPE_SECRET_KEY and LBS_STRIPE_WEBHOOK_SECRET")
+        if not 0 <= self.commission_bps <= 10_000:
+            raise ValueError(f"LBS_COMMISSION_BPS={self.commission_bps}: expected 0..10000 (basis points)")
+        if self.payment_hold_s <= 0:
+            raise ValueError(f"LBS_PAYMENT_HOLD_S={self.payment_hold_s}: expected more than 0 seconds")
         if self.metrics_access not in ("operator", "public"):
             raise ValueError(f"LBS_METRICS_ACCESS={self.metrics_access!r}: expected operator or public")
         try:

@@ -17,7 +17,19 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from lbs import metrics
-from lbs.api import api_keys, deals, events, maps, merchants, nearby, ops, users, vouchers
+from lbs.api import (
+    api_keys,
+    deals,
+    events,
+    maps,
+    merchants,
+    nearby,
+    ops,
+    payments,
+    settlements,
+    users,
+    vouchers,
+)  # fmt: skip
 from lbs.api.auth import SECURITY_SCHEMES
 from lbs.api.bodies import register_body_limits
 from lbs.api.context import READS, Runtime
@@ -29,6 +41,7 @@ from lbs.api.responses import serve
 from lbs.config import Settings
 from lbs.db import make_engine, make_read_session_factory, make_session_factory
 from lbs.deadline import Deadlines
+from lbs.payments.stripe_adapter import make_provider
 from lbs.secret_key import load_secret_key
 from lbs.services.database_identity import database_id
 from lbs.services.deal_book import DealBook
@@ -89,6 +102,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
         UserCache(settings.user_cache_s),
         read_sessions,
         VisitHistories(settings.index_refresh_s, settings.visits_cache_s, settings.visits_cache_users),
+        make_provider(settings),
     )
 
     register_error_handlers(app)
@@ -96,10 +110,18 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
     register_response_headers(app, settings)  # before flask-cors: runs after it
     _register_unit_of_work(app)
     _register_metrics(app)
+    payment_blueprints = (payments.buyer, payments.hooks, settlements.counter)
     blueprints = (
         ops.bp, nearby.bp, maps.bp, merchants.bp, api_keys.bp, deals.desk, deals.public, users.bp, events.bp
     )  # fmt: skip
-    for blueprint in (*blueprints, maps.pages, events.feed, vouchers.holder, vouchers.counter):
+    for blueprint in (
+        *blueprints,
+        maps.pages,
+        events.feed,
+        vouchers.holder,
+        vouchers.counter,
+        *payment_blueprints,
+    ):
         app.register_api(blueprint)
     # flask-openapi3's /docs/ is a page choosing among UIs, of which one is installed:
     # straight to it.

@@ -21,6 +21,7 @@ from lbs.cli_context import database, now, service_session
 from lbs.cli_context import settings as load_settings
 from lbs.cli_errors import Commands
 from lbs.cli_merchants import merchants
+from lbs.cli_payments import payments
 from lbs.cli_seed import seed
 from lbs.event_partitions import INTERVALS, PREMAKE, PartitioningUnavailable, partition_events
 
@@ -32,6 +33,7 @@ def main() -> None:
 
 
 main.add_command(merchants)
+main.add_command(payments)
 main.add_command(seed)
 
 

@@ -122,9 +122,13 @@ class Settings:
         for name in ("database_url", "database_read_url"):
             _check_database_url(name, getattr(self, name))
         if self.payment_provider not in ("", "stripe"):
-            raise ValueError(f"LBS_PAYMENT_PROVIDER={self.payment_provider!r}: expected stripe or empty (none)")
+            raise ValueError(
+                f"LBS_PAYMENT_PROVIDER={self.payment_provider!r}: expected stripe or empty (none)"
+            )
         if self.payment_provider and not (self.stripe_secret_key and self.stripe_webhook_secret):
-            raise ValueError("LBS_PAYMENT_PROVIDER=stripe needs LBS_STRIPE_SECRET_KEY and LBS_STRIPE_WEBHOOK_SECRET")
+            raise ValueError(
+                "LBS_PAYMENT_PROVIDER=stripe needs LBS_STRIPE_SECRET_KEY and LBS_STRIPE_WEBHOOK_SECRET"
+            )
         if not 0 <= self.commission_bps <= 10_000:
             raise ValueError(f"LBS_COMMISSION_BPS={self.commission_bps}: expected 0..10000 (basis points)")
         if self.payment_hold_s <= 0:

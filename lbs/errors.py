@@ -122,6 +122,47 @@ class VoucherExpired(Conflict):
     title = "Voucher expired"
 
 
+class VoucherRefunded(Conflict):
+    slug = "voucher-refunded"
+    title = "Voucher refunded"
+
+
+class PrepaidDeal(Conflict):
+    """A prepaid deal is claimed by ordering and paying, not by a free claim."""
+
+    slug = "prepaid-deal"
+    title = "Deal is paid online"
+
+
+class NotPrepaid(Conflict):
+    slug = "not-prepaid"
+    title = "Deal is not paid online"
+
+
+class NotRefundable(Conflict):
+    slug = "not-refundable"
+    title = "Not refundable"
+
+
+class PaymentDeclined(LbsError):
+    status = 402
+    slug = "payment-declined"
+    title = "Payment declined"
+
+
+class PaymentProviderUnavailable(LbsError):
+    """The payment provider could not be reached or refused for now; retrying with the same
+    Idempotency-Key is safe (nothing is charged twice)."""
+
+    status = 503
+    slug = "payment-provider-unavailable"
+    title = "Payment provider unavailable"
+
+    def __init__(self, detail: str, retry_after_s: int = 5) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s)
+        self.headers["Retry-After"] = str(retry_after_s)
+
+
 class IdempotencyKeyReused(LbsError):
     status = 422
     slug = "idempotency-key-reused"

@@ -25,6 +25,8 @@ DEFAULT_BODY_BYTES = 32 * 1024
 # Endpoints (Flask's names: blueprint.view) that need more than the default.
 BODY_BYTES = {
     "events.post_events": 128 * 1024,
+    # A Stripe event carries the whole object it is about.
+    "payment_hooks.stripe_webhook": 256 * 1024,
 }
 
 

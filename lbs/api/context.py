@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from lbs.api.ratelimits import RateLimits
 from lbs.config import Settings
 from lbs.db import BEGIN_IMMEDIATE
+from lbs.payments.provider import PaymentProvider
 from lbs.services.deal_book import DealBook
 from lbs.services.deal_reads import DealReads
 from lbs.services.event_buffer import EventBuffer
@@ -38,6 +39,8 @@ class Runtime:
     # Sessions of LBS_DATABASE_READ_URL's engine; the primary's when none is set.
     read_sessions: sessionmaker[Session]
     visits: VisitHistories
+    # The payment provider prepaid deals are paid through; None: this server takes no payments.
+    payments: PaymentProvider | None
 
 
 def runtime() -> Runtime:

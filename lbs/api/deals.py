@@ -10,7 +10,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from pydantic import Field
 
 from lbs.api.auth import MERCHANT, OPTIONAL_USER, optional_user, require_merchant
-from lbs.api.context import db_session, utc_now
+from lbs.api.context import db_session, runtime, utc_now
 from lbs.api.problems import register_model
 from lbs.api.schemas import CONFLICTS, ERRORS, DealListOut, DealOut, DealPath, MerchantPath, QueryModel
 from lbs.models import Deal
@@ -46,6 +46,10 @@ def _at(query: AtQuery) -> datetime:
     return query.at or utc_now()
 
 
+def _takes_payments() -> bool:
+    return runtime().payments is not None
+
+
 def _own_view(deal: Deal, at: datetime) -> dict[str, Any]:
     return deal_view(deals.as_owner_sees(db_session(), g.merchant_id, [deal], at)[0])
 
@@ -54,7 +58,9 @@ def _own_view(deal: Deal, at: datetime) -> dict[str, Any]:
 def create_deal(body: deals.DealFields) -> tuple[dict[str, Any], int]:
     """Merchant: create a deal (a draft unless publish is true)."""
     now = utc_now()
-    return _own_view(deals.create_deal(db_session(), g.merchant_id, body, now), now), 201
+    return _own_view(
+        deals.create_deal(db_session(), g.merchant_id, body, now, takes_payments=_takes_payments()), now
+    ), 201
 
 
 @desk.get("/deals", responses={200: DealListOut, **ERRORS}, security=MERCHANT)
@@ -75,7 +81,12 @@ def get_own_deal(path: DealPath, query: AtQuery) -> dict[str, Any]:
 def update_deal(path: DealPath, body: deals.DealChanges) -> dict[str, Any]:
     """Merchant: change fields; once claimed, only the safe ones (docs/deals.md)."""
     now = utc_now()
-    return _own_view(deals.update_deal(db_session(), g.merchant_id, path.deal_id, body, now), now)
+    return _own_view(
+        deals.update_deal(
+            db_session(), g.merchant_id, path.deal_id, body, now, takes_payments=_takes_payments()
+        ),
+        now,
+    )
 
 
 @desk.post(

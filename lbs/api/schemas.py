@@ -11,6 +11,7 @@ from pydantic.fields import FieldInfo
 
 from lbs.api.problems import Problem, register_model
 from lbs.api.responses import Out
+from lbs.services.deals import PAYMENT_DOC, REFUND_DOC
 
 
 def comma_list(value: object, empty: str) -> object:
@@ -222,6 +223,8 @@ class DealOut(DealSummaryOut):
     valid_until: str
     windows: list[dict[str, Any]]
     redeem_within_minutes: int | None
+    payment: Literal["prepaid", "at_counter"] = Field(description=PAYMENT_DOC)
+    refund_policy: Literal["anytime", "none"] = Field(description=REFUND_DOC)
     status: str
     state: str
     ended_at: str | None
@@ -245,6 +248,10 @@ class VoucherOut(Out):
     claimed_at: str
     expires_at: str
     redeemed_at: str | None
+    order_id: int | None = Field(
+        description="prepaid vouchers: the order that paid for it (GET /v1/me/orders/{id})"
+    )
+    refunded_at: str | None
     code: str | None = None
     qr_payload: str | None = None
     qr_svg_url: str | None = None

@@ -14,7 +14,7 @@ from lbs.api.context import db_session, runtime, utc_now
 from lbs.api.problems import register_model
 from lbs.api.responses import Media
 from lbs.api.schemas import CONFLICTS, ERRORS, DealPath, QueryModel, VoucherKeyOut, VoucherListOut, VoucherOut
-from lbs.services import cursors, voucher_codes, vouchers
+from lbs.services import cursors, redemption, voucher_codes, voucher_listing, vouchers
 from lbs.services.cursors import Cursor
 from lbs.services.request_bodies import JsonBody
 
@@ -63,14 +63,14 @@ def claim(path: DealPath, header: ClaimHeaders) -> tuple[dict[str, Any], int]:
     row, created = vouchers.claim_deal(
         db_session(), rt.secret_key, g.user_id, path.deal_id, header.idempotency_key, now
     )
-    return vouchers.voucher_view(row, rt.secret_key, now, for_holder=True), 201 if created else 200
+    return voucher_listing.voucher_view(row, rt.secret_key, now, for_holder=True), 201 if created else 200
 
 
 @register_model
 class VoucherListQuery(QueryModel):
     unchanged: ClassVar[str] = "keep status unchanged"  # a cursor of another query: its 400
 
-    status: Literal["issued", "redeemed", "expired"] | None = None
+    status: Literal["issued", "redeemed", "expired", "refunded"] | None = None
     limit: int = Field(50, ge=1, le=100)
     cursor: Cursor | None = None
     before: int | None = Field(
@@ -93,14 +93,16 @@ class VoucherListQuery(QueryModel):
         return self.before
 
 
-def _page(query: VoucherListQuery, rows: list[vouchers.VoucherRow], for_holder: bool) -> dict[str, Any]:
+def _page(
+    query: VoucherListQuery, rows: list[voucher_listing.VoucherRow], for_holder: bool
+) -> dict[str, Any]:
     """``rows``: up to one more than the page, which says that another page follows."""
     now = utc_now()
     key = runtime().secret_key
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     return {
-        "items": [vouchers.voucher_view(r, key, now, for_holder=for_holder) for r in rows],
+        "items": [voucher_listing.voucher_view(r, key, now, for_holder=for_holder) for r in rows],
         "next_cursor": cursors.encode_id(query.key(), rows[-1].voucher.id) if more else None,
         "next_before": rows[-1].voucher.id if more else None,  # deprecated: next_cursor
     }
@@ -111,7 +113,7 @@ def my_vouchers(query: VoucherListQuery) -> dict[str, Any]:
     """User: its vouchers, newest first, with status, code and QR payload.
 
     Pages: pass next_cursor back as cursor (null on the last page)."""
-    rows = vouchers.user_vouchers(
+    rows = voucher_listing.user_vouchers(
         db_session(), g.user_id, utc_now(), query.status, query.limit + 1, query.before_id()
     )
     return _page(query, rows, for_holder=True)
@@ -120,8 +122,8 @@ def my_vouchers(query: VoucherListQuery) -> dict[str, Any]:
 @holder.get("/me/vouchers/<int:voucher_id>", responses={200: VoucherOut, **ERRORS}, security=USER)
 def my_voucher(path: VoucherPath) -> dict[str, Any]:
     """User: one of its vouchers."""
-    row = vouchers.user_voucher(db_session(), g.user_id, path.voucher_id)
-    return vouchers.voucher_view(row, runtime().secret_key, utc_now(), for_holder=True)
+    row = voucher_listing.user_voucher(db_session(), g.user_id, path.voucher_id)
+    return voucher_listing.voucher_view(row, runtime().secret_key, utc_now(), for_holder=True)
 
 
 @register_model
@@ -136,8 +138,10 @@ class QrPath(VoucherPath):
 )
 def my_voucher_qr(path: QrPath) -> Response:
     """User: the voucher's QR code (its signed payload) as SVG or PNG."""
-    row = vouchers.user_voucher(db_session(), g.user_id, path.voucher_id)
-    payload = vouchers.voucher_view(row, runtime().secret_key, utc_now(), for_holder=True)["qr_payload"]
+    row = voucher_listing.user_voucher(db_session(), g.user_id, path.voucher_id)
+    payload = voucher_listing.voucher_view(row, runtime().secret_key, utc_now(), for_holder=True)[
+        "qr_payload"
+    ]
     mimetype = SVG if path.kind == "svg" else PNG
     response = Response(voucher_codes.qr_image(payload, path.kind), mimetype=mimetype)
     response.headers["Cache-Control"] = "private, max-age=3600"
@@ -159,7 +163,7 @@ def merchant_vouchers(query: MerchantVoucherQuery) -> dict[str, Any]:
     """Merchant: vouchers of its deals, newest first (codes are not shown).
 
     Pages: pass next_cursor back as cursor (null on the last page)."""
-    rows = vouchers.merchant_vouchers(
+    rows = voucher_listing.merchant_vouchers(
         db_session(),
         g.merchant_id,
         utc_now(),
@@ -184,8 +188,10 @@ def redeem(body: RedeemBody) -> dict[str, Any]:
     rt = runtime()
     rt.rate_limits.enforce(rt.rate_limits.redeem, caller_digest(), "redeem")
     now = utc_now()
-    row = vouchers.redeem_voucher(db_session(), rt.secret_key, g.merchant_id, body.code, now)
-    return vouchers.voucher_view(row, rt.secret_key, now, for_holder=False)
+    row = redemption.redeem_voucher(
+        db_session(), rt.secret_key, g.merchant_id, body.code, now, rt.settings.commission_bps
+    )
+    return voucher_listing.voucher_view(row, rt.secret_key, now, for_holder=False)
 
 
 @counter.get("/voucher-key", responses={200: VoucherKeyOut, **ERRORS}, security=MERCHANT)

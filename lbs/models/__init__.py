@@ -5,6 +5,7 @@ from lbs.models.deals import Deal, UserDealClaims, Voucher
 from lbs.models.events import Event
 from lbs.models.identity import DatabaseIdentity
 from lbs.models.merchants import Merchant, MerchantApiKey, RevisionCounter, merchant_geography
+from lbs.models.payments import Order, ProviderEventSeen, Refund, SettlementPayout
 from lbs.models.rate_limits import RateLimitCounter
 from lbs.models.users import User
 
@@ -16,8 +17,12 @@ __all__ = [
     "Event",
     "Merchant",
     "MerchantApiKey",
+    "Order",
+    "ProviderEventSeen",
     "RateLimitCounter",
+    "Refund",
     "RevisionCounter",
+    "SettlementPayout",
     "UTCDateTime",
     "User",
     "UserDealClaims",

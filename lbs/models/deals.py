@@ -53,6 +53,11 @@ class Deal(Base):
     windows: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     redeem_within_minutes: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
+    # prepaid: claimed by paying deal_price_minor online (lbs.payments); at_counter: a free
+    # claim, the price paid at the counter (deals before migration 0010, free deals).
+    payment: Mapped[str] = mapped_column(String(16), server_default="at_counter")
+    # Prepaid deals: "anytime" refunds an unused voucher on request and on expiry; "none" never.
+    refund_policy: Mapped[str] = mapped_column(String(16), server_default="anytime")
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -99,3 +104,10 @@ class Voucher(Base):
     claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Prepaid vouchers (migration 0010): the order that paid, the refund, and when and for
+    # what commission the merchant earned the price (redeemed, or expired without refunds).
+    order_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("orders.id"), unique=True)
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    earned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    commission_minor: Mapped[int | None] = mapped_column(BigInteger)
+    settlement_period: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -132,6 +132,8 @@ def deal_view(offer: DealAt[Deal]) -> dict[str, Any]:
         "valid_until": offer.local(deal.valid_until),
         "windows": deal.windows,
         "redeem_within_minutes": deal.redeem_within_minutes,
+        "payment": deal.payment,
+        "refund_policy": deal.refund_policy,
         "status": deal.status,
         "state": offer.state.value,
         "ended_at": offer.local(deal.ended_at),

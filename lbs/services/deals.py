@@ -31,7 +31,15 @@ MAX_VALIDITY = timedelta(days=366)
 MAX_PRICE_MINOR = 10**10
 # Once a deal has claims these would change what its holders were promised.
 FROZEN_ONCE_CLAIMED = ("kind", "currency", "list_price_minor", "deal_price_minor", "valid_from",
-                       "redeem_within_minutes")  # fmt: skip
+                       "redeem_within_minutes", "payment", "refund_policy")  # fmt: skip
+Payment = Literal["prepaid", "at_counter"]
+RefundPolicy = Literal["anytime", "none"]
+PAYMENT_DOC = (
+    "prepaid: claimed by paying deal_price_minor online (POST /v1/deals/{id}/orders), where this "
+    "server takes payments; at_counter: claimed free, the price paid at the counter. Default: "
+    "prepaid when the server takes payments and deal_price_minor is above 0, else at_counter"
+)
+REFUND_DOC = "prepaid deals: anytime refunds an unused voucher on request and when it expires; none never"
 
 
 def _iso_4217(code: str) -> str:
@@ -100,6 +108,8 @@ class DealFields(JsonBody):
     valid_until: Instant = Field(description="after valid_from, at most 366 days later")
     windows: Windows = Field(default_factory=list, description="empty: all day")
     redeem_within_minutes: int | None = Field(None, ge=1, le=525_600)
+    payment: Payment | None = Field(None, description=PAYMENT_DOC)
+    refund_policy: RefundPolicy = Field("anytime", description=REFUND_DOC)
     publish: bool = False
 
     @field_validator("deal_price_minor")
@@ -124,7 +134,7 @@ class DealChanges(PartialUpdate):
 
     NEVER_NULL = (
         "title", "kind", "currency", "list_price_minor", "deal_price_minor", "per_user_limit",
-        "valid_from", "valid_until", "windows",
+        "valid_from", "valid_until", "windows", "payment", "refund_policy",
     )  # fmt: skip
 
     title: PlainText | None = Field(None, min_length=1, max_length=120)
@@ -139,6 +149,8 @@ class DealChanges(PartialUpdate):
     valid_until: Instant | None = None
     windows: Windows | None = None
     redeem_within_minutes: int | None = Field(None, ge=1, le=525_600)
+    payment: Payment | None = None
+    refund_policy: RefundPolicy | None = None
 
     _never_null = field_validator(*NEVER_NULL)(refuse_null)
 
@@ -160,12 +172,30 @@ def _check_can_publish(session: Session, merchant_id: int, valid_until: datetime
         )
 
 
-def create_deal(session: Session, merchant_id: int, fields: DealFields, now: datetime) -> Deal:
+def _check_payment(payment: str, price_minor: int, takes_payments: bool) -> None:
+    if payment != "prepaid":
+        return
+    if not takes_payments:
+        raise InvalidParameter(
+            "payment", "this server takes no payments (LBS_PAYMENT_PROVIDER): at_counter only"
+        )
+    if price_minor == 0:
+        raise InvalidParameter("payment", "a free deal (deal_price_minor 0) is claimed free: at_counter")
+
+
+def create_deal(
+    session: Session, merchant_id: int, fields: DealFields, now: datetime, *, takes_payments: bool
+) -> Deal:
     if fields.publish:
         _check_can_publish(session, merchant_id, fields.valid_until, now)
+    payment = fields.payment
+    if payment is None:
+        payment = "prepaid" if takes_payments and fields.deal_price_minor > 0 else "at_counter"
+    _check_payment(payment, fields.deal_price_minor, takes_payments)
     deal = Deal(
         merchant_id=merchant_id,
-        **fields.model_dump(exclude={"publish"}),
+        **fields.model_dump(exclude={"publish", "payment"}),
+        payment=payment,
         quantity_claimed=0,
         status="published" if fields.publish else "draft",
         created_at=now,
@@ -190,7 +220,13 @@ def own_deals(session: Session, merchant_id: int) -> list[Deal]:
 
 
 def update_deal(
-    session: Session, merchant_id: int, deal_id: int, changes: DealChanges, now: datetime
+    session: Session,
+    merchant_id: int,
+    deal_id: int,
+    changes: DealChanges,
+    now: datetime,
+    *,
+    takes_payments: bool,
 ) -> Deal:
     deal = own_deal(session, merchant_id, deal_id, lock=True)
     if deal.status == "ended":
@@ -220,6 +256,7 @@ def update_deal(
         _check_validity(merged["valid_from"], merged["valid_until"])
     except ValueError as exc:
         raise InvalidParameter("valid_until", f"valid_until {exc}") from None
+    _check_payment(merged["payment"], merged["deal_price_minor"], takes_payments)
     if merged["quantity_total"] is not None and merged["quantity_total"] < deal.quantity_claimed:
         raise InvalidParameter(
             "quantity_total", f"quantity_total cannot go below the {deal.quantity_claimed} already claimed"

@@ -2,8 +2,10 @@
 fault (`lbs db check`), and what the fault tests and benchmarks assert.
 
 - no deal is claimed past its stock (quantity_claimed <= quantity_total);
-- stock taken equals vouchers held: each deal's quantity_claimed is the number of its
-  vouchers (a claim takes one unit and writes one voucher in one transaction);
+- stock taken equals units held: each deal's quantity_claimed is the number of its vouchers
+  not refunded plus its orders still pending (a claim takes one unit and writes one voucher
+  in one transaction; an order holds one until it is paid, when its voucher takes it over,
+  or released; a refund gives it back);
 - no user holds more vouchers of a deal than its per_user_limit.
 """
 
@@ -11,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
 
-from lbs.models import Deal, Event, Voucher
+from lbs.models import Deal, Event, Order, Voucher
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class Books:
     oversold: list[tuple[int, int, int]] = field(default_factory=list)  # (deal, claimed, total)
     mismatched: list[tuple[int, int, int]] = field(default_factory=list)  # (deal, claimed, vouchers)
     over_limit: list[tuple[int, int, int]] = field(default_factory=list)  # (deal, user, vouchers)
-    vouchers_of: dict[int, int] = field(default_factory=dict)  # deal -> vouchers held
+    vouchers_of: dict[int, int] = field(default_factory=dict)  # deal -> units held
 
     @property
     def balanced(self) -> bool:
@@ -43,15 +45,21 @@ class Books:
 
 
 def check_books(session: Session) -> Books:
-    held = select(Voucher.deal_id, func.count().label("n")).group_by(Voucher.deal_id).subquery("held")
+    units = union_all(
+        select(Voucher.deal_id, Voucher.user_id, literal(1).label("one")).where(
+            Voucher.refunded_at.is_(None)
+        ),
+        select(Order.deal_id, Order.user_id, literal(1).label("one")).where(Order.status == "pending"),
+    ).subquery("units")
+    held = select(units.c.deal_id, func.count().label("n")).group_by(units.c.deal_id).subquery("held")
     deals = session.execute(
         select(Deal.id, Deal.quantity_claimed, Deal.quantity_total, func.coalesce(held.c.n, 0))
         .outerjoin(held, held.c.deal_id == Deal.id)
         .order_by(Deal.id)
     ).all()
     per_user = (
-        select(Voucher.deal_id, Voucher.user_id, func.count().label("n"))
-        .group_by(Voucher.deal_id, Voucher.user_id)
+        select(units.c.deal_id, units.c.user_id, func.count().label("n"))
+        .group_by(units.c.deal_id, units.c.user_id)
         .subquery("per_user")
     )
     over = session.execute(

@@ -16,7 +16,7 @@ from lbs.cli import main
 from lbs.models import Deal, Event, Merchant, User, UserDealClaims, Voucher
 from lbs.services import voucher_codes as codes
 from lbs.services.merchants import MerchantFields, create_merchant
-from lbs.services.vouchers import redeem_voucher
+from lbs.services.redemption import redeem_voucher
 from seed.people import KIND
 from tests.conftest import TEST_SECRET_KEY
 
@@ -103,7 +103,7 @@ def test_vouchers_carry_codes_the_counter_can_redeem(database_url: str, engine: 
         open_one = next(v for v in vouchers if v.redeemed_at is None)
         code = codes.code_for(KEY, open_one.nonce)
         at = open_one.claimed_at + timedelta(minutes=5)
-        row = redeem_voucher(session, KEY, open_one.merchant_id, code, at)
+        row = redeem_voucher(session, KEY, open_one.merchant_id, code, at, commission_bps=1000)
         assert row.voucher.redeemed_at == at
 
 

@@ -13,8 +13,10 @@ docs/notes/stripe-localstripe-spike.md):
 - refunds bounded by what is left of the charge (400 charge_already_refunded when nothing is,
   400 amount_too_large when less is), and a 400, not a 500, for an intent never charged;
   listing the refunds of such an intent answers an empty list, as Stripe does;
+- an intent whose card was declined is payable again once given another payment method;
 - automatic_payment_methods accepted (and ignored) on create, cancellation_reason on cancel;
-  ``DELETE /_config/webhooks/<id>`` unregisters a webhook.
+  ``DELETE /_config/webhooks/<id>`` unregisters a webhook; ``GET /_config/runner`` answers the
+  sha256 of this file (which runner answers on a port).
 
     python scripts/localstripe_plus.py --port 18420 [--host 127.0.0.1]
 """
@@ -25,6 +27,7 @@ import argparse
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -82,7 +85,19 @@ def create_intent(cls: type, automatic_payment_methods: Any = None, **data: Any)
     return _create_intent(**data)  # every method is a card here: nothing to choose from
 
 
+_update_intent = PaymentIntent._api_update
+
+
+def update_intent(cls: type, id: str, **data: Any) -> Any:
+    intent = _update_intent(id, **data)
+    charge = intent.latest_charge
+    if "payment_method" in data and charge is not None and charge.status == "failed":
+        intent.latest_charge = None  # payable again with the new method (stock: stuck after a decline)
+    return intent
+
+
 PaymentIntent._api_create = classmethod(create_intent)  # type: ignore[method-assign,assignment]
+PaymentIntent._api_update = classmethod(update_intent)  # type: ignore[method-assign,assignment]
 _cancel_intent = PaymentIntent._api_cancel
 
 
@@ -142,6 +157,12 @@ Refund._api_list_all = classmethod(list_refunds)  # type: ignore[method-assign,a
 from localstripe import server  # noqa: E402  (after the swap above: it builds its routes on import)
 
 
+async def runner_digest(request: web.Request) -> web.Response:
+    """Which runner answers: the sha256 of this file, so that a client can tell it from another
+    localstripe (stock, or an older copy) left on the port."""
+    return web.Response(text=hashlib.sha256(Path(__file__).read_bytes()).hexdigest())
+
+
 async def unregister_webhook(request: web.Request) -> web.Response:
     webhooks._webhooks.pop(request.match_info["id"], None)
     return web.Response()
@@ -155,6 +176,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     server.app.middlewares.insert(0, idempotency)
     server.app.router.add_delete("/_config/webhooks/{id}", unregister_webhook)
+    server.app.router.add_get("/_config/runner", runner_digest)
     web.run_app(server.app, host=args.host, port=args.port, access_log=logging.getLogger("aiohttp.access"))
 
 

@@ -115,3 +115,11 @@ def app(make_app: Callable[..., OpenAPI]) -> OpenAPI:
 @pytest.fixture
 def client(app: OpenAPI) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def localstripe() -> str:
+    """The URL of a running localstripe (Stripe's API for the tests: tests.payments_support)."""
+    from tests.payments_support import localstripe_url
+
+    return localstripe_url()

@@ -120,7 +120,9 @@ def _synced(order_id: int, *, paid_with: Literal["visa", "declined"] | None = No
     return _synced_in(db_session(), order_id, paid_with)
 
 
-def _synced_in(session: Session, order_id: int, paid_with: Literal["visa", "declined"] | None) -> dict[str, Any]:
+def _synced_in(
+    session: Session, order_id: int, paid_with: Literal["visa", "declined"] | None
+) -> dict[str, Any]:
     rt = runtime()
     order = orders.user_order(session, g.user_id, order_id)
     secret = None

@@ -38,14 +38,20 @@ def test_order_pay_voucher_redeem(pay_client: FlaskClient) -> None:
     again = _order(pay_client, token, deal["id"], key="k1")
     assert again.status_code == 200 and again.get_json()["id"] == order["id"]
 
-    paid = pay_client.post(f"/v1/me/orders/{order['id']}/test-payment", json={"card": "visa"}, headers=bearer(token))
+    paid = pay_client.post(
+        f"/v1/me/orders/{order['id']}/test-payment", json={"card": "visa"}, headers=bearer(token)
+    )
     assert paid.status_code == 200, paid.get_json()
     assert paid.get_json()["status"] == "paid" and paid.get_json()["voucher_id"] is not None
-    voucher = pay_client.get(f"/v1/me/vouchers/{paid.get_json()['voucher_id']}", headers=bearer(token)).get_json()
+    voucher = pay_client.get(
+        f"/v1/me/vouchers/{paid.get_json()['voucher_id']}", headers=bearer(token)
+    ).get_json()
     assert voucher["order_id"] == order["id"] and voucher["status"] == "issued"
     assert pay_client.get(f"/v1/deals/{deal['id']}").get_json()["stock_left"] == 2  # the hold became it
 
-    redeemed = pay_client.post("/v1/merchant/vouchers/redeem", json={"code": voucher["code"]}, headers=bearer(merchant_key))
+    redeemed = pay_client.post(
+        "/v1/merchant/vouchers/redeem", json={"code": voucher["code"]}, headers=bearer(merchant_key)
+    )
     assert redeemed.status_code == 200, redeemed.get_json()
     refused = pay_client.post(f"/v1/me/vouchers/{voucher['id']}/refund", headers=bearer(token))
     assert refused.status_code == 409 and refused.get_json()["type"].endswith("voucher-already-redeemed")
@@ -59,7 +65,9 @@ def test_order_pay_voucher_redeem(pay_client: FlaskClient) -> None:
 def test_free_claim_of_prepaid_deal_is_refused(pay_client: FlaskClient) -> None:
     _, _, deal = _prepaid(pay_client)
     _, token = make_user(pay_client)
-    claimed = pay_client.post(f"/v1/deals/{deal['id']}/claim", headers={**bearer(token), "Idempotency-Key": "x"})
+    claimed = pay_client.post(
+        f"/v1/deals/{deal['id']}/claim", headers={**bearer(token), "Idempotency-Key": "x"}
+    )
     assert claimed.status_code == 409 and claimed.get_json()["orders_url"] == f"/v1/deals/{deal['id']}/orders"
 
 
@@ -68,9 +76,13 @@ def test_decline_releases_the_hold(pay_client: FlaskClient) -> None:
     _, token = make_user(pay_client)
     order = _order(pay_client, token, deal["id"]).get_json()
     assert _order(pay_client, make_user(pay_client)[1], deal["id"]).status_code == 409  # sold out while held
-    declined = pay_client.post(f"/v1/me/orders/{order['id']}/test-payment", json={"card": "declined"}, headers=bearer(token))
+    declined = pay_client.post(
+        f"/v1/me/orders/{order['id']}/test-payment", json={"card": "declined"}, headers=bearer(token)
+    )
     assert declined.status_code == 402, declined.get_json()
-    assert pay_client.get(f"/v1/me/orders/{order['id']}", headers=bearer(token)).get_json()["status"] == "failed"
+    assert (
+        pay_client.get(f"/v1/me/orders/{order['id']}", headers=bearer(token)).get_json()["status"] == "failed"
+    )
     assert pay_client.get(f"/v1/deals/{deal['id']}").get_json()["stock_left"] == 1
 
 
@@ -78,32 +90,42 @@ def test_refund_returns_stock_and_money(pay_app: OpenAPI, pay_client: FlaskClien
     _, merchant_key, deal = _prepaid(pay_client, quantity_total=1)
     _, token = make_user(pay_client)
     order = _order(pay_client, token, deal["id"]).get_json()
-    paid = pay_client.post(f"/v1/me/orders/{order['id']}/test-payment", json={}, headers=bearer(token)).get_json()
+    paid = pay_client.post(
+        f"/v1/me/orders/{order['id']}/test-payment", json={}, headers=bearer(token)
+    ).get_json()
     refund = pay_client.post(f"/v1/me/vouchers/{paid['voucher_id']}/refund", headers=bearer(token))
     assert refund.status_code == 200, refund.get_json()
     assert refund.get_json()["status"] == "succeeded" and refund.get_json()["amount_minor"] == 900
     assert pay_client.get(f"/v1/deals/{deal['id']}").get_json()["stock_left"] == 1
     voucher = pay_client.get(f"/v1/me/vouchers/{paid['voucher_id']}", headers=bearer(token)).get_json()
     assert voucher["status"] == "refunded"
-    counter = pay_client.post("/v1/merchant/vouchers/redeem", json={"code": voucher["code"]}, headers=bearer(merchant_key))
+    counter = pay_client.post(
+        "/v1/merchant/vouchers/redeem", json={"code": voucher["code"]}, headers=bearer(merchant_key)
+    )
     assert counter.status_code == 409 and counter.get_json()["type"].endswith("voucher-refunded")
     provider = pay_app.extensions["lbs"].payments
     assert provider.get_intent(order["payment"]["intent_id"]).amount_refunded_minor == 900
 
 
-def test_expire_releases_holds_and_refunds_expired_vouchers(pay_app: OpenAPI, pay_client: FlaskClient) -> None:
+def test_expire_releases_holds_and_refunds_expired_vouchers(
+    pay_app: OpenAPI, pay_client: FlaskClient
+) -> None:
     _, _, deal = _prepaid(pay_client, quantity_total=5, redeem_within_minutes=30)
     _, token = make_user(pay_client)
     held = _order(pay_client, token, deal["id"]).get_json()
     _, token2 = make_user(pay_client)
     order = _order(pay_client, token2, deal["id"]).get_json()
-    paid = pay_client.post(f"/v1/me/orders/{order['id']}/test-payment", json={}, headers=bearer(token2)).get_json()
+    paid = pay_client.post(
+        f"/v1/me/orders/{order['id']}/test-payment", json={}, headers=bearer(token2)
+    ).get_json()
     rt = pay_app.extensions["lbs"]
     later = datetime.now(UTC) + timedelta(hours=1)
     with rt.sessions() as session:
         done = expire(session, rt.payments, rt.secret_key, later, 1000)
     assert (done.holds_released, done.vouchers_refunded) == (1, 1)
-    assert pay_client.get(f"/v1/me/orders/{held['id']}", headers=bearer(token)).get_json()["status"] == "expired"
+    assert (
+        pay_client.get(f"/v1/me/orders/{held['id']}", headers=bearer(token)).get_json()["status"] == "expired"
+    )
     voucher = pay_client.get(f"/v1/me/vouchers/{paid['voucher_id']}", headers=bearer(token2)).get_json()
     assert voucher["status"] == "refunded"
     assert pay_client.get(f"/v1/deals/{deal['id']}").get_json()["stock_left"] == 5

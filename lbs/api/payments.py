@@ -21,6 +21,7 @@ from lbs.api.problems import Problem, register_model
 from lbs.api.schemas import CONFLICTS, ERRORS, DealPath, QueryModel
 from lbs.api.vouchers import ClaimHeaders, VoucherPath
 from lbs.errors import InvalidParameter, NotFound, PaymentDeclined, PaymentProviderUnavailable
+from lbs.metrics import PAYMENT_WEBHOOKS
 from lbs.models import Order, ProviderEventSeen, Refund
 from lbs.payments import orders, reconcile, refunds
 from lbs.payments.provider import BadSignature, CardDeclined, PaymentProvider, ProviderError
@@ -223,11 +224,13 @@ def stripe_webhook() -> dict[str, Any]:
         headers = cast(Mapping[str, str], request.headers)
         event = provider.parse_webhook(request.get_data(cache=False), headers)
     except BadSignature as exc:
+        PAYMENT_WEBHOOKS.labels("bad_signature").inc()
         raise InvalidParameter(
             "Stripe-Signature", f"the webhook's signature does not verify with the configured secret: {exc}"
         ) from None
     session = db_session()
     if session.get(ProviderEventSeen, event.id) is not None:
+        PAYMENT_WEBHOOKS.labels("duplicate").inc()
         return {"received": True, "duplicate": True}
     order = orders.order_of_intent(session, event.intent_id) if event.intent_id else None
     if order is not None:
@@ -253,5 +256,7 @@ def stripe_webhook() -> dict[str, Any]:
         session.commit()
     except IntegrityError:  # the same event, delivered twice at once: applied by the other
         session.rollback()
+        PAYMENT_WEBHOOKS.labels("duplicate").inc()
         return {"received": True, "duplicate": True}
+    PAYMENT_WEBHOOKS.labels("applied").inc()
     return {"received": True, "duplicate": False}

@@ -132,3 +132,19 @@ def test_expire_releases_holds_and_refunds_expired_vouchers(
     with rt.sessions() as session:
         again = expire(session, rt.payments, rt.secret_key, later, 1000)
     assert (again.holds_released, again.vouchers_refunded) == (0, 0)
+
+
+def _paid_orders_counted() -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("lbs_payment_orders_total", {"status": "paid"}) or 0.0
+
+
+def test_metrics_count_paid_orders(pay_client: FlaskClient) -> None:
+    _, _, deal = _prepaid(pay_client)
+    _, token = make_user(pay_client)
+    before = _paid_orders_counted()
+    order = _order(pay_client, token, deal["id"]).get_json()
+    pay_client.post(f"/v1/me/orders/{order['id']}/test-payment", json={}, headers=bearer(token))
+    pay_client.get(f"/v1/me/orders/{order['id']}", headers=bearer(token))  # already paid: not counted again
+    assert _paid_orders_counted() == before + 1

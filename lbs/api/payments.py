@@ -32,7 +32,7 @@ from lbs.services.request_bodies import JsonBody
 
 buyer = APIBlueprint("orders", __name__, url_prefix="/v1", abp_tags=[Tag(name="payments")])
 hooks = APIBlueprint("payment_hooks", __name__, url_prefix="/v1/payments", abp_tags=[Tag(name="payments")])
-UNAVAILABLE: dict[str | int, Any] = {503: Problem}
+UNAVAILABLE: dict[str | int, Any] = {502: Problem, 503: Problem}
 REFUND_EVENTS = ("charge.refunded", "refund.created", "refund.updated")
 log = logging.getLogger(__name__)
 

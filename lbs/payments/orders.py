@@ -27,7 +27,14 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lbs.errors import IdempotencyKeyReused, LbsError, NotFound, NotPrepaid, PaymentProviderUnavailable
+from lbs.errors import (
+    IdempotencyKeyReused,
+    LbsError,
+    NotFound,
+    NotPrepaid,
+    PaymentProviderRefused,
+    PaymentProviderUnavailable,
+)
 from lbs.metrics import PAYMENT_ORDERS, PAYMENT_PROVIDER_ERRORS
 from lbs.models import Deal, Merchant, Order, Refund, Voucher
 from lbs.payments.provider import Intent, PaymentProvider, ProviderError
@@ -143,6 +150,10 @@ def place_order(
         begin_write(session)
         _release(session, order, "failed", now)
         session.commit()
+        if not exc.retryable:
+            raise PaymentProviderRefused(
+                f"the payment provider refused the order ({exc}); nothing was charged, and it was released"
+            ) from exc
         raise PaymentProviderUnavailable(
             "the payment provider did not answer; nothing was charged, and the order was released: "
             "order again (a new Idempotency-Key)"

@@ -199,7 +199,7 @@ def _paid(session: Session, secret_key: bytes, order: Order, intent: Intent, now
     assert deal is not None
     if order.status == "pending":
         if _move(session, order, ("pending",), "paid", now, paid_at=now):
-            issue_paid_voucher(session, secret_key, deal, order.user_id, order.id, order.ref, now)
+            issue_paid_voucher(session, secret_key, deal, order, now)
         return None
     if order.status not in RELEASED:
         return None
@@ -221,7 +221,7 @@ def _paid(session: Session, secret_key: bytes, order: Order, intent: Intent, now
         if _move(session, order, (before,), "refunded", now, paid_at=now):
             return new_refund(session, order, None, "late_payment", now)
         return None
-    issue_paid_voucher(session, secret_key, deal, order.user_id, order.id, order.ref, now)
+    issue_paid_voucher(session, secret_key, deal, order, now)
     return None
 
 

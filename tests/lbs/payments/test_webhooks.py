@@ -18,6 +18,7 @@ from flask_openapi3 import OpenAPI
 from sqlalchemy import Engine, select, text, update
 
 from lbs.models import Order
+from lbs.payments.books import check_books
 from lbs.payments.provider import CardDeclined, PaymentProvider
 from lbs.services.vouchers import release_unit
 from tests.deals_factory import bearer, make_user
@@ -177,6 +178,38 @@ def test_a_late_payment_gets_a_voucher_while_stock_lasts(pay_app: OpenAPI, pay_c
     assert late.status_code == 200
     assert _state(pay_app, p.order_id) == ("paid", 1, [], 1)
     assert _stock_left(pay_client, p.deal_id) == 1
+
+
+def test_a_late_payment_is_settled_at_what_it_paid(pay_app: OpenAPI, pay_client: FlaskClient) -> None:
+    _, key, deal = prepaid_deal(pay_client, quantity_total=2)
+    _, token = make_user(pay_client)
+    placed = order(pay_client, token, deal["id"])
+    _released_meanwhile(pay_app, placed["id"])
+    # No claims left, so the merchant may reprice the deal meanwhile.
+    repriced = pay_client.patch(
+        f"/v1/merchant/deals/{deal['id']}", json={"deal_price_minor": 700}, headers=bearer(key)
+    )
+    assert repriced.status_code == 200, repriced.get_json()
+    _provider(pay_app).pay_with_test_card(placed["payment"]["intent_id"], "visa")  # 900 taken
+
+    assert (
+        deliver(
+            pay_client, intent_event("payment_intent.succeeded", placed["payment"]["intent_id"])
+        ).status_code
+        == 200
+    )
+
+    voucher_id = pay_client.get(f"/v1/me/orders/{placed['id']}", headers=bearer(token)).get_json()[
+        "voucher_id"
+    ]
+    with _engine(pay_app).connect() as c:
+        price = c.execute(
+            text("SELECT price_minor FROM vouchers WHERE id = :v"), {"v": voucher_id}
+        ).scalar_one()
+    assert price == 900
+    with pay_app.extensions["lbs"].sessions() as session:
+        books = check_books(session)
+    assert books.ok, (books.problems, books.books)
 
 
 def test_a_late_payment_without_stock_is_refunded(pay_app: OpenAPI, pay_client: FlaskClient) -> None:

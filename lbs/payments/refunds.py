@@ -123,8 +123,18 @@ def refund_voucher(
     return refund
 
 
-def refund_of_voucher(session: Session, voucher_id: int) -> Refund | None:
-    return session.execute(select(Refund).where(Refund.voucher_id == voucher_id)).scalar_one_or_none()
+def refund_of_voucher(session: Session, user_id: int, voucher_id: int) -> Refund:
+    """The refund of one of the user's vouchers. Ownership is checked first, so another's
+    voucher is a 404 that says no more than one never made (not whether it was refunded)."""
+    owned = session.execute(
+        select(Voucher.id).where(Voucher.id == voucher_id, Voucher.user_id == user_id)
+    ).scalar_one_or_none()
+    if owned is None:
+        raise NotFound(f"you have no voucher {voucher_id}")
+    refund = session.execute(select(Refund).where(Refund.voucher_id == voucher_id)).scalar_one_or_none()
+    if refund is None:
+        raise NotFound(f"voucher {voucher_id} has no refund")
+    return refund
 
 
 def pending_refunds(session: Session, limit: int) -> list[Refund]:

@@ -5,8 +5,9 @@ together hold every route."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -144,3 +145,19 @@ def test_access_matrix(
         assert _snapshot(engine) == before, "a refused request changed something"
         if endpoint == "webhook-bad-signature":
             assert problem["field"] == "Stripe-Signature"
+
+
+@pytest.mark.parametrize("endpoint", [e for e, expected in EXPECTED.items() if expected is USERS_OWN])
+def test_another_users_order_or_voucher_is_as_if_it_did_not_exist(
+    endpoint: str, world: World, pay_client: FlaskClient
+) -> None:
+    """The other user's 404 says no more than one for ids never made (the ids aside)."""
+    unknown = 2**62
+    answers = []
+    for w in (world, replace(world, order_a=unknown, voucher_a=unknown, refunded_a=unknown)):
+        method, path, body, extra = ENDPOINTS[endpoint](w)
+        response = pay_client.open(
+            path, method=method, json=body, headers={**w.headers["other-user"], **extra}
+        )
+        answers.append({k: re.sub(r"\d+", "N", str(v)) for k, v in assert_problem(response, 404).items()})
+    assert answers[0] == answers[1]

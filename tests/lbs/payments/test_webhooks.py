@@ -10,6 +10,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -159,11 +160,14 @@ def test_succeeded_for_an_unpaid_intent_is_checked_with_the_provider(
 
 
 def _released_meanwhile(app: OpenAPI, order_id: int) -> None:
-    """The order's hold released while its payment went through at the provider: the state
-    the late-payment path is for (a confirmation the cancel could not stop)."""
+    """The order's hold run out and released while its payment went through at the provider:
+    the state the late-payment path is for (a confirmation the cancel could not stop)."""
+    ran_out = datetime.now(UTC) - timedelta(seconds=1)
     with app.extensions["lbs"].sessions() as session, session.begin():
         order = session.execute(select(Order).where(Order.id == order_id)).scalar_one()
-        session.execute(update(Order).where(Order.id == order_id).values(status="expired"))
+        session.execute(
+            update(Order).where(Order.id == order_id).values(status="expired", hold_expires_at=ran_out)
+        )
         release_unit(session, order.deal_id, order.user_id)
 
 

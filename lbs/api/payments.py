@@ -125,6 +125,9 @@ def _synced_in(
 ) -> dict[str, Any]:
     rt = runtime()
     order = orders.user_order(session, g.user_id, order_id)
+    # No provider call inside a transaction: a write request's began as SQLite's write lock,
+    # which every other writer would wait for while the provider answers.
+    session.commit()
     secret = None
     if order.status == "pending" and order.intent_id is not None:
         provider = _provider()

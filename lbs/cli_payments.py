@@ -8,8 +8,17 @@ import click
 from sqlalchemy.orm import Session
 
 from lbs.cli_context import database, now, service_session, settings
+from lbs.db import make_session_factory
 from lbs.errors import LbsError
 from lbs.payments.provider import PaymentProvider
+
+
+def _session() -> Session:
+    """A session like a request's: what it loaded stays loaded across its commits. The jobs
+    commit before each provider call; were their rows expired then, reading one would begin
+    a read transaction that the next write upgrades, which SQLite refuses ("database is
+    locked") once another writer has committed."""
+    return make_session_factory(database())()
 
 
 def _provider() -> PaymentProvider:
@@ -36,7 +45,7 @@ def payments_expire() -> None:
 
     config = settings()
     provider = _provider()
-    with Session(database()) as session:
+    with _session() as session:
         done = expire(session, provider, load_secret_key(config), now(), config.commission_bps)
     for note in done.notes:
         click.echo(note, err=True)
@@ -59,7 +68,7 @@ def payments_reconcile(days: int) -> None:
     from lbs.secret_key import load_secret_key
 
     at = now()
-    with Session(database()) as session:
+    with _session() as session:
         found = reconcile(session, _provider(), load_secret_key(settings()), at, at - timedelta(days=days))
     for difference in found:
         mark = "repaired" if difference.repaired else "REPORTED"

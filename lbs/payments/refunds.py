@@ -95,8 +95,10 @@ def send_refund(session: Session, provider: PaymentProvider, refund: Refund, now
         .values(status=made.status, provider_refund_id=made.id, updated_at=now),
         execution_options={"synchronize_session": False},
     )
-    session.commit()
+    # Read before the commit: after it, the read would leave a transaction open that the
+    # caller's next begin_write could not make a write one (SQLite: "database is locked").
     session.refresh(refund)
+    session.commit()
     return made.status == "succeeded"
 
 

@@ -96,6 +96,8 @@ class DealSummaryOut(Out):
     ends_at: str | None
     stock_left: int | None
     window: WindowOut | None
+    payment: Literal["prepaid", "at_counter"] = Field(description=PAYMENT_DOC)
+    refund_policy: Literal["anytime", "none"] = Field(description=REFUND_DOC)
 
 
 def _no_default(schema: dict[str, Any]) -> None:
@@ -223,8 +225,6 @@ class DealOut(DealSummaryOut):
     valid_until: str
     windows: list[dict[str, Any]]
     redeem_within_minutes: int | None
-    payment: Literal["prepaid", "at_counter"] = Field(description=PAYMENT_DOC)
-    refund_policy: Literal["anytime", "none"] = Field(description=REFUND_DOC)
     status: str
     state: str
     ended_at: str | None

@@ -51,9 +51,12 @@ _COLUMNS = (
     "merchant", "valid_from", "valid_until", "ended", "total", "claimed",
     "list_price", "deal_price", "discount", "pattern", "kind", "currency",
     "lat", "lng", "category",  # the merchant's
+    "terms",  # position in TERMS
 )  # fmt: skip
 _FLOATS = ("discount", "lat", "lng")
 STATUSES = ("draft", "published", "paused", "ended")
+# (payment, refund_policy): how a deal is paid for and refunded.
+TERMS = (("at_counter", "anytime"), ("at_counter", "none"), ("prepaid", "anytime"), ("prepaid", "none"))
 PUBLISHED = STATUSES.index("published")
 
 
@@ -210,6 +213,7 @@ class DealBook:
             columns["list_price"].append(r.list_price_minor)
             columns["deal_price"].append(r.deal_price_minor)
             columns["pattern"].append(self._patterns.intern(r.windows, r.timezone))
+            columns["terms"].append(TERMS.index((r.payment, r.refund_policy)))
         for name, values in columns.items():
             if name != "discount":
                 self._arrays[name][slots] = values
@@ -391,6 +395,8 @@ class DealBook:
             ended_at=None if ended == NEVER else from_micros(ended),
             windows=self._patterns[a["pattern"][slot]].raw,
             status=STATUSES[self._status[slot]],
+            payment=TERMS[a["terms"][slot]][0],
+            refund_policy=TERMS[a["terms"][slot]][1],
         )
 
     @property

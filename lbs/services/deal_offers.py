@@ -40,6 +40,8 @@ class DealRecord(NamedTuple):
     ended_at: datetime | None
     windows: Any
     status: str
+    payment: str
+    refund_policy: str
 
 
 D = TypeVar("D", Deal, DealRecord)
@@ -115,6 +117,8 @@ def deal_summary(offer: DealAt) -> dict[str, Any]:
         "ends_at": offer.local(offer.ends_at),
         "stock_left": stock_left(deal),
         "window": offer.window(),
+        "payment": deal.payment,
+        "refund_policy": deal.refund_policy,
     }
 
 
@@ -132,8 +136,6 @@ def deal_view(offer: DealAt[Deal]) -> dict[str, Any]:
         "valid_until": offer.local(deal.valid_until),
         "windows": deal.windows,
         "redeem_within_minutes": deal.redeem_within_minutes,
-        "payment": deal.payment,
-        "refund_policy": deal.refund_policy,
         "status": deal.status,
         "state": offer.state.value,
         "ended_at": offer.local(deal.ended_at),

@@ -55,6 +55,8 @@ _DEAL_COLUMNS = (
     # As stored: a handful of patterns repeat over many deals, parsed once each.
     cast(Deal.windows, Text).label("windows"),
     Deal.status,
+    Deal.payment,
+    Deal.refund_policy,
     Deal.ended_at,
     Deal.revision,
     Merchant.timezone,

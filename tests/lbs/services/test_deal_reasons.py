@@ -29,6 +29,8 @@ def reason(at: str, valid_until: str, windows: list[dict[str, Any]], price: int 
         ended_at=None,
         windows=windows,
         status="published",
+        payment="at_counter",
+        refund_policy="anytime",
     )
     offer = DealAt.of(deal, HELSINKI, datetime.fromisoformat(at))
     assert offer.claimable

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -165,16 +165,30 @@ def place_order(
     )
     session.commit()
     session.refresh(order)
+    if order.status != "pending":
+        # Its hold ran out while the intent was being made, and `lbs payments expire`
+        # released it, finding no intent to cancel: cancelled here, so that it is never paid.
+        try:
+            provider.cancel_intent(intent.id, key=cancel_key(order))
+        except ProviderError as exc:
+            log.warning("payment provider: order %d: its intent is left uncancelled: %s", order.id, exc)
+        return Placed(order, None, created=True)
     return Placed(order, intent.client_secret, created=True)
 
 
 def _move(
-    session: Session, order: Order, from_: tuple[str, ...], to: str, now: datetime, **values: object
+    session: Session,
+    order: Order,
+    from_: tuple[str, ...],
+    to: str,
+    now: datetime,
+    *also: ColumnElement[bool],
+    **values: object,
 ) -> bool:
-    """The order from one of ``from_`` to ``to``, if no one moved it first."""
+    """The order from one of ``from_`` to ``to``, if no one moved it first (and ``also`` holds)."""
     moved = session.execute(
         update(Order)
-        .where(Order.id == order.id, Order.status.in_(from_))
+        .where(Order.id == order.id, Order.status.in_(from_), *also)
         .values(status=to, updated_at=now, **values)
         .returning(Order.id),
         execution_options={"synchronize_session": False},
@@ -183,8 +197,8 @@ def _move(
     return moved is not None
 
 
-def _release(session: Session, order: Order, status: str, now: datetime) -> None:
-    if _move(session, order, ("pending",), status, now):
+def _release(session: Session, order: Order, status: str, now: datetime, *also: ColumnElement[bool]) -> None:
+    if _move(session, order, ("pending",), status, now, *also):
         release_unit(session, order.deal_id, order.user_id)
 
 
@@ -251,7 +265,8 @@ def sync_order(
         # client never had its secret, so nothing was paid through it.
         if order.status == "pending" and now >= order.hold_expires_at:
             begin_write(session)
-            _release(session, order, "expired", now)
+            # Not if the intent was stored meanwhile: its client may be paying it now.
+            _release(session, order, "expired", now, Order.intent_id.is_(None))
             session.commit()
         return
     intent = provider.get_intent(order.intent_id)

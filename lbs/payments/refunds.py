@@ -80,6 +80,9 @@ def send_refund(session: Session, provider: PaymentProvider, refund: Refund, now
     commits. True once the provider has made it."""
     intent_id = session.execute(select(Order.intent_id).where(Order.id == refund.order_id)).scalar_one()
     assert intent_id is not None, "a paid order has an intent"
+    # Not inside the read's transaction: on SQLite the write below would upgrade it, and fail
+    # at once ("database is locked") if another writer committed meanwhile.
+    session.commit()
     try:
         made = provider.refund(intent_id, refund.amount_minor, refund_ref=refund.ref, key=refund_key(refund))
     except ProviderError as exc:
@@ -94,8 +97,10 @@ def send_refund(session: Session, provider: PaymentProvider, refund: Refund, now
         .values(status=made.status, provider_refund_id=made.id, updated_at=now),
         execution_options={"synchronize_session": False},
     )
-    session.commit()
+    # Read before the commit: after it, the read would leave a transaction open that the
+    # caller's next begin_write could not make a write one (SQLite: "database is locked").
     session.refresh(refund)
+    session.commit()
     if made.status == "succeeded":
         PAYMENT_REFUNDS.labels(refund.reason).inc()
     return made.status == "succeeded"

@@ -85,26 +85,35 @@ def make_app(database_url: str) -> Iterator[Callable[..., OpenAPI]]:
     apps: list[OpenAPI] = []
 
     def build(**overrides: Any) -> OpenAPI:
-        config = {
-            "database_url": database_url,
-            "operator_token_sha256": OPERATOR_TOKEN_SHA256,
-            "secret_key": TEST_SECRET_KEY,
-            # Tests make many users from one address; test_users.py checks this limit.
-            "rate_limit_new_users": "10000/minute",
-            "index_refresh_s": 0.0,
-            # Events of reads written right after each response; buffering has its own tests.
-            "event_flush_s": 0.0,
-            **overrides,
-        }
-        app = create_app(test_config=config)
+        app = app_on(database_url, **overrides)
         apps.append(app)
         return app
 
     yield build
     for app in apps:
-        app.extensions["lbs"].events.close()
-        app.extensions["lbs"].rate_limits.close()
-        app.extensions["lbs"].engine.dispose()
+        close_app(app)
+
+
+def app_on(database_url: str, **overrides: Any) -> OpenAPI:
+    """An app on the database; index refresh on every query unless overridden."""
+    config = {
+        "database_url": database_url,
+        "operator_token_sha256": OPERATOR_TOKEN_SHA256,
+        "secret_key": TEST_SECRET_KEY,
+        # Tests make many users from one address; test_users.py checks this limit.
+        "rate_limit_new_users": "10000/minute",
+        "index_refresh_s": 0.0,
+        # Events of reads written right after each response; buffering has its own tests.
+        "event_flush_s": 0.0,
+        **overrides,
+    }
+    return create_app(test_config=config)
+
+
+def close_app(app: OpenAPI) -> None:
+    app.extensions["lbs"].events.close()
+    app.extensions["lbs"].rate_limits.close()
+    app.extensions["lbs"].engine.dispose()
 
 
 @pytest.fixture

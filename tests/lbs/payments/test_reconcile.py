@@ -1,0 +1,234 @@
+"""`lbs payments reconcile` and `lbs payments books` against localstripe: what the provider did
+that lbs was not told of (a lost webhook, a cancel or a refund on its dashboard) repaired or
+reported, pending refunds sent once, and the books' exit codes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from click.testing import CliRunner, Result
+from flask.testing import FlaskClient
+from flask_openapi3 import OpenAPI
+from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session
+
+from lbs.cli import main
+from lbs.models import Refund, Voucher
+from lbs.payments.provider import PaymentProvider
+from lbs.payments.reconcile import reconcile
+from tests.conftest import TEST_SECRET_KEY
+from tests.deals_factory import bearer, create_deal, make_merchant, make_user
+from tests.payments_support import free_port
+
+
+def lbs_payments(database_url: str, pay_config: dict[str, Any], *args: str) -> Result:
+    env = {"LBS_DATABASE_URL": database_url, "LBS_SECRET_KEY": TEST_SECRET_KEY}
+    env |= {f"LBS_{name.upper()}": str(value) for name, value in pay_config.items()}
+    return CliRunner().invoke(main, ["payments", *args], env=env)
+
+
+def provider_of(app: OpenAPI) -> PaymentProvider:
+    provider = app.extensions["lbs"].payments
+    assert provider is not None
+    return provider
+
+
+def prepaid_deal(client: FlaskClient, **overrides: Any) -> tuple[str, dict[str, Any]]:
+    _, merchant_key = make_merchant(client)
+    return merchant_key, create_deal(client, merchant_key, publish=True, payment="prepaid", **overrides)
+
+
+def ordered(client: FlaskClient, deal_id: int) -> tuple[str, dict[str, Any]]:
+    """A new user's pending order of the deal: (its token, the order)."""
+    _, token = make_user(client)
+    placed = client.post(
+        f"/v1/deals/{deal_id}/orders", headers={**bearer(token), "Idempotency-Key": uuid.uuid4().hex}
+    )
+    assert placed.status_code == 201, placed.get_json()
+    return token, placed.get_json()
+
+
+def paid(client: FlaskClient, deal_id: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A new user's paid order of the deal: (its token, the order, the voucher)."""
+    token, order = ordered(client, deal_id)
+    done = client.post(
+        f"/v1/me/orders/{order['id']}/test-payment", json={"card": "visa"}, headers=bearer(token)
+    )
+    assert done.status_code == 200, done.get_json()
+    voucher = client.get(f"/v1/me/vouchers/{done.get_json()['voucher_id']}", headers=bearer(token))
+    return token, done.get_json(), voucher.get_json()
+
+
+def order_status(client: FlaskClient, token: str, order_id: int) -> dict[str, Any]:
+    return dict(client.get(f"/v1/me/orders/{order_id}", headers=bearer(token)).get_json())
+
+
+def stock_left(client: FlaskClient, deal_id: int) -> int:
+    return int(client.get(f"/v1/deals/{deal_id}").get_json()["stock_left"])
+
+
+def refunds_of(engine: Engine, order_id: int) -> list[Refund]:
+    with Session(engine) as session:
+        return list(session.scalars(select(Refund).where(Refund.order_id == order_id)))
+
+
+def test_reconcile_repairs_a_lost_webhook_and_a_cancel_at_the_provider(
+    pay_app: OpenAPI, pay_client: FlaskClient, database_url: str, pay_config: dict[str, Any]
+) -> None:
+    _, deal = prepaid_deal(pay_client, quantity_total=2)
+    provider = provider_of(pay_app)
+    payer, lost = ordered(pay_client, deal["id"])
+    provider.pay_with_test_card(lost["payment"]["intent_id"], "visa")  # its webhook never came
+    canceller, cancelled = ordered(pay_client, deal["id"])
+    provider.cancel_intent(cancelled["payment"]["intent_id"], key=f"dashboard-{uuid.uuid4().hex}")
+    assert stock_left(pay_client, deal["id"]) == 0
+
+    first = lbs_payments(database_url, pay_config, "reconcile")
+
+    assert first.exit_code == 0, first.output
+    assert first.output.splitlines() == [
+        f"repaired: order {lost['id']}: succeeded at the provider, pending here: now paid",
+        f"repaired: order {cancelled['id']}: canceled at the provider, pending here: now canceled",
+        "2 difference(s), 2 repaired, 0 to settle by hand",
+    ]
+    now_paid = order_status(pay_client, payer, lost["id"])
+    assert now_paid["status"] == "paid" and now_paid["voucher_id"] is not None
+    assert order_status(pay_client, canceller, cancelled["id"])["status"] == "canceled"
+    assert stock_left(pay_client, deal["id"]) == 1  # the paid order's voucher holds the other
+
+    again = lbs_payments(database_url, pay_config, "reconcile")
+    assert again.exit_code == 0, again.output
+    assert again.output.splitlines() == ["0 difference(s), 0 repaired, 0 to settle by hand"]
+    books = lbs_payments(database_url, pay_config, "books")
+    assert books.exit_code == 0, books.output
+
+
+def test_a_refund_at_the_provider_of_an_unused_voucher_is_recorded(
+    pay_app: OpenAPI, pay_client: FlaskClient, engine: Engine
+) -> None:
+    _, deal = prepaid_deal(pay_client, quantity_total=1)
+    token, order, voucher = paid(pay_client, deal["id"])
+    assert stock_left(pay_client, deal["id"]) == 0
+    provider, rt = provider_of(pay_app), pay_app.extensions["lbs"]
+    made = provider.refund(
+        order["payment"]["intent_id"], 900, refund_ref="dashboard", key=f"dashboard-{uuid.uuid4().hex}"
+    )
+    now = datetime.now(UTC)
+
+    with rt.sessions() as session:
+        found = reconcile(session, provider, rt.secret_key, now, now - timedelta(days=1))
+
+    assert [(d.order_id, d.repaired) for d in found] == [(order["id"], True)]
+    assert f"voucher {voucher['id']} marked refunded" in found[0].what and made.id in found[0].what
+    [refund] = refunds_of(engine, order["id"])
+    assert (refund.reason, refund.status, refund.provider_refund_id) == ("provider", "succeeded", made.id)
+    assert (refund.voucher_id, refund.amount_minor, refund.currency) == (voucher["id"], 900, "EUR")
+    mine = pay_client.get(f"/v1/me/vouchers/{voucher['id']}", headers=bearer(token)).get_json()
+    assert mine["status"] == "refunded"
+    assert stock_left(pay_client, deal["id"]) == 1
+    with rt.sessions() as session:
+        assert reconcile(session, provider, rt.secret_key, now, now - timedelta(days=1)) == []
+    assert len(provider.list_refunds(order["payment"]["intent_id"])) == 1
+
+
+def test_a_refund_at_the_provider_of_a_redeemed_voucher_is_reported(
+    pay_app: OpenAPI, pay_client: FlaskClient, database_url: str, pay_config: dict[str, Any], engine: Engine
+) -> None:
+    merchant_key, deal = prepaid_deal(pay_client, quantity_total=3)
+    _, order, voucher = paid(pay_client, deal["id"])
+    redeemed = pay_client.post(
+        "/v1/merchant/vouchers/redeem", json={"code": voucher["code"]}, headers=bearer(merchant_key)
+    )
+    assert redeemed.status_code == 200, redeemed.get_json()
+    made = provider_of(pay_app).refund(
+        order["payment"]["intent_id"], 900, refund_ref="dashboard", key=f"dashboard-{uuid.uuid4().hex}"
+    )
+
+    result = lbs_payments(database_url, pay_config, "reconcile")
+
+    assert result.exit_code == 1, result.output
+    line = (
+        f"REPORTED: order {order['id']}: refunded 900 EUR at the provider ({made.id}), not through lbs, but "
+    )
+    assert line in result.output and "settle by hand" in result.output
+    assert "1 difference(s), 0 repaired, 1 to settle by hand" in result.output
+    assert refunds_of(engine, order["id"]) == []
+    with Session(engine) as session:
+        row = session.get(Voucher, voucher["id"])
+        assert row is not None and row.redeemed_at is not None and row.refunded_at is None
+    assert stock_left(pay_client, deal["id"]) == 2
+    assert lbs_payments(database_url, pay_config, "books").exit_code == 0  # lbs's own books still balance
+
+
+def test_a_refund_made_while_the_provider_was_unreachable_is_sent_once(
+    make_app: Callable[..., OpenAPI],
+    pay_app: OpenAPI,
+    pay_client: FlaskClient,
+    database_url: str,
+    pay_config: dict[str, Any],
+    engine: Engine,
+) -> None:
+    _, deal = prepaid_deal(pay_client, quantity_total=1)
+    token, order, voucher = paid(pay_client, deal["id"])
+    unreachable = make_app(**{**pay_config, "stripe_api_base": f"http://127.0.0.1:{free_port()}"})
+
+    refunded = unreachable.test_client().post(
+        f"/v1/me/vouchers/{voucher['id']}/refund", headers=bearer(token)
+    )
+
+    assert refunded.status_code == 200, refunded.get_json()
+    assert refunded.get_json()["status"] == "pending"
+    assert stock_left(pay_client, deal["id"]) == 1  # decided in lbs: the voucher is refunded already
+    intent_id = order["payment"]["intent_id"]
+    assert provider_of(pay_app).list_refunds(intent_id) == []
+
+    sent = lbs_payments(database_url, pay_config, "reconcile")
+    again = lbs_payments(database_url, pay_config, "reconcile")
+
+    [refund] = refunds_of(engine, order["id"])
+    assert sent.exit_code == 0, sent.output
+    assert sent.output.splitlines() == [
+        f"repaired: order {order['id']}: refund {refund.id} was pending: made now",
+        "1 difference(s), 1 repaired, 0 to settle by hand",
+    ]
+    assert again.exit_code == 0 and "0 difference(s)" in again.output, again.output
+    [theirs] = provider_of(pay_app).list_refunds(intent_id)
+    assert (theirs.amount_minor, theirs.refund_ref, theirs.id) == (900, refund.ref, refund.provider_refund_id)
+    assert refund.status == "succeeded"
+    status = pay_client.get(f"/v1/me/vouchers/{voucher['id']}/refund", headers=bearer(token)).get_json()
+    assert status["status"] == "succeeded"
+
+
+def test_books_command_prints_the_books_and_fails_when_they_do_not_balance(
+    pay_client: FlaskClient, database_url: str, pay_config: dict[str, Any], engine: Engine
+) -> None:
+    merchant_key, deal = prepaid_deal(pay_client, quantity_total=5)
+    _, _, redeemed = paid(pay_client, deal["id"])
+    assert pay_client.post(
+        "/v1/merchant/vouchers/redeem", json={"code": redeemed["code"]}, headers=bearer(merchant_key)
+    ).status_code == 200  # fmt: skip
+    token, order, refunded = paid(pay_client, deal["id"])
+    assert (
+        pay_client.post(f"/v1/me/vouchers/{refunded['id']}/refund", headers=bearer(token)).status_code == 200
+    )
+    paid(pay_client, deal["id"])  # held
+
+    balanced = lbs_payments(database_url, pay_config, "books")
+
+    assert balanced.exit_code == 0, balanced.output
+    assert balanced.output.splitlines() == [
+        "EUR: paid in 2700 = refunded 900 (pending 0) + owed to merchants 810 (paid out 0)"
+        " + commission 90 + held for unused vouchers 900",
+        "books balance",
+    ]
+    with engine.begin() as connection:  # the refund recorded for less than was paid back
+        connection.execute(
+            text("UPDATE refunds SET amount_minor = 800 WHERE order_id = :o"), {"o": order["id"]}
+        )
+    unbalanced = lbs_payments(database_url, pay_config, "books")
+    assert unbalanced.exit_code == 1, unbalanced.output
+    assert "refunded 800" in unbalanced.output and "UNBALANCED by 100" in unbalanced.output
+    assert "the books do not balance" in unbalanced.output

@@ -11,7 +11,8 @@ localstripe lacks) from ``since`` on, and every order still pending whatever its
   taken back, so that one is reported for a person to settle;
 - a refund lbs counts as made that the provider does not have, or an intent whose amount is
   not the order's: reported;
-- refunds still pending: sent again (same idempotency key).
+- refunds still pending: sent again (same idempotency key); one the provider still does not
+  make (it refuses, or does not answer) is reported.
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ def reconcile(
         session.commit()
         if send_refund(session, provider, refund, now):
             found.append(Difference(refund.order_id, f"refund {refund.id} was pending: made now", True))
+        elif refund.provider_refund_id is None:
+            # Refused (the charge refunded some other way, a balance short) or not answered: a
+            # refund lbs promised that the provider has not made is for a person to see.
+            what = f"refund {refund.id} is pending: the provider did not make it (logged), tried next run"
+            found.append(Difference(refund.order_id, what, False))
     session.commit()
     return found
 

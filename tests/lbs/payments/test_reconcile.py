@@ -163,6 +163,20 @@ def test_a_refund_at_the_provider_of_a_redeemed_voucher_is_reported(
     assert lbs_payments(database_url, pay_config, "books").exit_code == 0  # lbs's own books still balance
 
 
+def refunded_unreachably(
+    make_app: Callable[..., OpenAPI], client: FlaskClient, pay_config: dict[str, Any], deal_id: int
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A paid voucher refunded through an app whose provider does not answer: its refund pending."""
+    token, order, voucher = paid(client, deal_id)
+    unreachable = make_app(**{**pay_config, "stripe_api_base": f"http://127.0.0.1:{free_port()}"})
+    refunded = unreachable.test_client().post(
+        f"/v1/me/vouchers/{voucher['id']}/refund", headers=bearer(token)
+    )
+    assert refunded.status_code == 200, refunded.get_json()
+    assert refunded.get_json()["status"] == "pending"
+    return token, order, voucher
+
+
 def test_a_refund_made_while_the_provider_was_unreachable_is_sent_once(
     make_app: Callable[..., OpenAPI],
     pay_app: OpenAPI,
@@ -172,15 +186,7 @@ def test_a_refund_made_while_the_provider_was_unreachable_is_sent_once(
     engine: Engine,
 ) -> None:
     _, deal = prepaid_deal(pay_client, quantity_total=1)
-    token, order, voucher = paid(pay_client, deal["id"])
-    unreachable = make_app(**{**pay_config, "stripe_api_base": f"http://127.0.0.1:{free_port()}"})
-
-    refunded = unreachable.test_client().post(
-        f"/v1/me/vouchers/{voucher['id']}/refund", headers=bearer(token)
-    )
-
-    assert refunded.status_code == 200, refunded.get_json()
-    assert refunded.get_json()["status"] == "pending"
+    token, order, voucher = refunded_unreachably(make_app, pay_client, pay_config, deal["id"])
     assert stock_left(pay_client, deal["id"]) == 1  # decided in lbs: the voucher is refunded already
     intent_id = order["payment"]["intent_id"]
     assert provider_of(pay_app).list_refunds(intent_id) == []
@@ -200,6 +206,32 @@ def test_a_refund_made_while_the_provider_was_unreachable_is_sent_once(
     assert refund.status == "succeeded"
     status = pay_client.get(f"/v1/me/vouchers/{voucher['id']}/refund", headers=bearer(token)).get_json()
     assert status["status"] == "succeeded"
+
+
+def test_a_pending_refund_the_provider_will_not_make_is_reported(
+    make_app: Callable[..., OpenAPI],
+    pay_app: OpenAPI,
+    pay_client: FlaskClient,
+    database_url: str,
+    pay_config: dict[str, Any],
+    engine: Engine,
+) -> None:
+    _, deal = prepaid_deal(pay_client, quantity_total=1)
+    _, order, _ = refunded_unreachably(make_app, pay_client, pay_config, deal["id"])
+    intent_id = order["payment"]["intent_id"]
+    # Meanwhile the charge is refunded on the provider's dashboard: lbs's refund can no longer be made.
+    made = provider_of(pay_app).refund(intent_id, 900, refund_ref="dashboard", key=uuid.uuid4().hex)
+
+    result = lbs_payments(database_url, pay_config, "reconcile")
+
+    [refund] = refunds_of(engine, order["id"])
+    assert result.exit_code == 1, result.output
+    assert (
+        f"REPORTED: order {order['id']}: refund {refund.id} is pending: the provider did not make it"
+        in result.output
+    )
+    assert "2 difference(s), 0 repaired, 2 to settle by hand" in result.output  # and the dashboard's
+    assert refund.status == "pending" and provider_of(pay_app).list_refunds(intent_id) == [made]
 
 
 def test_books_command_prints_the_books_and_fails_when_they_do_not_balance(

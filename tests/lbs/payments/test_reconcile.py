@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 
 from lbs.cli import main
 from lbs.models import Refund, Voucher
-from lbs.payments.provider import PaymentProvider
 from lbs.payments.reconcile import reconcile
 from tests.conftest import TEST_SECRET_KEY
-from tests.deals_factory import bearer, create_deal, make_merchant, make_user
+from tests.deals_factory import bearer
+from tests.lbs.payments.orders_factory import ordered, paid, prepaid_deal, provider_of, stock_left
 from tests.payments_support import free_port
 
 
@@ -30,44 +30,8 @@ def lbs_payments(database_url: str, pay_config: dict[str, Any], *args: str) -> R
     return CliRunner().invoke(main, ["payments", *args], env=env)
 
 
-def provider_of(app: OpenAPI) -> PaymentProvider:
-    provider = app.extensions["lbs"].payments
-    assert provider is not None
-    return provider
-
-
-def prepaid_deal(client: FlaskClient, **overrides: Any) -> tuple[str, dict[str, Any]]:
-    _, merchant_key = make_merchant(client)
-    return merchant_key, create_deal(client, merchant_key, publish=True, payment="prepaid", **overrides)
-
-
-def ordered(client: FlaskClient, deal_id: int) -> tuple[str, dict[str, Any]]:
-    """A new user's pending order of the deal: (its token, the order)."""
-    _, token = make_user(client)
-    placed = client.post(
-        f"/v1/deals/{deal_id}/orders", headers={**bearer(token), "Idempotency-Key": uuid.uuid4().hex}
-    )
-    assert placed.status_code == 201, placed.get_json()
-    return token, placed.get_json()
-
-
-def paid(client: FlaskClient, deal_id: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """A new user's paid order of the deal: (its token, the order, the voucher)."""
-    token, order = ordered(client, deal_id)
-    done = client.post(
-        f"/v1/me/orders/{order['id']}/test-payment", json={"card": "visa"}, headers=bearer(token)
-    )
-    assert done.status_code == 200, done.get_json()
-    voucher = client.get(f"/v1/me/vouchers/{done.get_json()['voucher_id']}", headers=bearer(token))
-    return token, done.get_json(), voucher.get_json()
-
-
 def order_status(client: FlaskClient, token: str, order_id: int) -> dict[str, Any]:
     return dict(client.get(f"/v1/me/orders/{order_id}", headers=bearer(token)).get_json())
-
-
-def stock_left(client: FlaskClient, deal_id: int) -> int:
-    return int(client.get(f"/v1/deals/{deal_id}").get_json()["stock_left"])
 
 
 def refunds_of(engine: Engine, order_id: int) -> list[Refund]:

@@ -94,7 +94,7 @@ def make_app(database_url: str) -> Iterator[Callable[..., OpenAPI]]:
         close_app(app)
 
 
-def app_on(database_url: str, **overrides: Any) -> OpenAPI:
+def app_on(database_url: str, /, **overrides: Any) -> OpenAPI:
     """An app on the database; index refresh on every query unless overridden."""
     config = {
         "database_url": database_url,

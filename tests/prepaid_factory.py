@@ -7,9 +7,11 @@ import uuid
 from typing import Any
 
 from flask.testing import FlaskClient
+from flask_openapi3 import OpenAPI
 from werkzeug.test import TestResponse
 
-from tests.deals_factory import bearer, create_deal, make_merchant
+from lbs.payments.provider import PaymentProvider
+from tests.deals_factory import bearer, create_deal, make_merchant, make_user
 from tests.payments_support import signed_event, stripe_event
 
 # tests/lbs/payments/conftest.py's pay_config signs with this.
@@ -46,6 +48,32 @@ def pay(client: FlaskClient, token: str, order_id: int) -> dict[str, Any]:
 
 def paid_order(client: FlaskClient, token: str, deal_id: int) -> dict[str, Any]:
     return pay(client, token, order(client, token, deal_id)["id"])
+
+
+def new_order(client: FlaskClient, deal_id: int) -> tuple[str, dict[str, Any]]:
+    """A new user's pending order of the deal: (its token, the order)."""
+    _, token = make_user(client)
+    return token, order(client, token, deal_id)
+
+
+def new_voucher(client: FlaskClient, deal_id: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A new user's paid order of the deal: (its token, the order, its voucher)."""
+    _, token = make_user(client)
+    paid = paid_order(client, token, deal_id)
+    voucher = client.get(f"/v1/me/vouchers/{paid['voucher_id']}", headers=bearer(token))
+    assert voucher.status_code == 200, voucher.get_data(as_text=True)
+    return token, paid, dict(voucher.get_json())
+
+
+def stock_left(client: FlaskClient, deal_id: int) -> int:
+    return int(client.get(f"/v1/deals/{deal_id}").get_json()["stock_left"])
+
+
+def provider_of(app: OpenAPI) -> PaymentProvider:
+    """The payment app's provider (localstripe), to act at the provider as lbs is not told."""
+    provider = app.extensions["lbs"].payments
+    assert provider is not None
+    return provider
 
 
 def intent_event(event_type: str, intent_id: str, **fields: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from lbs.cli import main
 from lbs.payments.expiry import expire
 from lbs.services.reconciliation import check_books
 from tests.deals_factory import bearer, claim, create_deal, make_user
-from tests.lbs.payments.orders_factory import ordered, paid, prepaid_deal, stock_left
+from tests.prepaid_factory import new_order, new_voucher, prepaid_deal, stock_left
 
 
 def db_check(database_url: str) -> Any:
@@ -26,15 +26,15 @@ def db_check(database_url: str) -> Any:
 def test_db_check_counts_pending_orders_and_vouchers_not_refunded(
     pay_app: OpenAPI, pay_client: FlaskClient, database_url: str, engine: Engine
 ) -> None:
-    merchant_key, deal = prepaid_deal(pay_client, quantity_total=6)
+    _, merchant_key, deal = prepaid_deal(pay_client, quantity_total=6)
     free = create_deal(pay_client, merchant_key, publish=True, payment="at_counter")
     claim(pay_client, make_user(pay_client)[1], free["id"], "free-1")
-    ordered(pay_client, deal["id"])
+    new_order(pay_client, deal["id"])
     rt = pay_app.extensions["lbs"]
     with rt.sessions() as session:  # that order's hold runs out, and is released
         done = expire(session, rt.payments, rt.secret_key, datetime.now(UTC) + timedelta(minutes=11), 1000)
     assert done.holds_released == 1
-    declined_by, declined = ordered(pay_client, deal["id"])
+    declined_by, declined = new_order(pay_client, deal["id"])
     assert (
         pay_client.post(
             f"/v1/me/orders/{declined['id']}/test-payment",
@@ -43,13 +43,13 @@ def test_db_check_counts_pending_orders_and_vouchers_not_refunded(
         ).status_code
         == 402
     )
-    refunder, _, refunded = paid(pay_client, deal["id"])
+    refunder, _, refunded = new_voucher(pay_client, deal["id"])
     assert (
         pay_client.post(f"/v1/me/vouchers/{refunded['id']}/refund", headers=bearer(refunder)).status_code
         == 200
     )
-    paid(pay_client, deal["id"])  # a voucher held
-    _, pending = ordered(pay_client, deal["id"])  # a hold standing
+    new_voucher(pay_client, deal["id"])  # a voucher held
+    _, pending = new_order(pay_client, deal["id"])  # a hold standing
     assert stock_left(pay_client, deal["id"]) == 4
 
     with Session(engine) as session:

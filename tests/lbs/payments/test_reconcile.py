@@ -20,8 +20,8 @@ from lbs.models import Refund, Voucher
 from lbs.payments.reconcile import reconcile
 from tests.conftest import TEST_SECRET_KEY
 from tests.deals_factory import bearer
-from tests.lbs.payments.orders_factory import ordered, paid, prepaid_deal, provider_of, stock_left
 from tests.payments_support import free_port
+from tests.prepaid_factory import new_order, new_voucher, prepaid_deal, provider_of, stock_left
 
 
 def lbs_payments(database_url: str, pay_config: dict[str, Any], *args: str) -> Result:
@@ -42,11 +42,11 @@ def refunds_of(engine: Engine, order_id: int) -> list[Refund]:
 def test_reconcile_repairs_a_lost_webhook_and_a_cancel_at_the_provider(
     pay_app: OpenAPI, pay_client: FlaskClient, database_url: str, pay_config: dict[str, Any]
 ) -> None:
-    _, deal = prepaid_deal(pay_client, quantity_total=2)
+    _, _, deal = prepaid_deal(pay_client, quantity_total=2)
     provider = provider_of(pay_app)
-    payer, lost = ordered(pay_client, deal["id"])
+    payer, lost = new_order(pay_client, deal["id"])
     provider.pay_with_test_card(lost["payment"]["intent_id"], "visa")  # its webhook never came
-    canceller, cancelled = ordered(pay_client, deal["id"])
+    canceller, cancelled = new_order(pay_client, deal["id"])
     provider.cancel_intent(cancelled["payment"]["intent_id"], key=f"dashboard-{uuid.uuid4().hex}")
     assert stock_left(pay_client, deal["id"]) == 0
 
@@ -73,8 +73,8 @@ def test_reconcile_repairs_a_lost_webhook_and_a_cancel_at_the_provider(
 def test_a_refund_at_the_provider_of_an_unused_voucher_is_recorded(
     pay_app: OpenAPI, pay_client: FlaskClient, engine: Engine
 ) -> None:
-    _, deal = prepaid_deal(pay_client, quantity_total=1)
-    token, order, voucher = paid(pay_client, deal["id"])
+    _, _, deal = prepaid_deal(pay_client, quantity_total=1)
+    token, order, voucher = new_voucher(pay_client, deal["id"])
     assert stock_left(pay_client, deal["id"]) == 0
     provider, rt = provider_of(pay_app), pay_app.extensions["lbs"]
     made = provider.refund(
@@ -101,8 +101,8 @@ def test_a_refund_at_the_provider_of_an_unused_voucher_is_recorded(
 def test_a_refund_at_the_provider_of_a_redeemed_voucher_is_reported(
     pay_app: OpenAPI, pay_client: FlaskClient, database_url: str, pay_config: dict[str, Any], engine: Engine
 ) -> None:
-    merchant_key, deal = prepaid_deal(pay_client, quantity_total=3)
-    _, order, voucher = paid(pay_client, deal["id"])
+    _, merchant_key, deal = prepaid_deal(pay_client, quantity_total=3)
+    _, order, voucher = new_voucher(pay_client, deal["id"])
     redeemed = pay_client.post(
         "/v1/merchant/vouchers/redeem", json={"code": voucher["code"]}, headers=bearer(merchant_key)
     )
@@ -131,7 +131,7 @@ def refunded_unreachably(
     make_app: Callable[..., OpenAPI], client: FlaskClient, pay_config: dict[str, Any], deal_id: int
 ) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """A paid voucher refunded through an app whose provider does not answer: its refund pending."""
-    token, order, voucher = paid(client, deal_id)
+    token, order, voucher = new_voucher(client, deal_id)
     unreachable = make_app(**{**pay_config, "stripe_api_base": f"http://127.0.0.1:{free_port()}"})
     refunded = unreachable.test_client().post(
         f"/v1/me/vouchers/{voucher['id']}/refund", headers=bearer(token)
@@ -149,7 +149,7 @@ def test_a_refund_made_while_the_provider_was_unreachable_is_sent_once(
     pay_config: dict[str, Any],
     engine: Engine,
 ) -> None:
-    _, deal = prepaid_deal(pay_client, quantity_total=1)
+    _, _, deal = prepaid_deal(pay_client, quantity_total=1)
     token, order, voucher = refunded_unreachably(make_app, pay_client, pay_config, deal["id"])
     assert stock_left(pay_client, deal["id"]) == 1  # decided in lbs: the voucher is refunded already
     intent_id = order["payment"]["intent_id"]
@@ -180,7 +180,7 @@ def test_a_pending_refund_the_provider_will_not_make_is_reported(
     pay_config: dict[str, Any],
     engine: Engine,
 ) -> None:
-    _, deal = prepaid_deal(pay_client, quantity_total=1)
+    _, _, deal = prepaid_deal(pay_client, quantity_total=1)
     _, order, _ = refunded_unreachably(make_app, pay_client, pay_config, deal["id"])
     intent_id = order["payment"]["intent_id"]
     # Meanwhile the charge is refunded on the provider's dashboard: lbs's refund can no longer be made.
@@ -201,16 +201,16 @@ def test_a_pending_refund_the_provider_will_not_make_is_reported(
 def test_books_command_prints_the_books_and_fails_when_they_do_not_balance(
     pay_client: FlaskClient, database_url: str, pay_config: dict[str, Any], engine: Engine
 ) -> None:
-    merchant_key, deal = prepaid_deal(pay_client, quantity_total=5)
-    _, _, redeemed = paid(pay_client, deal["id"])
+    _, merchant_key, deal = prepaid_deal(pay_client, quantity_total=5)
+    _, _, redeemed = new_voucher(pay_client, deal["id"])
     assert pay_client.post(
         "/v1/merchant/vouchers/redeem", json={"code": redeemed["code"]}, headers=bearer(merchant_key)
     ).status_code == 200  # fmt: skip
-    token, order, refunded = paid(pay_client, deal["id"])
+    token, order, refunded = new_voucher(pay_client, deal["id"])
     assert (
         pay_client.post(f"/v1/me/vouchers/{refunded['id']}/refund", headers=bearer(token)).status_code == 200
     )
-    paid(pay_client, deal["id"])  # held
+    new_voucher(pay_client, deal["id"])  # held
 
     balanced = lbs_payments(database_url, pay_config, "books")
 

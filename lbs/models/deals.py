@@ -11,6 +11,7 @@ from sqlalchemy import (
     CheckConstraint,
     FetchedValue,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -86,6 +87,7 @@ class Voucher(Base):
     __table_args__ = (
         UniqueConstraint("merchant_id", "code_digest", name="vouchers_code"),
         UniqueConstraint("user_id", "idempotency_key", name="vouchers_idempotency"),
+        Index("ix_vouchers_settlement", "merchant_id", "settlement_period"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -106,7 +108,7 @@ class Voucher(Base):
     redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Prepaid vouchers (migration 0010): the order that paid, the refund, and when and for
     # what commission the merchant earned the price (redeemed, or expired without refunds).
-    order_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("orders.id"), unique=True)
+    order_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("orders.id"), unique=True, index=True)
     refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     earned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     commission_minor: Mapped[int | None] = mapped_column(BigInteger)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lbs.models.base import Base, BigId, UTCDateTime
@@ -16,7 +16,10 @@ class Order(Base):
     refunded is a payment that arrived after the release and found no stock left."""
 
     __tablename__ = "orders"
-    __table_args__ = (UniqueConstraint("user_id", "idempotency_key", name="orders_idempotency"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "idempotency_key", name="orders_idempotency"),
+        Index("ix_orders_status_hold", "status", "hold_expires_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     # Random: the provider's metadata and idempotency keys are made of it, never of the id.

@@ -163,6 +163,14 @@ class PaymentProviderUnavailable(LbsError):
         self.headers["Retry-After"] = str(retry_after_s)
 
 
+class PaymentProviderRefused(LbsError):
+    """The payment provider refused the call itself (an amount below its minimum, say)."""
+
+    status = 502
+    slug = "payment-provider-refused"
+    title = "Payment provider refused"
+
+
 class IdempotencyKeyReused(LbsError):
     status = 422
     slug = "idempotency-key-reused"

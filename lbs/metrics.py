@@ -41,6 +41,21 @@ REQUESTS_SKIPPED = Counter(
     ["reason"],
 )
 
+PAYMENT_ORDERS = Counter(
+    "lbs_payment_orders_total",
+    "Prepaid orders placed (pending) and moved on, by the status reached",
+    ["status"],
+)
+PAYMENT_REFUNDS = Counter("lbs_payment_refunds_total", "Refunds the provider has made, by reason", ["reason"])
+PAYMENT_WEBHOOKS = Counter(
+    "lbs_payment_webhooks_total",
+    "Provider webhook deliveries: applied, duplicate, bad_signature",
+    ["outcome"],
+)
+PAYMENT_PROVIDER_ERRORS = Counter(
+    "lbs_payment_provider_errors_total", "Calls to the payment provider that failed (retried later)"
+)
+
 
 def render() -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -3,6 +3,7 @@ webhook tells lbs what was paid (docs/payments.md)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Literal, cast
@@ -20,8 +21,9 @@ from lbs.api.problems import Problem, register_model
 from lbs.api.schemas import CONFLICTS, ERRORS, DealPath, QueryModel
 from lbs.api.vouchers import ClaimHeaders, VoucherPath
 from lbs.errors import InvalidParameter, NotFound, PaymentDeclined, PaymentProviderUnavailable
+from lbs.metrics import PAYMENT_WEBHOOKS
 from lbs.models import Order, ProviderEventSeen, Refund
-from lbs.payments import orders, refunds
+from lbs.payments import orders, reconcile, refunds
 from lbs.payments.provider import BadSignature, CardDeclined, PaymentProvider, ProviderError
 from lbs.payments.writes import begin_write
 from lbs.services import cursors
@@ -30,7 +32,9 @@ from lbs.services.request_bodies import JsonBody
 
 buyer = APIBlueprint("orders", __name__, url_prefix="/v1", abp_tags=[Tag(name="payments")])
 hooks = APIBlueprint("payment_hooks", __name__, url_prefix="/v1/payments", abp_tags=[Tag(name="payments")])
-UNAVAILABLE: dict[str | int, Any] = {503: Problem}
+UNAVAILABLE: dict[str | int, Any] = {502: Problem, 503: Problem}
+REFUND_EVENTS = ("charge.refunded", "refund.created", "refund.updated")
+log = logging.getLogger(__name__)
 
 
 @buyer.before_request
@@ -220,11 +224,13 @@ def stripe_webhook() -> dict[str, Any]:
         headers = cast(Mapping[str, str], request.headers)
         event = provider.parse_webhook(request.get_data(cache=False), headers)
     except BadSignature as exc:
+        PAYMENT_WEBHOOKS.labels("bad_signature").inc()
         raise InvalidParameter(
             "Stripe-Signature", f"the webhook's signature does not verify with the configured secret: {exc}"
         ) from None
     session = db_session()
     if session.get(ProviderEventSeen, event.id) is not None:
+        PAYMENT_WEBHOOKS.labels("duplicate").inc()
         return {"received": True, "duplicate": True}
     order = orders.order_of_intent(session, event.intent_id) if event.intent_id else None
     if order is not None:
@@ -235,6 +241,11 @@ def stripe_webhook() -> dict[str, Any]:
                 session, provider, rt.secret_key, order, utc_now(),
                 failed=event.type == "payment_intent.payment_failed",
             )  # fmt: skip
+            if event.type in REFUND_EVENTS and order.status in ("paid", "refunded"):
+                # A refund lbs did not hear back about, or one made on the provider's side.
+                for difference in reconcile.order_refunds(session, provider, order, utc_now()):
+                    log.log(logging.INFO if difference.repaired else logging.WARNING,
+                            "webhook %s: order %d: %s", event.id, order.id, difference.what)  # fmt: skip
         except ProviderError as exc:
             raise PaymentProviderUnavailable(f"the payment provider did not answer: {exc}") from exc
     begin_write(session)
@@ -245,5 +256,7 @@ def stripe_webhook() -> dict[str, Any]:
         session.commit()
     except IntegrityError:  # the same event, delivered twice at once: applied by the other
         session.rollback()
+        PAYMENT_WEBHOOKS.labels("duplicate").inc()
         return {"received": True, "duplicate": True}
+    PAYMENT_WEBHOOKS.labels("applied").inc()
     return {"received": True, "duplicate": False}

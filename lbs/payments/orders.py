@@ -27,7 +27,15 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lbs.errors import IdempotencyKeyReused, LbsError, NotFound, NotPrepaid, PaymentProviderUnavailable
+from lbs.errors import (
+    IdempotencyKeyReused,
+    LbsError,
+    NotFound,
+    NotPrepaid,
+    PaymentProviderRefused,
+    PaymentProviderUnavailable,
+)
+from lbs.metrics import PAYMENT_ORDERS, PAYMENT_PROVIDER_ERRORS
 from lbs.models import Deal, Merchant, Order, Refund, Voucher
 from lbs.payments.provider import Intent, PaymentProvider, ProviderError
 from lbs.payments.refunds import new_refund, send_refund
@@ -127,6 +135,7 @@ def place_order(
         return _replay(provider, existing, deal_id, key)
     take_unit(session, offer, user_id, now)
     session.commit()  # the hold stands before the provider is asked
+    PAYMENT_ORDERS.labels("pending").inc()
 
     try:
         intent = provider.create_intent(
@@ -137,9 +146,14 @@ def place_order(
         )
     except ProviderError as exc:
         log.warning("payment provider: order %d: %s", order.id, exc)
+        PAYMENT_PROVIDER_ERRORS.inc()
         begin_write(session)
         _release(session, order, "failed", now)
         session.commit()
+        if not exc.retryable:
+            raise PaymentProviderRefused(
+                f"the payment provider refused the order ({exc}); nothing was charged, and it was released"
+            ) from exc
         raise PaymentProviderUnavailable(
             "the payment provider did not answer; nothing was charged, and the order was released: "
             "order again (a new Idempotency-Key)"
@@ -249,6 +263,7 @@ def sync_order(
         intent = provider.cancel_intent(intent.id, key=cancel_key(order))
     begin_write(session)
     session.refresh(order)
+    before = order.status
     refund = None
     if intent.status == "succeeded":
         refund = _paid(session, secret_key, order, intent, now)
@@ -256,6 +271,8 @@ def sync_order(
         why = "failed" if failed else "expired" if now >= order.hold_expires_at else "canceled"
         _release(session, order, why, now)
     session.commit()
+    if order.status != before:
+        PAYMENT_ORDERS.labels(order.status).inc()
     if refund is not None:
         send_refund(session, provider, refund, now)
 

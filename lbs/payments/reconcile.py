@@ -83,11 +83,17 @@ def _order(
                 )
             )
     if intent.status == "succeeded" and order.status in ("paid", "refunded"):
-        found += _refunds(session, order, provider.list_refunds(order.intent_id), now)
+        found += order_refunds(session, provider, order, now)
     return found
 
 
-def _refunds(session: Session, order: Order, theirs: list[ProviderRefund], now: datetime) -> list[Difference]:
+def order_refunds(
+    session: Session, provider: PaymentProvider, order: Order, now: datetime
+) -> list[Difference]:
+    """The order's refunds at the provider against lbs's (a refund event's webhook, reconcile)."""
+    assert order.intent_id is not None
+    theirs = provider.list_refunds(order.intent_id)
+    session.commit()
     ours = list(session.scalars(select(Refund).where(Refund.order_id == order.id)))
     session.commit()
     by_ref = {r.ref: r for r in ours}

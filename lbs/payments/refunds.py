@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from lbs.errors import NotFound, NotRefundable, VoucherAlreadyRedeemed, VoucherRefunded
+from lbs.metrics import PAYMENT_PROVIDER_ERRORS, PAYMENT_REFUNDS
 from lbs.models import Order, Refund, Voucher
 from lbs.payments.provider import PaymentProvider, ProviderError
 from lbs.payments.writes import begin_write
@@ -84,6 +85,7 @@ def send_refund(session: Session, provider: PaymentProvider, refund: Refund, now
     except ProviderError as exc:
         # Left pending: sent again by the next `lbs payments expire` or reconcile.
         log.warning("refund %d: the provider did not make it yet: %s", refund.id, exc)
+        PAYMENT_PROVIDER_ERRORS.inc()
         return False
     begin_write(session)
     session.execute(
@@ -94,6 +96,8 @@ def send_refund(session: Session, provider: PaymentProvider, refund: Refund, now
     )
     session.commit()
     session.refresh(refund)
+    if made.status == "succeeded":
+        PAYMENT_REFUNDS.labels(refund.reason).inc()
     return made.status == "succeeded"
 
 

@@ -62,8 +62,9 @@ class StripeProvider:
 
     name = "stripe"
 
-    def __init__(self, secret_key: str, webhook_secret: str, api_base: str = "",
-                 *, max_network_retries: int = 2) -> None:
+    def __init__(
+        self, secret_key: str, webhook_secret: str, api_base: str = "", *, max_network_retries: int = 2
+    ) -> None:
         # Retries resend the same idempotency key, so a retried call never acts twice.
         self._client = stripe.StripeClient(
             secret_key,
@@ -79,18 +80,20 @@ class StripeProvider:
 
     def create_intent(self, *, amount_minor: int, currency: str, order_ref: str, key: str) -> Intent:
         with self._errors("creating an intent"):
-            return _intent(self._client.v1.payment_intents.create(
-                {
-                    "amount": amount_minor,
-                    "currency": currency.lower(),
-                    # The account's payment methods that need no redirect: a client (or
-                    # pay_with_test_card) confirms without a return_url.
-                    "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
-                    "metadata": {"lbs_order": order_ref},
-                    "expand": EXPAND,
-                },
-                {"idempotency_key": key},
-            ))
+            return _intent(
+                self._client.v1.payment_intents.create(
+                    {
+                        "amount": amount_minor,
+                        "currency": currency.lower(),
+                        # The account's payment methods that need no redirect: a client (or
+                        # pay_with_test_card) confirms without a return_url.
+                        "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+                        "metadata": {"lbs_order": order_ref},
+                        "expand": EXPAND,
+                    },
+                    {"idempotency_key": key},
+                )
+            )
 
     def get_intent(self, intent_id: str) -> Intent:
         with self._errors(f"reading intent {intent_id}"):
@@ -101,8 +104,11 @@ class StripeProvider:
         cancelled, processing), the intent as it is: the caller reads its status."""
         try:
             with self._errors(f"cancelling intent {intent_id}"):
-                return _intent(self._client.v1.payment_intents.cancel(
-                    intent_id, {"expand": EXPAND}, {"idempotency_key": key}))
+                return _intent(
+                    self._client.v1.payment_intents.cancel(
+                        intent_id, {"expand": EXPAND}, {"idempotency_key": key}
+                    )
+                )
         except ProviderError as refused:
             if refused.retryable:
                 raise
@@ -113,10 +119,17 @@ class StripeProvider:
 
     def refund(self, intent_id: str, amount_minor: int, *, refund_ref: str, key: str) -> ProviderRefund:
         with self._errors(f"refunding intent {intent_id}"):
-            return _refund(self._client.v1.refunds.create(
-                {"payment_intent": intent_id, "amount": amount_minor, "metadata": {"lbs_refund": refund_ref}},
-                {"idempotency_key": key},
-            ), intent_id)
+            return _refund(
+                self._client.v1.refunds.create(
+                    {
+                        "payment_intent": intent_id,
+                        "amount": amount_minor,
+                        "metadata": {"lbs_refund": refund_ref},
+                    },
+                    {"idempotency_key": key},
+                ),
+                intent_id,
+            )
 
     def list_refunds(self, intent_id: str) -> list[ProviderRefund]:
         """Every refund of the intent, lbs's and others' (a dashboard's), newest first."""
@@ -128,7 +141,8 @@ class StripeProvider:
         signature = next((v for k, v in headers.items() if k.lower() == "stripe-signature"), None)
         try:
             event = stripe.Webhook.construct_event(
-                body, signature, self._webhook_secret, tolerance=WEBHOOK_TOLERANCE_S).to_dict()
+                body, signature, self._webhook_secret, tolerance=WEBHOOK_TOLERANCE_S
+            ).to_dict()
             return ProviderEvent(
                 id=event["id"],
                 type=event["type"],

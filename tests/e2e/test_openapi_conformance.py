@@ -28,6 +28,7 @@ from lbs.app import create_app
 from tests.conftest import OPERATOR, OPERATOR_TOKEN, OPERATOR_TOKEN_SHA256
 from tests.deals_factory import bearer, create_deal, make_merchant, make_user
 from tests.e2e.server import E2E_SECRET_KEY, gunicorn
+from tests.payments_support import STRIPE_TEST_KEY, STRIPE_TEST_WEBHOOK_SECRET
 
 pytestmark = pytest.mark.gunicorn
 
@@ -53,24 +54,47 @@ CROSS_FIELD = [
     "POST /v1/merchant/vouchers/redeem",  # a code that exists (404 otherwise)
     "POST /v1/users/transfer",  # a code that exists (404 otherwise)
     "POST /v1/events",  # a merchant that exists, lat and lon both or neither
+    "GET /v1/me/orders",  # a cursor this list gave
+    "GET /v1/merchant/settlements",  # the same
+    "GET /v1/merchant/settlements/{period}",  # an ISO week that exists (2026-W53 does not)
+    "POST /v1/deals/{deal_id}/orders",  # a prepaid deal claimable now, within its per-user limit
+    "POST /v1/me/orders/{order_id}/test-payment",  # an order still pending
+    "POST /v1/payments/stripe/webhook",  # a signature made with the webhook's secret
 ]
 
 
-def seed(database_url: str) -> dict[str, str]:
+def payments(localstripe: str) -> dict[str, str]:
+    """The workers take payments through localstripe, so that those operations answer too."""
+    return {
+        "LBS_PAYMENT_PROVIDER": "stripe",
+        "LBS_STRIPE_SECRET_KEY": STRIPE_TEST_KEY,
+        "LBS_STRIPE_WEBHOOK_SECRET": STRIPE_TEST_WEBHOOK_SECRET,
+        "LBS_STRIPE_API_BASE": localstripe,
+    }
+
+
+def seed(database_url: str, localstripe: str) -> dict[str, str]:
     """Records for the path ids and credentials: a merchant with a key (and a spare), a
-    published deal, a user holding a voucher of it (and a spare user)."""
+    published deal, a user holding a voucher of it (and a spare user), a prepaid deal with
+    a pending order of the user's."""
+    settings = {name.removeprefix("LBS_").lower(): value for name, value in payments(localstripe).items()}
     app = create_app(
         {"database_url": database_url, "operator_token_sha256": OPERATOR_TOKEN_SHA256,
-         "secret_key": E2E_SECRET_KEY, "rate_limit_new_users": "10000/minute"}
+         "secret_key": E2E_SECRET_KEY, "rate_limit_new_users": "10000/minute", **settings}
     )  # fmt: skip
     client = app.test_client()
     merchant_id, key = make_merchant(client)
     spare_key = client.post(f"/v1/merchants/{merchant_id}/api-keys", headers=OPERATOR).get_json()
-    deal = create_deal(client, key, publish=True)
+    deal = create_deal(client, key, publish=True, payment="at_counter")
+    prepaid = create_deal(client, key, publish=True, payment="prepaid", per_user_limit=100)
     _, token = make_user(client)
     _, spare_token = make_user(client)
     claim = client.post(f"/v1/deals/{deal['id']}/claim", headers={**bearer(token), "Idempotency-Key": "st"})
     assert claim.status_code == 201, claim.get_data(as_text=True)
+    order = client.post(
+        f"/v1/deals/{prepaid['id']}/orders", headers={**bearer(token), "Idempotency-Key": "st"}
+    )
+    assert order.status_code == 201, order.get_data(as_text=True)
     app.extensions["lbs"].events.close()
     app.extensions["lbs"].rate_limits.close()
     app.extensions["lbs"].engine.dispose()
@@ -83,6 +107,7 @@ def seed(database_url: str) -> dict[str, str]:
         "token": token,
         "spare_token": spare_token,
         "voucher_id": str(claim.get_json()["id"]),
+        "order_id": str(order.get_json()["id"]),
     }
 
 
@@ -96,7 +121,8 @@ def config(ids: dict[str, str], merchant_key: str, user_token: str) -> str:
         f'[auth.openapi.merchant]\nbearer = "{merchant_key}"',
         f'[auth.openapi.user]\nbearer = "{user_token}"',
         "[parameters]",
-        *(f'"path.{name}" = {ids[name]}' for name in ("merchant_id", "deal_id", "voucher_id")),
+        *(f'"path.{name}" = {ids[name]}' for name in ("merchant_id", "deal_id", "voucher_id", "order_id")),
+        '"path.period" = "2026-W49"',
         f'"path.key_id" = {ids["spare_key_id"]}',
     ]
     for name in CROSS_FIELD:
@@ -126,14 +152,23 @@ def schemathesis(base_url: str, config_file: Path, *filters: str) -> str:
     return report
 
 
-def test_every_response_is_what_the_document_declares(database_url: str, tmp_path: Path) -> None:
-    ids = seed(database_url)
+def test_every_response_is_what_the_document_declares(
+    database_url: str, tmp_path: Path, localstripe: str
+) -> None:
+    ids = seed(database_url, localstripe)
     main, spares = tmp_path / "main.toml", tmp_path / "spares.toml"
     main.write_text(config(ids, ids["key"], ids["token"]))
     spares.write_text(config(ids, ids["spare_key"], ids["spare_token"]))
     ending = [arg for name in ENDS_ITS_CREDENTIAL for arg in ("--include-name", name)]
     keeping = [arg for name in ENDS_ITS_CREDENTIAL for arg in ("--exclude-name", name)]
-    with gunicorn(database_url, tmp_path, OPERATOR_TOKEN_SHA256, workers=2, serving_config=True) as server:
+    with gunicorn(
+        database_url,
+        tmp_path,
+        OPERATOR_TOKEN_SHA256,
+        workers=2,
+        env=payments(localstripe),
+        serving_config=True,
+    ) as server:
         document = server.get("/openapi.json", "document").json()
         reports = [
             schemathesis(server.base_url, main, *keeping),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -132,3 +133,32 @@ def test_expire_releases_holds_and_refunds_expired_vouchers(
     with rt.sessions() as session:
         again = expire(session, rt.payments, rt.secret_key, later, 1000)
     assert (again.holds_released, again.vouchers_refunded) == (0, 0)
+
+
+def _paid_orders_counted() -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("lbs_payment_orders_total", {"status": "paid"}) or 0.0
+
+
+def test_metrics_count_paid_orders(pay_client: FlaskClient) -> None:
+    _, _, deal = _prepaid(pay_client)
+    _, token = make_user(pay_client)
+    before = _paid_orders_counted()
+    order = _order(pay_client, token, deal["id"]).get_json()
+    pay_client.post(f"/v1/me/orders/{order['id']}/test-payment", json={}, headers=bearer(token))
+    pay_client.get(f"/v1/me/orders/{order['id']}", headers=bearer(token))  # already paid: not counted again
+    assert _paid_orders_counted() == before + 1
+
+
+def test_provider_down_releases_the_hold(
+    make_app: Callable[..., OpenAPI], pay_config: dict[str, Any], pay_client: FlaskClient
+) -> None:
+    _, _, deal = _prepaid(pay_client, quantity_total=1)
+    down = make_app(**{**pay_config, "stripe_api_base": "http://127.0.0.1:9"}).test_client()
+    _, token = make_user(down)
+    refused = _order(down, token, deal["id"])
+    assert refused.status_code == 503 and refused.headers["Retry-After"]
+    assert refused.get_json()["type"].endswith("payment-provider-unavailable")
+    assert pay_client.get(f"/v1/deals/{deal['id']}").get_json()["stock_left"] == 1
+    assert down.get("/v1/me/orders", headers=bearer(token)).get_json()["items"][0]["status"] == "failed"

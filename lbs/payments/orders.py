@@ -245,22 +245,31 @@ def sync_order(
     payment attempt failed (its webhook); the hold is released then, and the intent
     cancelled so that it cannot be paid afterwards. Raises ProviderError when the provider
     cannot be asked (nothing changed then)."""
+    # Read before the commit: an attribute the commit expires (a session of the `lbs
+    # payments` commands) would start a read that the provider calls then held open, and
+    # on SQLite that read cannot become the write below once another process has written.
+    intent_id, status, hold_expires_at, key = (
+        order.intent_id,
+        order.status,
+        order.hold_expires_at,
+        cancel_key(order),
+    )
     session.commit()
-    if order.intent_id is None:
+    if intent_id is None:
         # The intent was never made, or its id never stored (a crash in between): the
         # client never had its secret, so nothing was paid through it.
-        if order.status == "pending" and now >= order.hold_expires_at:
+        if status == "pending" and now >= hold_expires_at:
             begin_write(session)
             _release(session, order, "expired", now)
             session.commit()
         return
-    intent = provider.get_intent(order.intent_id)
+    intent = provider.get_intent(intent_id)
     if (
         intent.status not in ("succeeded", "canceled")
-        and order.status == "pending"
-        and (failed or now >= order.hold_expires_at)
+        and status == "pending"
+        and (failed or now >= hold_expires_at)
     ):
-        intent = provider.cancel_intent(intent.id, key=cancel_key(order))
+        intent = provider.cancel_intent(intent.id, key=key)
     begin_write(session)
     session.refresh(order)
     before = order.status

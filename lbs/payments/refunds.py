@@ -80,24 +80,30 @@ def send_refund(session: Session, provider: PaymentProvider, refund: Refund, now
     commits. True once the provider has made it."""
     intent_id = session.execute(select(Order.intent_id).where(Order.id == refund.order_id)).scalar_one()
     assert intent_id is not None, "a paid order has an intent"
+    refund_id, amount_minor, ref, reason = refund.id, refund.amount_minor, refund.ref, refund.reason
+    key = refund_key(refund)
+    # No transaction across the provider call (nor a read of an expired attribute after the
+    # commit, which starts one): on SQLite a read held open there could not become the
+    # write below once another process wrote meanwhile (the webhook of this refund's events).
+    session.commit()
     try:
-        made = provider.refund(intent_id, refund.amount_minor, refund_ref=refund.ref, key=refund_key(refund))
+        made = provider.refund(intent_id, amount_minor, refund_ref=ref, key=key)
     except ProviderError as exc:
         # Left pending: sent again by the next `lbs payments expire` or reconcile.
-        log.warning("refund %d: the provider did not make it yet: %s", refund.id, exc)
+        log.warning("refund %d: the provider did not make it yet: %s", refund_id, exc)
         PAYMENT_PROVIDER_ERRORS.inc()
         return False
     begin_write(session)
     session.execute(
         update(Refund)
-        .where(Refund.id == refund.id, Refund.status == "pending")
+        .where(Refund.id == refund_id, Refund.status == "pending")
         .values(status=made.status, provider_refund_id=made.id, updated_at=now),
         execution_options={"synchronize_session": False},
     )
     session.commit()
     session.refresh(refund)
     if made.status == "succeeded":
-        PAYMENT_REFUNDS.labels(refund.reason).inc()
+        PAYMENT_REFUNDS.labels(reason).inc()
     return made.status == "succeeded"
 
 

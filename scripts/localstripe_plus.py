@@ -1,8 +1,8 @@
 """localstripe, patched closer to Stripe where lbs depends on it: test and demo tooling only.
 
 localstripe (GPL-3.0) is imported here, in a process of its own; lbs (Apache-2.0) only talks
-to it over HTTP, as it would to Stripe, and never imports it. The patches (found in the spike,
-docs/notes/stripe-localstripe-spike.md):
+to it over HTTP, as it would to Stripe, and never imports it. The patches (found in a spike;
+docs/payments.md, "localstripe: what it lacks and how it is covered", has the whole list):
 
 - no persistence: stock localstripe pickles its whole store to /tmp/localstripe.pickle on every
   write (slower with every object, and shared by every instance on the machine);

@@ -1,6 +1,7 @@
 """The map widget in real headless Chromium against a live gunicorn: /map loads, markers
 come from the API, a popup shows the deal's price, list price and end and claims a voucher
-from the real server, panning loads the new place's merchants, zooming out shows clusters
+from the real server (a prepaid deal's says it is paid ahead online, with its refund terms,
+and offers no claim), panning loads the new place's merchants, zooming out shows clusters
 that add up, every label sits inside its marker with readable contrast, "Near me" follows
 the browser's position, a crowd is shown whole (clusters, then every merchant a page at a
 time), and a map embedded on another site sends its claims to the server's own page.
@@ -58,7 +59,8 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-def add_deal(engine: Engine, merchant_id: int, title: str, quantity: int | None = None) -> int:
+def add_deal(engine: Engine, merchant_id: int, title: str, quantity: int | None = None, **terms: str) -> int:
+    """A deal claimed free, or with payment="prepaid" (and a refund_policy) one paid online."""
     now = datetime.now(UTC)
     deal = DealFields(
         title=title,
@@ -70,9 +72,10 @@ def add_deal(engine: Engine, merchant_id: int, title: str, quantity: int | None 
         valid_from=now - timedelta(days=1),
         valid_until=now + timedelta(days=10),
         publish=True,
+        **terms,
     )
     with Session(engine) as session, session.begin():
-        return create_deal(session, merchant_id, deal, now).id
+        return create_deal(session, merchant_id, deal, now, takes_payments=bool(terms)).id
 
 
 def town(engine: Engine) -> tuple[list[Seeded], list[Seeded]]:
@@ -179,6 +182,7 @@ def test_the_map_shows_merchants_deals_claims_pans_clusters_and_finds_me(
     with_deal = centre[0].id
     deal_id = add_deal(engine, with_deal, "Coffee -30 %")
     last_one = add_deal(engine, centre[5].id, "Bun -30 %", quantity=1)
+    add_deal(engine, centre[3].id, "Lunch paid ahead -30 %", payment="prepaid", refund_policy="none")
     # A tile server nobody listens on: the base map fails, the merchants must not.
     env = {"LBS_MAP_TILES_URL": "http://127.0.0.1:9/{z}/{x}/{y}.png"}
     with gunicorn(database_url, tmp_path, OPERATOR_TOKEN_SHA256, workers=2, env=env) as server:
@@ -249,6 +253,15 @@ def test_the_map_shows_merchants_deals_claims_pans_clusters_and_finds_me(
         assert [v["deal_id"] for v in mine.json()["items"]] == [deal_id]
         page.click(".leaflet-popup-close-button")
 
+        # A prepaid deal is paid ahead online, in an app: its terms, and no claim to make.
+        page.click(f".lbs-marker[data-id='{centre[3].id}']")
+        paid_ahead = page.wait_for_selector(".lbs-popup .lbs-prepaid").inner_text()
+        assert paid_ahead == "Pay ahead online: €3.50 · no refunds"
+        assert "Lunch paid ahead -30 %" in page.inner_text(".lbs-popup")
+        assert "On sale until" in page.inner_text(".lbs-popup .lbs-ends")
+        assert page.locator(".lbs-popup .lbs-claim").count() == 0
+        page.click(".leaflet-popup-close-button")
+
         page.evaluate(f"{MAP}.lbsMap.panTo([{EAST[0]}, {EAST[1]}])")
         wait_until(page, f"document.querySelector(\".lbs-marker[data-id='{east[0].id}']\") !== null")
         wait_ready(page)
@@ -258,7 +271,7 @@ def test_the_map_shows_merchants_deals_claims_pans_clusters_and_finds_me(
         page.wait_for_selector(".lbs-cluster", timeout=15_000)
         wait_ready(page)
         assert shown_total(page) == len(centre) + len(east)
-        assert "2 deals" in page.inner_text(".lbs-cluster-deals")
+        assert "3 deals" in page.inner_text(".lbs-cluster-deals")
         assert_labels_legible(page)
 
         page.click(".lbs-near-me")

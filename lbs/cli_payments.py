@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import click
 from sqlalchemy.orm import Session
 
 from lbs.cli_context import database, now, service_session, settings
+from lbs.db import make_session_factory
 from lbs.errors import LbsError
 from lbs.payments.provider import PaymentProvider
+
+
+def _session() -> Session:
+    """A session like a request's: what it loaded stays loaded across its commits. The jobs
+    commit before each provider call; were their rows expired then, reading one would begin
+    a read transaction that the next write upgrades, which SQLite refuses ("database is
+    locked") once another writer has committed."""
+    return make_session_factory(database())()
 
 
 def _provider() -> PaymentProvider:
@@ -26,8 +35,23 @@ def payments() -> None:
     """Prepaid claims: expiry, reconciliation, the books and settlements."""
 
 
+def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise click.BadParameter(f"{value!r}: expected ISO 8601 with an offset, 2026-12-24T18:00:00+00:00")
+    return at
+
+
 @payments.command("expire")
-def payments_expire() -> None:
+@click.option("--at", "at", metavar="ISO", callback=_instant,
+              help="act as of this time, not now (ISO 8601 with an offset): what a run at that "
+                   "time would do, for tests and for an operator catching up")  # fmt: skip
+def payments_expire(at: datetime | None) -> None:
     """Release holds that ran out, refund (or settle, under no refunds) unused vouchers that
     expired, send refunds still pending. Safe to run twice at once and during traffic: run
     it every minute (cron, a systemd timer)."""
@@ -36,8 +60,8 @@ def payments_expire() -> None:
 
     config = settings()
     provider = _provider()
-    with Session(database()) as session:
-        done = expire(session, provider, load_secret_key(config), now(), config.commission_bps)
+    with _session() as session:
+        done = expire(session, provider, load_secret_key(config), at or now(), config.commission_bps)
     for note in done.notes:
         click.echo(note, err=True)
     click.echo(
@@ -59,7 +83,7 @@ def payments_reconcile(days: int) -> None:
     from lbs.secret_key import load_secret_key
 
     at = now()
-    with Session(database()) as session:
+    with _session() as session:
         found = reconcile(session, _provider(), load_secret_key(settings()), at, at - timedelta(days=days))
     for difference in found:
         mark = "repaired" if difference.repaired else "REPORTED"

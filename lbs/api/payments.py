@@ -129,6 +129,9 @@ def _synced_in(
 ) -> dict[str, Any]:
     rt = runtime()
     order = orders.user_order(session, g.user_id, order_id)
+    # No provider call inside a transaction: a write request's began as SQLite's write lock,
+    # which every other writer would wait for while the provider answers.
+    session.commit()
     secret = None
     if order.status == "pending" and order.intent_id is not None:
         provider = _provider()
@@ -142,14 +145,27 @@ def _synced_in(
                         "the card was declined; the order was released: order again to retry",
                         order_status=order.status,
                     ) from None
+                except ProviderError as refused:
+                    # Refused, not unreachable: the intent was cancelled meanwhile (its hold
+                    # ran out and `lbs payments expire` released it) or paid; the order says.
+                    if refused.retryable:
+                        raise
+                    orders.sync_order(session, provider, rt.secret_key, order, utc_now())
+                    if order.status == "pending":
+                        raise
+                    raise _not_pending(order) from None
             orders.sync_order(session, provider, rt.secret_key, order, utc_now())
             if order.status == "pending":
                 secret = provider.get_intent(order.intent_id).client_secret
         except ProviderError as exc:
             raise PaymentProviderUnavailable(f"the payment provider did not answer: {exc}") from exc
     elif paid_with is not None:
-        raise InvalidParameter("order_id", f"order {order.id} is {order.status}, not pending: nothing to pay")
+        raise _not_pending(order)
     return order_view(order, orders.voucher_of(session, order.id), secret)
+
+
+def _not_pending(order: Order) -> InvalidParameter:
+    return InvalidParameter("order_id", f"order {order.id} is {order.status}, not pending: nothing to pay")
 
 
 @buyer.get("/me/orders/<int:order_id>", responses={200: OrderOut, **ERRORS, **UNAVAILABLE}, security=USER)
@@ -206,11 +222,7 @@ def refund_voucher(path: VoucherPath) -> dict[str, Any]:
 @buyer.get("/me/vouchers/<int:voucher_id>/refund", responses={200: RefundOut, **ERRORS}, security=USER)
 def voucher_refund(path: VoucherPath) -> dict[str, Any]:
     """User: the refund of one of its vouchers (404 if it has none)."""
-    refund = refunds.refund_of_voucher(db_session(), path.voucher_id)
-    if refund is None or refund.voucher_id is None:
-        raise NotFound(f"voucher {path.voucher_id} has no refund")
-    orders.user_order(db_session(), g.user_id, refund.order_id)  # someone else's: 404
-    return refund_view(refund)
+    return refund_view(refunds.refund_of_voucher(db_session(), g.user_id, path.voucher_id))
 
 
 @hooks.post("/stripe/webhook", responses={200: WebhookOut, 400: None, **UNAVAILABLE})

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -165,16 +165,30 @@ def place_order(
     )
     session.commit()
     session.refresh(order)
+    if order.status != "pending":
+        # Its hold ran out while the intent was being made, and `lbs payments expire`
+        # released it, finding no intent to cancel: cancelled here, so that it is never paid.
+        try:
+            provider.cancel_intent(intent.id, key=cancel_key(order))
+        except ProviderError as exc:
+            log.warning("payment provider: order %d: its intent is left uncancelled: %s", order.id, exc)
+        return Placed(order, None, created=True)
     return Placed(order, intent.client_secret, created=True)
 
 
 def _move(
-    session: Session, order: Order, from_: tuple[str, ...], to: str, now: datetime, **values: object
+    session: Session,
+    order: Order,
+    from_: tuple[str, ...],
+    to: str,
+    now: datetime,
+    *also: ColumnElement[bool],
+    **values: object,
 ) -> bool:
-    """The order from one of ``from_`` to ``to``, if no one moved it first."""
+    """The order from one of ``from_`` to ``to``, if no one moved it first (and ``also`` holds)."""
     moved = session.execute(
         update(Order)
-        .where(Order.id == order.id, Order.status.in_(from_))
+        .where(Order.id == order.id, Order.status.in_(from_), *also)
         .values(status=to, updated_at=now, **values)
         .returning(Order.id),
         execution_options={"synchronize_session": False},
@@ -183,8 +197,8 @@ def _move(
     return moved is not None
 
 
-def _release(session: Session, order: Order, status: str, now: datetime) -> None:
-    if _move(session, order, ("pending",), status, now):
+def _release(session: Session, order: Order, status: str, now: datetime, *also: ColumnElement[bool]) -> None:
+    if _move(session, order, ("pending",), status, now, *also):
         release_unit(session, order.deal_id, order.user_id)
 
 
@@ -199,7 +213,7 @@ def _paid(session: Session, secret_key: bytes, order: Order, intent: Intent, now
     assert deal is not None
     if order.status == "pending":
         if _move(session, order, ("pending",), "paid", now, paid_at=now):
-            issue_paid_voucher(session, secret_key, deal, order.user_id, order.id, order.ref, now)
+            issue_paid_voucher(session, secret_key, deal, order, now)
         return None
     if order.status not in RELEASED:
         return None
@@ -221,7 +235,7 @@ def _paid(session: Session, secret_key: bytes, order: Order, intent: Intent, now
         if _move(session, order, (before,), "refunded", now, paid_at=now):
             return new_refund(session, order, None, "late_payment", now)
         return None
-    issue_paid_voucher(session, secret_key, deal, order.user_id, order.id, order.ref, now)
+    issue_paid_voucher(session, secret_key, deal, order, now)
     return None
 
 
@@ -245,31 +259,23 @@ def sync_order(
     payment attempt failed (its webhook); the hold is released then, and the intent
     cancelled so that it cannot be paid afterwards. Raises ProviderError when the provider
     cannot be asked (nothing changed then)."""
-    # Read before the commit: an attribute the commit expires (a session of the `lbs
-    # payments` commands) would start a read that the provider calls then held open, and
-    # on SQLite that read cannot become the write below once another process has written.
-    intent_id, status, hold_expires_at, key = (
-        order.intent_id,
-        order.status,
-        order.hold_expires_at,
-        cancel_key(order),
-    )
     session.commit()
-    if intent_id is None:
+    if order.intent_id is None:
         # The intent was never made, or its id never stored (a crash in between): the
         # client never had its secret, so nothing was paid through it.
-        if status == "pending" and now >= hold_expires_at:
+        if order.status == "pending" and now >= order.hold_expires_at:
             begin_write(session)
-            _release(session, order, "expired", now)
+            # Not if the intent was stored meanwhile: its client may be paying it now.
+            _release(session, order, "expired", now, Order.intent_id.is_(None))
             session.commit()
         return
-    intent = provider.get_intent(intent_id)
+    intent = provider.get_intent(order.intent_id)
     if (
         intent.status not in ("succeeded", "canceled")
-        and status == "pending"
-        and (failed or now >= hold_expires_at)
+        and order.status == "pending"
+        and (failed or now >= order.hold_expires_at)
     ):
-        intent = provider.cancel_intent(intent.id, key=key)
+        intent = provider.cancel_intent(intent.id, key=cancel_key(order))
     begin_write(session)
     session.refresh(order)
     before = order.status

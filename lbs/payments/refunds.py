@@ -80,30 +80,29 @@ def send_refund(session: Session, provider: PaymentProvider, refund: Refund, now
     commits. True once the provider has made it."""
     intent_id = session.execute(select(Order.intent_id).where(Order.id == refund.order_id)).scalar_one()
     assert intent_id is not None, "a paid order has an intent"
-    refund_id, amount_minor, ref, reason = refund.id, refund.amount_minor, refund.ref, refund.reason
-    key = refund_key(refund)
-    # No transaction across the provider call (nor a read of an expired attribute after the
-    # commit, which starts one): on SQLite a read held open there could not become the
-    # write below once another process wrote meanwhile (the webhook of this refund's events).
+    # Not inside the read's transaction: on SQLite the write below would upgrade it, and fail
+    # at once ("database is locked") if another writer committed meanwhile.
     session.commit()
     try:
-        made = provider.refund(intent_id, amount_minor, refund_ref=ref, key=key)
+        made = provider.refund(intent_id, refund.amount_minor, refund_ref=refund.ref, key=refund_key(refund))
     except ProviderError as exc:
         # Left pending: sent again by the next `lbs payments expire` or reconcile.
-        log.warning("refund %d: the provider did not make it yet: %s", refund_id, exc)
+        log.warning("refund %d: the provider did not make it yet: %s", refund.id, exc)
         PAYMENT_PROVIDER_ERRORS.inc()
         return False
     begin_write(session)
     session.execute(
         update(Refund)
-        .where(Refund.id == refund_id, Refund.status == "pending")
+        .where(Refund.id == refund.id, Refund.status == "pending")
         .values(status=made.status, provider_refund_id=made.id, updated_at=now),
         execution_options={"synchronize_session": False},
     )
-    session.commit()
+    # Read before the commit: after it, the read would leave a transaction open that the
+    # caller's next begin_write could not make a write one (SQLite: "database is locked").
     session.refresh(refund)
+    session.commit()
     if made.status == "succeeded":
-        PAYMENT_REFUNDS.labels(reason).inc()
+        PAYMENT_REFUNDS.labels(refund.reason).inc()
     return made.status == "succeeded"
 
 
@@ -129,8 +128,18 @@ def refund_voucher(
     return refund
 
 
-def refund_of_voucher(session: Session, voucher_id: int) -> Refund | None:
-    return session.execute(select(Refund).where(Refund.voucher_id == voucher_id)).scalar_one_or_none()
+def refund_of_voucher(session: Session, user_id: int, voucher_id: int) -> Refund:
+    """The refund of one of the user's vouchers. Ownership is checked first, so another's
+    voucher is a 404 that says no more than one never made (not whether it was refunded)."""
+    owned = session.execute(
+        select(Voucher.id).where(Voucher.id == voucher_id, Voucher.user_id == user_id)
+    ).scalar_one_or_none()
+    if owned is None:
+        raise NotFound(f"you have no voucher {voucher_id}")
+    refund = session.execute(select(Refund).where(Refund.voucher_id == voucher_id)).scalar_one_or_none()
+    if refund is None:
+        raise NotFound(f"voucher {voucher_id} has no refund")
+    return refund
 
 
 def pending_refunds(session: Session, limit: int) -> list[Refund]:

@@ -16,7 +16,7 @@ from lbs.errors import (
     IdempotencyKeyReused,
     PrepaidDeal,
 )
-from lbs.models import Deal, UserDealClaims, Voucher
+from lbs.models import Deal, Order, UserDealClaims, Voucher
 from lbs.services import voucher_codes as codes
 from lbs.services.deal_offers import DealAt, public_deal
 from lbs.services.events import record_events, server_event
@@ -131,19 +131,16 @@ def _drawn(
 
 
 def issue_paid_voucher(
-    session: Session,
-    secret_key: bytes,
-    deal: Deal,
-    user_id: int,
-    order_id: int,
-    order_ref: str,
-    now: datetime,
+    session: Session, secret_key: bytes, deal: Deal, order: Order, now: datetime
 ) -> Voucher:
     """The voucher of a paid order, whose unit of stock the order already holds: drawn in a
-    savepoint, since the order's own update precedes it in the transaction."""
+    savepoint, since the order's own update precedes it in the transaction. Priced at what
+    the order took, which a late payment's deal may since have changed."""
     for _ in range(_CODE_ATTEMPTS):
-        voucher = _drawn(secret_key, deal, user_id, f"order:{order_ref}", now, voucher_expiry(deal, now))
-        voucher.order_id = order_id
+        expires_at = voucher_expiry(deal, now)
+        voucher = _drawn(secret_key, deal, order.user_id, f"order:{order.ref}", now, expires_at)
+        voucher.order_id = order.id
+        voucher.price_minor, voucher.currency = order.amount_minor, order.currency
         try:
             with session.begin_nested():
                 session.add(voucher)
@@ -153,7 +150,7 @@ def issue_paid_voucher(
             continue
         record_events(
             session,
-            [server_event("claim", now, user_id=user_id, merchant_id=deal.merchant_id, deal_id=deal.id,
+            [server_event("claim", now, user_id=order.user_id, merchant_id=deal.merchant_id, deal_id=deal.id,
                           voucher_id=voucher.id)],
         )  # fmt: skip
         return voucher

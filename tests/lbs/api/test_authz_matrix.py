@@ -1,7 +1,8 @@
 """Who may call which endpoint, for the endpoints test_o2o_authz.py leaves out (merchants,
 keys, users, maps, operations): every endpoint x every kind of caller, the exact status,
-and nothing written by a refused call. The last test checks that the two matrices together
-hold every route the app serves, so a new endpoint cannot go untested."""
+and nothing written by a refused call. The last test checks that the three matrices (this,
+test_o2o_authz.py's and tests/lbs/payments/test_payments_authz.py's) together hold every
+route the app serves, so a new endpoint cannot go untested."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from sqlalchemy import Engine, text
 from tests.conftest import OPERATOR
 from tests.deals_factory import bearer, create_deal, make_merchant, make_user
 from tests.lbs.api import test_o2o_authz
+from tests.lbs.payments import test_payments_authz
 from tests.problems import assert_problem
 
 CALLERS = [
@@ -169,11 +171,13 @@ def test_access_matrix(
 
 def test_the_matrices_hold_every_route(app: OpenAPI) -> None:
     """Every (method, route) the app serves, bar the docs' and static files', is a row of this
-    matrix or of test_o2o_authz.py's."""
+    matrix, of test_o2o_authz.py's or of test_payments_authz.py's."""
     adapter = app.url_map.bind("lbs.test")
     fake = test_o2o_authz.World(1, 2, 3, 4, {"id": 5, "code": "X"}, {"id": 6, "code": "Y"}, {})
     requests = [build(World(1, 2, 3, "C", {})) for build in ENDPOINTS.values()]
     requests += [build(fake)[:3] for build in test_o2o_authz.ENDPOINTS.values()]
+    paying = test_payments_authz.World(1, 2, 3, 4, "2026-W49", {})
+    requests += [build(paying)[:3] for build in test_payments_authz.ENDPOINTS.values()]
     covered = {(method, adapter.match(path.split("?")[0], method=method)[0]) for method, path, _ in requests}
     # The deal desk's other actions (publish, resume, end) share pause's route.
     served = {

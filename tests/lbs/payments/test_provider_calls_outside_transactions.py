@@ -4,8 +4,8 @@ the provider answers (the webhook of the same payment on another worker, traffic
 transaction held open across the provider call cannot become a write once another
 connection has committed (SQLITE_BUSY: a 503 to the holder, a crash of the job).
 
-The sessions here are plain ``Session(engine)``, as the `lbs payments` commands make them
-(expire_on_commit: an attribute read after a commit starts a transaction of its own)."""
+The sessions here are made as the `lbs payments` commands make them (lbs.db's factory:
+what a session loaded stays loaded across its commits)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from flask_openapi3 import OpenAPI
 from sqlalchemy import Engine, insert
 from sqlalchemy.orm import Session
 
+from lbs.db import make_session_factory
 from lbs.models import Order, ProviderEventSeen, Voucher
 from lbs.payments.expiry import expire
 from lbs.payments.provider import Intent, PaymentProvider, ProviderRefund
@@ -73,7 +74,7 @@ def test_a_refund_made_while_another_process_writes_succeeds(
     assert paid["status"] == "paid", paid
     provider = WritesWhileAnswering(pay_app.extensions["lbs"].payments, engine)
 
-    with Session(engine) as session:
+    with make_session_factory(engine)() as session:
         refund = refund_voucher(session, provider, user_id, paid["voucher_id"], datetime.now(UTC))
 
     assert refund.status == "succeeded" and refund.provider_refund_id is not None
@@ -91,7 +92,7 @@ def test_expire_releases_holds_while_another_process_writes(
     rt = pay_app.extensions["lbs"]
     provider = WritesWhileAnswering(rt.payments, engine)
 
-    with Session(engine) as session:
+    with make_session_factory(engine)() as session:
         done = expire(session, provider, rt.secret_key, datetime.now(UTC) + timedelta(hours=1), 1000)
 
     assert (done.holds_released, done.provider_errors) == (2, 0), done.notes

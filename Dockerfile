@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 # lbs: the API under gunicorn, as a non-root user, running the same commands as
-# `bash scripts/run` (migrate, `lbs demo`: seed the demo city once, serve). The image has no
-# ../shared/data, so its demo city is the synthetic one.
+# `bash scripts/run` (migrate, `lbs demo`: seed the demo city once, serve; with payments on,
+# `lbs payments expire` every minute beside it). The image has no ../shared/data, so its demo
+# city is the synthetic one. It has no localstripe either (a test tool, GPL-3.0): without
+# Stripe keys it takes no payments, and every deal is claimed free and paid at the counter.
 #
 #   docker build -t lbs .
 #   docker run --rm -p 8000:8000 -v lbs-data:/data lbs
@@ -24,6 +26,15 @@
 #   LBS_CORS_ORIGINS           origins allowed to call the public read endpoints (default *)
 #   LBS_MAP_TILES_URL          base map tiles of /map (default none: a plain background)
 #   LBS_LOG_LEVEL              default INFO
+# Payments (docs/payments.md; off unless LBS_PAYMENT_PROVIDER is set):
+#   LBS_PAYMENT_PROVIDER       stripe: prepaid deals paid online through Stripe; empty (default): none
+#   LBS_STRIPE_SECRET_KEY      the account's secret key; sk_test_… for the demo (lbs demo then makes
+#                              prepaid deals, and POST /v1/me/orders/{id}/test-payment works)
+#   LBS_STRIPE_WEBHOOK_SECRET  the signing secret (whsec_…) of the endpoint registered in Stripe's
+#                              dashboard: https://<host>/v1/payments/stripe/webhook
+#   LBS_PAYMENT_HOLD_S, LBS_COMMISSION_BPS   default 600 s and 1000 (10 %)
+# Keys are secrets: pass them with --env-file (a file only you can read), never on the command line:
+#   docker run --rm -p 8000:8000 -v lbs-data:/data --env-file lbs-stripe.env lbs
 # To serve without seeding demo data, override the command:
 #   docker run ... lbs sh -c 'lbs db upgrade && exec lbs serve --bind 0.0.0.0:8000'
 
@@ -62,6 +73,7 @@ WORKDIR /data
 VOLUME /data
 
 ENV LBS_DATABASE_URL=sqlite:////data/lbs.sqlite3 \
+    LBS_PAYMENT_PROVIDER= \
     LBS_WORKERS=2 \
     LBS_OPERATOR_TOKEN_SHA256= \
     LBS_INDEX_REFRESH_S=1 \
@@ -72,4 +84,5 @@ ENV LBS_DATABASE_URL=sqlite:////data/lbs.sqlite3 \
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]
-CMD ["sh", "-c", "lbs db upgrade && lbs demo && exec lbs serve --bind 0.0.0.0:8000"]
+# With payments on, `lbs payments expire` every minute beside the server, as scripts/run does.
+CMD ["sh", "-c", "set -e; lbs db upgrade; lbs demo; if [ -n \"$LBS_PAYMENT_PROVIDER\" ]; then (while sleep 60; do lbs payments expire >/dev/null || echo 'lbs payments expire failed' >&2; done) & fi; exec lbs serve --bind 0.0.0.0:8000"]

@@ -287,6 +287,10 @@ def demo(reset: bool, osm_path: Path | None, users: int) -> None:
         session.commit()
     with Session(engine) as session, session.begin():
         city.try_deals(session, now(), click.echo)
+        if settings.payment_provider:
+            city.pay_ahead_deals(session, now(), click.echo)
+        else:
+            click.echo("deals to pay ahead: none, this server takes no payments (LBS_PAYMENT_PROVIDER)")
     problem = _model_problem(engine, Path(settings.model_dir))
     if problem is None:
         click.echo("model: already there")

@@ -1,8 +1,8 @@
 """localstripe, patched closer to Stripe where lbs depends on it: test and demo tooling only.
 
 localstripe (GPL-3.0) is imported here, in a process of its own; lbs (Apache-2.0) only talks
-to it over HTTP, as it would to Stripe, and never imports it. The patches (found in the spike,
-docs/notes/stripe-localstripe-spike.md):
+to it over HTTP, as it would to Stripe, and never imports it. The patches (found in a spike;
+docs/payments.md, "localstripe: what it lacks and how it is covered", has the whole list):
 
 - no persistence: stock localstripe pickles its whole store to /tmp/localstripe.pickle on every
   write (slower with every object, and shared by every instance on the machine);
@@ -156,11 +156,15 @@ Refund._api_list_all = classmethod(list_refunds)  # type: ignore[method-assign,a
 
 from localstripe import server  # noqa: E402  (after the swap above: it builds its routes on import)
 
+# Of the file as it was started: the one on disk may have changed since (a checkout updated
+# under a running localstripe), and then this one is an older runner.
+RUNNER_SHA256 = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
 
 async def runner_digest(request: web.Request) -> web.Response:
     """Which runner answers: the sha256 of this file, so that a client can tell it from another
     localstripe (stock, or an older copy) left on the port."""
-    return web.Response(text=hashlib.sha256(Path(__file__).read_bytes()).hexdigest())
+    return web.Response(text=RUNNER_SHA256)
 
 
 async def unregister_webhook(request: web.Request) -> web.Response:

@@ -10,7 +10,8 @@ Each step runs only when its data is missing, so a second run starts at once:
 3. deals to try a claim with at any hour: all day, every day, for a year, at the cafés
    and restaurants nearest the centre, made again once fewer than TRY_DEALS_MIN_DAYS are
    left (the people's deals have windows and end; these make the README's tour work
-   whenever the demo runs);
+   whenever the demo runs); where the server takes payments (LBS_PAYMENT_PROVIDER), deals
+   to pay ahead for, alike, at the next nearest (docs/payments.md);
 4. a ranking model trained on what they did (`lbs train`'s code), unless one exists.
 """
 
@@ -42,6 +43,7 @@ CENTRE = (60.1699, 24.9384)  # Helsinki's Central Railway Station square, lat, l
 TRY_DEALS = 5
 TRY_DEALS_TITLE = "Try me: -50 % all day"
 TRY_DEALS_MIN_DAYS = 30
+PAY_AHEAD_TITLE = "Pay ahead: lunch -40 %"
 
 
 @dataclass(frozen=True)
@@ -91,29 +93,62 @@ def people(session: Session, now: datetime, params: DemoParams, secret_key: byte
     )
 
 
-def try_deals(session: Session, now: datetime, say: Say) -> None:
-    live = session.execute(
-        select(func.count()).select_from(Deal).where(
-            Deal.title == TRY_DEALS_TITLE, Deal.status == "published",
-            Deal.valid_until > now + timedelta(days=TRY_DEALS_MIN_DAYS),
-        )
-    ).scalar_one()  # fmt: skip
-    if live:
-        say("deals to try: already there")
-        return
+def _nearest_cafes(session: Session, skip: int = 0) -> list[int]:
+    """TRY_DEALS cafés and restaurants nearest the centre, nearest first, after ``skip``."""
     rows = session.execute(
         select(Merchant.id, Merchant.lat, Merchant.lon).where(
             Merchant.status == "active", Merchant.category.in_(("cafe", "restaurant"))
         )
     ).all()
-    nearest = sorted(rows, key=lambda r: great_circle_m(CENTRE[0], CENTRE[1], r.lat, r.lon))[:TRY_DEALS]
+    nearest = sorted(rows, key=lambda r: (great_circle_m(CENTRE[0], CENTRE[1], r.lat, r.lon), r.id))
+    return [r.id for r in nearest[skip : skip + TRY_DEALS]]
+
+
+def _live(session: Session, title: str, now: datetime) -> bool:
+    """Whether deals of this title run for TRY_DEALS_MIN_DAYS more at least."""
+    count = session.execute(
+        select(func.count()).select_from(Deal).where(
+            Deal.title == title, Deal.status == "published",
+            Deal.valid_until > now + timedelta(days=TRY_DEALS_MIN_DAYS),
+        )
+    ).scalar_one()  # fmt: skip
+    return bool(count)
+
+
+def try_deals(session: Session, now: datetime, say: Say) -> None:
+    if _live(session, TRY_DEALS_TITLE, now):
+        say("deals to try: already there")
+        return
+    nearest = _nearest_cafes(session)
     start = now.replace(microsecond=0)
     fields = DealFields(
         title=TRY_DEALS_TITLE, kind="percent_off", currency="EUR",
         list_price_minor=1000, deal_price_minor=500, quantity_total=1_000_000, per_user_limit=1,
-        valid_from=start, valid_until=start + timedelta(days=365), publish=True,
+        valid_from=start, valid_until=start + timedelta(days=365), payment="at_counter", publish=True,
     )  # fmt: skip
-    for row in nearest:
-        create_deal(session, row.id, fields, now, takes_payments=False)
-    ids = ", ".join(str(r.id) for r in nearest)
+    for merchant_id in nearest:
+        create_deal(session, merchant_id, fields, now, takes_payments=False)
+    ids = ", ".join(map(str, nearest))
     say(f"deals to try: {len(nearest)} all day for a year, at merchants {ids}")
+
+
+def pay_ahead_deals(session: Session, now: datetime, say: Say) -> None:
+    """Prepaid deals for a server that takes payments: paid online at the deal price,
+    refundable while unused, all day for a year. At the cafés and restaurants next nearest
+    after the deals to try, not at theirs: a page shows each merchant's best deal, and there
+    the free -50 % would hide them."""
+    if _live(session, PAY_AHEAD_TITLE, now):
+        say("deals to pay ahead: already there")
+        return
+    nearest = _nearest_cafes(session, skip=TRY_DEALS)
+    start = now.replace(microsecond=0)
+    fields = DealFields(
+        title=PAY_AHEAD_TITLE, kind="percent_off", currency="EUR",
+        list_price_minor=1500, deal_price_minor=900, quantity_total=1_000_000, per_user_limit=2,
+        valid_from=start, valid_until=start + timedelta(days=365), payment="prepaid",
+        refund_policy="anytime", publish=True,
+    )  # fmt: skip
+    for merchant_id in nearest:
+        create_deal(session, merchant_id, fields, now, takes_payments=True)
+    ids = ", ".join(map(str, nearest))
+    say(f"deals to pay ahead: {len(nearest)} all day for a year, refundable while unused, at merchants {ids}")

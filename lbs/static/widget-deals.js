@@ -1,6 +1,7 @@
 /*
  * lbs map widget, its deals: prices, end times and claims (loaded by widget.js from the same
- * place). A claim needs a user: the page makes an anonymous one (POST /v1/users) on the first
+ * place). A prepaid deal (payment "prepaid") is paid for online in an app, not claimed here:
+ * its popup says so, with its refund terms, and offers no claim. A claim needs a user: the page makes an anonymous one (POST /v1/users) on the first
  * claim and keeps its token in localStorage ("lbs.userToken"), so that the vouchers stay the
  * same person's on the next visit; every claim carries an Idempotency-Key kept until it is
  * answered, so a retried claim never takes a second unit.
@@ -129,7 +130,16 @@
       (voucher.expires_at ? "; valid until " + escape(localTime(voucher.expires_at, timeZone)) : "") + "</small></div>";
   }
 
+  // A prepaid deal is bought through the API's orders (docs/payments.md), which need a payment
+  // client (Stripe.js) this widget does not carry; the server refuses it a free claim.
+  function prepaidHtml(deal) {
+    var terms = deal.refund_policy === "none" ? "no refunds" : "refundable until used";
+    return "<div class='lbs-prepaid'>Pay ahead online: " + escape(money(deal.deal_price_minor, deal.currency)) +
+      " · " + terms + "</div>";
+  }
+
   function claimHtml(p, claims, sameOrigin) {
+    if (p.deal.payment === "prepaid") return prepaidHtml(p.deal);
     var held = claims.vouchers[p.deal.id];
     if (held) return voucherHtml(held, p.timezone);
     if (sameOrigin) return "<button type='button' class='lbs-claim' data-deal='" + p.deal.id + "'>Claim voucher</button>";
@@ -145,7 +155,7 @@
       price += "<s class='lbs-list-price'>" + escape(money(d.list_price_minor, d.currency)) + "</s>" +
         "<span class='lbs-discount'>" + escape(discountText(d)) + "</span>";
     }
-    var ends = "Claimable until " + escape(localTime(d.ends_at, p.timezone));
+    var ends = (d.payment === "prepaid" ? "On sale until " : "Claimable until ") + escape(localTime(d.ends_at, p.timezone));
     if (d.stock_left != null && d.stock_left <= 20) ends += " · " + d.stock_left + " left";
     return "<div class='lbs-deal'><div class='lbs-deal-title'>" + escape(d.title) + "</div><div>" + price +
       "</div><div class='lbs-ends'>" + ends + "</div><div class='lbs-claim-area'>" +

@@ -2,7 +2,8 @@
 and what it documents is what it answers (tests/docs/examples.py: the format).
 
 The fixture is what `bash scripts/run` gives a newcomer: `lbs demo` on SQLite, the demo's
-operator token in ./lbs-operator-token, `lbs serve`; the examples run in a shell in that
+operator token in ./lbs-operator-token, payments through localstripe with the same test keys
+(its webhook registered to the test's server), `lbs serve`; the examples run in a shell in that
 directory, one after the other (variables carry from one to the next), with
 http://127.0.0.1:8000 pointing at the test's server. Each curl must answer what its
 documented output says: the problem's status when it documents a problem, else a 2xx.
@@ -29,6 +30,7 @@ from click.testing import CliRunner
 from lbs.cli import main
 from tests.docs.examples import Example, examples_of, mismatches, pattern
 from tests.e2e.server import E2E_SECRET_KEY, Server, gunicorn
+from tests.payments_support import localstripe_url, register_webhook, unregister_webhook
 
 REPO = Path(__file__).resolve().parents[2]
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -37,31 +39,41 @@ COMMAND_TIMEOUT_S = 60
 # Writes the status of every curl to stderr, where the example's own output is not.
 CURL_STATUS = "curl() { command curl -w '%{stderr}\\n::http %{http_code}::\\n' \"$@\"; }"
 _STATUS = re.compile(r"::http (\d{3})::")
+# What bash scripts/run sets when it starts localstripe.
+STRIPE_SECRET_KEY = "sk_test_lbs_demo"
+STRIPE_WEBHOOK_SECRET = "whsec_lbs_demo"
 
 
 @dataclass(frozen=True)
 class Demo:
     directory: Path
     operator_token_sha256: str
+    # localstripe's URL: the Stripe API of the demo's payments.
+    stripe_api: str
 
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     """`lbs demo` once, as `bash scripts/run` makes it; each document gets a copy."""
     directory = tmp_path_factory.mktemp("demo")
-    env = demo_env(directory)
-    seeded = CliRunner().invoke(main, ["demo"], env=env)
+    stripe_api = localstripe_url()
+    seeded = CliRunner().invoke(main, ["demo"], env=demo_env(directory, stripe_api))
     assert seeded.exit_code == 0, seeded.output
+    assert "deals to pay ahead: 5" in seeded.output, seeded.output
     token = CliRunner().invoke(main, ["operator-token", "--file", str(directory / "lbs-operator-token")])
     assert token.exit_code == 0, token.output
-    return Demo(directory, token.output.strip().split("=", 1)[1])
+    return Demo(directory, token.output.strip().split("=", 1)[1], stripe_api)
 
 
-def demo_env(directory: Path) -> dict[str, str]:
+def demo_env(directory: Path, stripe_api: str) -> dict[str, str]:
     return {
         "LBS_DATABASE_URL": f"sqlite:///{directory / 'lbs.sqlite3'}",
         "LBS_MODEL_DIR": str(directory / "lbs-models"),
         "LBS_SECRET_KEY": E2E_SECRET_KEY,
+        "LBS_PAYMENT_PROVIDER": "stripe",
+        "LBS_STRIPE_SECRET_KEY": STRIPE_SECRET_KEY,
+        "LBS_STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
+        "LBS_STRIPE_API_BASE": stripe_api,
     }
 
 
@@ -70,7 +82,7 @@ def served_demo(demo: Demo, tmp_path: Path) -> Iterator[tuple[Server, Path]]:
     here = tmp_path / "clone"
     shutil.copytree(demo.directory, here)
     (here / ".venv").symlink_to(Path(sys.prefix))
-    env = {**demo_env(here), "LBS_WORKERS": "2"}
+    env = {**demo_env(here, demo.stripe_api), "LBS_WORKERS": "2"}
     with gunicorn(
         env["LBS_DATABASE_URL"],
         tmp_path,
@@ -80,20 +92,28 @@ def served_demo(demo: Demo, tmp_path: Path) -> Iterator[tuple[Server, Path]]:
         env=env,
         serving_config=True,
     ) as server:
-        yield server, here
+        # localstripe delivers every event to every webhook registered with it (other test
+        # sessions' too): a server ignores those about intents it never made.
+        hook = register_webhook(
+            demo.stripe_api, f"{server.base_url}/v1/payments/stripe/webhook", STRIPE_WEBHOOK_SECRET
+        )
+        try:
+            yield server, here
+        finally:
+            unregister_webhook(demo.stripe_api, hook)
 
 
 class Shell:
     """Bash in the demo's directory; the exported variables carry from one command to the next."""
 
-    def __init__(self, directory: Path, base_url: str) -> None:
+    def __init__(self, directory: Path, base_url: str, stripe_api: str) -> None:
         self.directory = directory
         self.base_url = base_url
         self.state = directory / ".example-state.sh"
         self.state.write_text("")
         self.env = {
             "PATH": os.environ["PATH"], "HOME": str(directory), "LANG": "C.UTF-8",
-            **demo_env(directory),
+            **demo_env(directory, stripe_api),
         }  # fmt: skip
 
     def run(self, command: str) -> tuple[int, str, list[int]]:
@@ -140,9 +160,11 @@ DOCUMENTED = [(path, examples_of(path, REPO)) for path in DOCUMENTS]
 @pytest.mark.parametrize(
     "document", [path for path, found in DOCUMENTED if found], ids=lambda p: str(p.relative_to(REPO))
 )
-def test_every_example_answers_what_it_documents(document: Path, served_demo: tuple[Server, Path]) -> None:
+def test_every_example_answers_what_it_documents(
+    document: Path, demo: Demo, served_demo: tuple[Server, Path]
+) -> None:
     server, directory = served_demo
-    shell = Shell(directory, server.base_url)
+    shell = Shell(directory, server.base_url, demo.stripe_api)
     failures = []
     for example in examples_of(document, REPO):
         wrong = check(shell, example)

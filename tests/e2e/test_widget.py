@@ -1,6 +1,7 @@
 """The map widget in real headless Chromium against a live gunicorn: /map loads, markers
 come from the API, a popup shows the deal's price, list price and end and claims a voucher
-from the real server, panning loads the new place's merchants, zooming out shows clusters
+from the real server (a prepaid deal's says it is paid ahead online, with its refund terms,
+and offers no claim), panning loads the new place's merchants, zooming out shows clusters
 that add up, every label sits inside its marker with readable contrast, "Near me" follows
 the browser's position, a crowd is shown whole (clusters, then every merchant a page at a
 time), and a map embedded on another site sends its claims to the server's own page.
@@ -23,6 +24,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -58,7 +60,8 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-def add_deal(engine: Engine, merchant_id: int, title: str, quantity: int | None = None) -> int:
+def add_deal(engine: Engine, merchant_id: int, title: str, quantity: int | None = None, **terms: str) -> int:
+    """A deal claimed free, or with payment="prepaid" (and a refund_policy) one paid online."""
     now = datetime.now(UTC)
     deal = DealFields(
         title=title,
@@ -70,9 +73,10 @@ def add_deal(engine: Engine, merchant_id: int, title: str, quantity: int | None 
         valid_from=now - timedelta(days=1),
         valid_until=now + timedelta(days=10),
         publish=True,
+        **terms,
     )
     with Session(engine) as session, session.begin():
-        return create_deal(session, merchant_id, deal, now).id
+        return create_deal(session, merchant_id, deal, now, takes_payments=bool(terms)).id
 
 
 def town(engine: Engine) -> tuple[list[Seeded], list[Seeded]]:
@@ -111,6 +115,20 @@ def zoom_to(page: Page, zoom: int) -> None:
     page.evaluate(f"{MAP}.lbsMap.setZoom({zoom})")
     wait_until(page, f"{MAP}.lbsMap.getZoom() === {zoom} && {MAP}.dataset.lbsState === 'loading'")
     wait_ready(page)
+
+
+def open_popup(page: Page, merchant_id: int) -> None:
+    """Click the merchant's marker until its popup is open: a refresh (a popup's autopan moved
+    the map) redraws every marker but the open one, and a click on a marker being replaced
+    is lost, as a person's would be, who clicks again."""
+    for _ in range(5):
+        page.click(f".lbs-marker[data-id='{merchant_id}']")
+        try:
+            page.wait_for_selector(f".lbs-popup[data-id='{merchant_id}']", timeout=3000)
+            return
+        except PlaywrightTimeout:
+            wait_ready(page)
+    raise AssertionError(f"the popup of merchant {merchant_id} did not open")
 
 
 def shown_total(page: Page) -> int:
@@ -179,6 +197,7 @@ def test_the_map_shows_merchants_deals_claims_pans_clusters_and_finds_me(
     with_deal = centre[0].id
     deal_id = add_deal(engine, with_deal, "Coffee -30 %")
     last_one = add_deal(engine, centre[5].id, "Bun -30 %", quantity=1)
+    add_deal(engine, centre[3].id, "Lunch paid ahead -30 %", payment="prepaid", refund_policy="none")
     # A tile server nobody listens on: the base map fails, the merchants must not.
     env = {"LBS_MAP_TILES_URL": "http://127.0.0.1:9/{z}/{x}/{y}.png"}
     with gunicorn(database_url, tmp_path, OPERATOR_TOKEN_SHA256, workers=2, env=env) as server:
@@ -233,7 +252,12 @@ def test_the_map_shows_merchants_deals_claims_pans_clusters_and_finds_me(
         page.click(".lbs-popup button.lbs-claim")
         assert page.wait_for_selector(".lbs-popup .lbs-code").inner_text() == code
 
-        # The last unit goes to someone else meanwhile: the answer is said, nothing is held.
+        # The last unit goes to someone else while the popup is open (opened first: a map
+        # drawn after the sale, by a refresh, would show no deal there at all): the answer is
+        # said, nothing is held.
+        page.click(".leaflet-popup-close-button")
+        open_popup(page, centre[5].id)
+        page.wait_for_selector(f".lbs-popup[data-id='{centre[5].id}'] button.lbs-claim")
         other = requests.post(f"{server.base_url}/v1/users", timeout=10).json()["token"]
         taken = requests.post(
             f"{server.base_url}/v1/deals/{last_one}/claim",
@@ -241,12 +265,19 @@ def test_the_map_shows_merchants_deals_claims_pans_clusters_and_finds_me(
             timeout=10,
         )
         assert taken.status_code == 201
-        page.click(".leaflet-popup-close-button")
-        page.click(f".lbs-marker[data-id='{centre[5].id}']")
         page.click(".lbs-popup button.lbs-claim")
         assert page.wait_for_selector(".lbs-popup .lbs-problem").inner_text() == "Sold out, sorry."
         mine = requests.get(f"{server.base_url}/v1/me/vouchers", headers=bearer(token), timeout=10)
         assert [v["deal_id"] for v in mine.json()["items"]] == [deal_id]
+        page.click(".leaflet-popup-close-button")
+
+        # A prepaid deal is paid ahead online, in an app: its terms, and no claim to make.
+        open_popup(page, centre[3].id)
+        paid_ahead = page.wait_for_selector(f".lbs-popup[data-id='{centre[3].id}'] .lbs-prepaid").inner_text()
+        assert paid_ahead == "Pay ahead online: €3.50 · no refunds"
+        assert "Lunch paid ahead -30 %" in page.inner_text(".lbs-popup")
+        assert "On sale until" in page.inner_text(".lbs-popup .lbs-ends")
+        assert page.locator(".lbs-popup .lbs-claim").count() == 0
         page.click(".leaflet-popup-close-button")
 
         page.evaluate(f"{MAP}.lbsMap.panTo([{EAST[0]}, {EAST[1]}])")
@@ -258,7 +289,7 @@ def test_the_map_shows_merchants_deals_claims_pans_clusters_and_finds_me(
         page.wait_for_selector(".lbs-cluster", timeout=15_000)
         wait_ready(page)
         assert shown_total(page) == len(centre) + len(east)
-        assert "2 deals" in page.inner_text(".lbs-cluster-deals")
+        assert "3 deals" in page.inner_text(".lbs-cluster-deals")
         assert_labels_legible(page)
 
         page.click(".lbs-near-me")

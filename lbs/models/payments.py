@@ -59,7 +59,9 @@ class Refund(Base):
 
 
 class ProviderEventSeen(Base):
-    """A webhook event applied: its id inserted in the same transaction as its effect."""
+    """A webhook event applied: its id is inserted once its effect is committed. A crash in
+    between only lets the event be applied again, which changes nothing (every effect is a
+    conditional move)."""
 
     __tablename__ = "provider_events"
 

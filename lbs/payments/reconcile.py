@@ -103,10 +103,11 @@ def order_refunds(
     ours = list(session.scalars(select(Refund).where(Refund.order_id == order.id)))
     session.commit()
     by_ref = {r.ref: r for r in ours}
-    known = {r.provider_refund_id for r in ours}
+    known = {r.provider_refund_id: r for r in ours if r.provider_refund_id is not None}
     found = []
     for made in theirs:
         if made.id in known:
+            found += _settled(session, order, known[made.id], made, now)
             continue
         mine = by_ref.get(made.refund_ref or "")
         begin_write(session)
@@ -129,6 +130,28 @@ def order_refunds(
             what = f"refund {mine.id} ({mine.provider_refund_id}) is not at the provider"
             found.append(Difference(order.id, what, False))
     return found
+
+
+def _settled(
+    session: Session, order: Order, mine: Refund, made: ProviderRefund, now: datetime
+) -> list[Difference]:
+    """A refund the provider took pending: its end, once the provider knows it. A failed one
+    leaves the holder unpaid with the voucher refunded, for a person to settle."""
+    if mine.status == "pending" and made.status != "pending":
+        begin_write(session)
+        session.execute(
+            update(Refund)
+            .where(Refund.id == mine.id, Refund.status == "pending")
+            .values(status=made.status, updated_at=now),
+            execution_options={"synchronize_session": False},
+        )
+        session.commit()
+        if made.status == "succeeded":
+            return [Difference(order.id, f"refund {mine.id} ({made.id}) was pending: made", True)]
+    if made.status == "failed":
+        what = f"refund {mine.id} ({made.id}) failed at the provider: the holder is owed it; settle by hand"
+        return [Difference(order.id, what, False)]
+    return []
 
 
 def _outside_refund(session: Session, order: Order, made: ProviderRefund, now: datetime) -> Difference:

@@ -143,6 +143,9 @@ def refund_of_voucher(session: Session, user_id: int, voucher_id: int) -> Refund
 
 
 def pending_refunds(session: Session, limit: int) -> list[Refund]:
-    return list(
-        session.scalars(select(Refund).where(Refund.status == "pending").order_by(Refund.id).limit(limit))
-    )
+    """Refunds the provider has not answered yet: to be sent again with their key. One the
+    provider took but keeps pending (it has its id) is never sent again, since a key is
+    remembered for 24 hours only and a second refund could follow: reconcile and the refund
+    webhooks read how it ends."""
+    query = select(Refund).where(Refund.status == "pending", Refund.provider_refund_id.is_(None))
+    return list(session.scalars(query.order_by(Refund.id).limit(limit)))

@@ -256,7 +256,8 @@ def update_deal(
         _check_validity(merged["valid_from"], merged["valid_until"])
     except ValueError as exc:
         raise InvalidParameter("valid_until", f"valid_until {exc}") from None
-    _check_payment(merged["payment"], merged["deal_price_minor"], takes_payments)
+    if {"payment", "deal_price_minor"} & given.keys():  # a deal's other fields change with payments off
+        _check_payment(merged["payment"], merged["deal_price_minor"], takes_payments)
     if merged["quantity_total"] is not None and merged["quantity_total"] < deal.quantity_claimed:
         raise InvalidParameter(
             "quantity_total", f"quantity_total cannot go below the {deal.quantity_claimed} already claimed"

@@ -126,3 +126,14 @@ def test_a_free_voucher_is_not_refunded(pay_client: FlaskClient) -> None:
     assert (
         problem["type"].endswith("/not-prepaid") and problem["claim_url"] == f"/v1/deals/{deal['id']}/claim"
     )
+
+
+def test_a_prepaid_deal_stays_editable_once_payments_are_off(pay_client: FlaskClient, make_app: Any) -> None:
+    _, key, deal = prepaid_deal(pay_client)
+    off = make_app().test_client()  # the same database, a server without a provider
+    path = f"/v1/merchant/deals/{deal['id']}"
+
+    renamed = off.patch(path, json={"title": "Lunch, pay ahead"}, headers=bearer(key))
+    assert renamed.status_code == 200, renamed.get_json()
+    assert renamed.get_json()["payment"] == "prepaid"
+    assert_problem(off.patch(path, json={"deal_price_minor": 800}, headers=bearer(key)), 400, field="payment")

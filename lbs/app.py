@@ -41,6 +41,8 @@ from lbs.api.responses import serve
 from lbs.config import Settings
 from lbs.db import make_engine, make_read_session_factory, make_session_factory
 from lbs.deadline import Deadlines
+from lbs.payments.outside_deadline import OutsideDeadline
+from lbs.payments.provider import PaymentProvider
 from lbs.payments.stripe_adapter import make_provider
 from lbs.secret_key import load_secret_key
 from lbs.services.database_identity import database_id
@@ -102,7 +104,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
         UserCache(settings.user_cache_s),
         read_sessions,
         VisitHistories(settings.index_refresh_s, settings.visits_cache_s, settings.visits_cache_users),
-        make_provider(settings),
+        _request_provider(settings),
     )
 
     register_error_handlers(app)
@@ -171,6 +173,11 @@ def _database_id(sessions: sessionmaker[Session]) -> str:
         return database_id(session)
 
 
+def _request_provider(settings: Settings) -> PaymentProvider | None:
+    provider = make_provider(settings)
+    return None if provider is None else OutsideDeadline(provider)
+
+
 def _register_unit_of_work(app: OpenAPI) -> None:
     @app.after_request
     def _commit(response: Response) -> Response:
@@ -200,7 +207,10 @@ def _end_unit_of_work(runtime: Runtime, session: Session, response: Response) ->
     if request.method in READS:
         return response  # nothing to commit: closing ends the read
     if response.status_code >= 400:
-        session.rollback()
+        try:
+            session.rollback()
+        except DBAPIError:  # the connection is gone (cut past the deadline): so is its transaction
+            log.warning("rollback after a %d: the database connection was lost", response.status_code)
         return response
     changed = session.info.pop(CHANGED_FLAG, False)
     try:

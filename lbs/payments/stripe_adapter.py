@@ -57,6 +57,9 @@ EXPAND = ["latest_charge"]
 _KEYS = re.compile(r"\b(?:sk|rk)_(?:test|live)_\w+")
 
 
+CALL_TIMEOUT_S = 10.0
+
+
 class StripeProvider:
     """One Stripe account (its secret key), and the webhook endpoint secret of lbs's endpoint."""
 
@@ -70,6 +73,8 @@ class StripeProvider:
             secret_key,
             base_addresses={"api": api_base.rstrip("/")} if api_base else None,
             max_network_retries=max_network_retries,
+            # Stripe's own default is 80 s; a call longer than this is retried, then failed.
+            http_client=stripe.RequestsClient(timeout=CALL_TIMEOUT_S),
         )
         self._secrets = [s for s in (secret_key, webhook_secret) if s]
         self._webhook_secret = webhook_secret

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from lbs.cli_errors import require_schema
 from lbs.config import Settings
-from lbs.db import make_engine
+from lbs.db import BEGIN_IMMEDIATE, make_engine
 from lbs.errors import LbsError
 
 
@@ -44,6 +44,9 @@ def service_session() -> Iterator[Session]:
     engine = database()
     try:
         with Session(engine) as session, session.begin():
+            # SQLite: take the write lock first, waiting for it, instead of upgrading a read
+            # later, which fails at once ("database is locked") if a server wrote meanwhile.
+            session.connection(execution_options={BEGIN_IMMEDIATE: True})
             yield session
     except LbsError as exc:
         raise SystemExit(exc.detail) from None

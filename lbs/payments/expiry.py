@@ -24,7 +24,7 @@ from lbs.models import Order, Voucher
 from lbs.payments.orders import due_for_expiry, sync_order
 from lbs.payments.periods import period_start
 from lbs.payments.provider import PaymentProvider, ProviderError
-from lbs.payments.refunds import pending_refunds, send_refund, start_voucher_refund
+from lbs.payments.refunds import pending_refunds, send_refund, start_voucher_refund, unused
 from lbs.payments.writes import begin_write
 from lbs.services.redemption import commission
 
@@ -81,9 +81,7 @@ def _expire_vouchers(
         select(Voucher, Order)
         .join(Order, Order.id == Voucher.order_id)
         .where(
-            Voucher.redeemed_at.is_(None),
-            Voucher.refunded_at.is_(None),
-            Voucher.earned_at.is_(None),
+            *unused(),
             Voucher.expires_at <= now,
         )
         .order_by(Voucher.expires_at)
@@ -95,12 +93,7 @@ def _expire_vouchers(
         if order.refund_policy == "none":
             earned = session.execute(
                 update(Voucher)
-                .where(
-                    Voucher.id == voucher.id,
-                    Voucher.redeemed_at.is_(None),
-                    Voucher.refunded_at.is_(None),
-                    Voucher.earned_at.is_(None),
-                )
+                .where(Voucher.id == voucher.id, *unused())
                 .values(
                     earned_at=now,
                     commission_minor=commission(voucher.price_minor, commission_bps),

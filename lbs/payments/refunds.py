@@ -14,7 +14,7 @@ import logging
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from lbs.errors import NotFound, NotRefundable, VoucherAlreadyRedeemed, VoucherRefunded
@@ -41,6 +41,12 @@ def new_refund(session: Session, order: Order, voucher_id: int | None, reason: s
     return refund
 
 
+def unused() -> tuple[ColumnElement[bool], ...]:
+    """A voucher neither redeemed, refunded nor earned: what a refund, an expiry's earning
+    and the expiry job's search all require, each by its own conditional update."""
+    return (Voucher.redeemed_at.is_(None), Voucher.refunded_at.is_(None), Voucher.earned_at.is_(None))
+
+
 def start_voucher_refund(
     session: Session, voucher: Voucher, order: Order, reason: str, now: datetime
 ) -> Refund:
@@ -48,12 +54,7 @@ def start_voucher_refund(
     if it was redeemed, refunded or earned first."""
     won = session.execute(
         update(Voucher)
-        .where(
-            Voucher.id == voucher.id,
-            Voucher.redeemed_at.is_(None),
-            Voucher.refunded_at.is_(None),
-            Voucher.earned_at.is_(None),
-        )
+        .where(Voucher.id == voucher.id, *unused())
         .values(refunded_at=now)
         .returning(Voucher.id),
         execution_options={"synchronize_session": False},

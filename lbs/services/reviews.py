@@ -163,20 +163,27 @@ def _recommends(rating: int) -> int:
 def _count(
     session: Session, merchant_id: int, revision: int, *, reviews: int, stars: int, recommends: int
 ) -> None:
-    """Move the merchant's totals by increments (never a value read earlier), and its
-    revision, so that every worker's ratings follow."""
-    session.execute(
-        dialect_insert(session)(MerchantRating)
-        .values(merchant_id=merchant_id, review_count=reviews, rating_sum=stars, recommend_count=recommends)
-        .on_conflict_do_update(
-            index_elements=[MerchantRating.merchant_id],
-            set_={
-                "review_count": MerchantRating.review_count + reviews,
-                "rating_sum": MerchantRating.rating_sum + stars,
-                "recommend_count": MerchantRating.recommend_count + recommends,
-            },
+    """Move the merchant's totals by increments (never by a value read earlier), and its
+    revision, so that every worker's ratings follow. A new review may make the totals row;
+    an edit moves the one its review made."""
+    moved = {
+        "review_count": MerchantRating.review_count + reviews,
+        "rating_sum": MerchantRating.rating_sum + stars,
+        "recommend_count": MerchantRating.recommend_count + recommends,
+    }
+    if reviews:
+        session.execute(
+            dialect_insert(session)(MerchantRating)
+            .values(
+                merchant_id=merchant_id, review_count=reviews, rating_sum=stars, recommend_count=recommends
+            )
+            .on_conflict_do_update(index_elements=[MerchantRating.merchant_id], set_=moved)
         )
-    )
+    else:
+        session.execute(
+            update(MerchantRating).where(MerchantRating.merchant_id == merchant_id).values(**moved),
+            execution_options={"synchronize_session": False},
+        )
     session.execute(
         update(Merchant).where(Merchant.id == merchant_id).values(revision=revision),
         execution_options={"synchronize_session": False},

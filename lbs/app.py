@@ -26,6 +26,7 @@ from lbs.api import (
     nearby,
     ops,
     payments,
+    reviews,
     settlements,
     users,
     vouchers,
@@ -123,6 +124,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
         vouchers.holder,
         vouchers.counter,
         *payment_blueprints,
+        reviews.mine,
+        reviews.public,
+        reviews.desk,
+        reviews.moderation,
     ):
         app.register_api(blueprint)
     # flask-openapi3's /docs/ is a page choosing among UIs, of which one is installed:
@@ -141,6 +146,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
             r"/v1/merchants$": reads,
             r"/v1/merchants/\d+$": reads,
             r"/v1/merchants/\d+/deals$": reads,
+            r"/v1/merchants/\d+/reviews$": reads,
             r"/v1/deals/\d+$": reads,
             r"/v1/tiles/\d+/\d+/\d+\.mvt$": reads,
         },

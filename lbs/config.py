@@ -74,6 +74,8 @@ class Settings:
     rate_limit_redeem: str = "30/minute"
     rate_limit_claim: str = "30/minute"
     rate_limit_new_users: str = "30/minute"
+    # Reports of reviews and of harassment, per user token or (anonymous) per client address.
+    rate_limit_reports: str = "10/minute"
     # database: counters in the service's database, one count for every worker and host;
     # redis://host:6379 the same without database writes; memory:// counts per worker
     # process (a caller gets W times each limit with W workers: for tests).

@@ -144,6 +144,28 @@ class NotRefundable(Conflict):
     title = "Not refundable"
 
 
+class ReviewNotAllowed(Forbidden):
+    """The caller may not write (or change) this review; ``reason`` says why, for clients:
+    not_yours, not_redeemed, refunded, review_window_closed, edit_window_closed."""
+
+    slug = "review-not-allowed"
+    title = "Review not allowed"
+
+    def __init__(self, detail: str, reason: str, **extensions: Any) -> None:
+        super().__init__(detail, reason=reason, **extensions)
+        self.reason = reason
+
+
+class AlreadyReviewed(Conflict):
+    slug = "already-reviewed"
+    title = "Voucher already reviewed"
+
+
+class AlreadyReplied(Conflict):
+    slug = "already-replied"
+    title = "Review already answered"
+
+
 class PaymentDeclined(LbsError):
     status = 402
     slug = "payment-declined"

@@ -11,10 +11,10 @@ from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
-from lbs.api.schemas import MapPlaceOut, MerchantOut, MerchantReadOut, NearbyPlaceOut, comma_list
+from lbs.api.schemas import MapPlaceOut, MerchantPartOut, MerchantReadOut, NearbyPlaceOut, comma_list
 
 ALWAYS = "id"
-MERCHANT_FIELDS = frozenset(MerchantOut.model_fields)
+MERCHANT_FIELDS = frozenset(MerchantPartOut.model_fields)
 # Per read, the names `fields` may give: those of its item's model, in the model's order.
 MERCHANT_READ = tuple(MerchantReadOut.model_fields)
 MAP = tuple(MapPlaceOut.model_fields)

@@ -74,6 +74,13 @@ class BoxParams(QueryModel):
     )
     has_deal: bool = Field(False, description="only merchants with a deal claimable at `at`")
     open_now: bool = Field(False, description="only merchants open at `at` (unknown hours: left out)")
+    min_rating: float | None = Field(
+        None,
+        ge=1,
+        le=5,
+        allow_inf_nan=False,
+        description="only merchants whose rating.average is at least this (1-5); without reviews: left out",
+    )
     at: Instant | None = Field(
         None, description="ISO 8601 with offset: deals and hours as of then (default now)"
     )
@@ -117,6 +124,7 @@ def merchants_in_view(query: BoxParams) -> Any:
         has_deal=query.has_deal,
         open_now=query.open_now,
         text=text_query(query.q),
+        min_rating=query.min_rating,
     )
     if query.cluster and query.zoom is not None:
         # Its features are encoded already, as text (lbs.services.merchant_map): sent as they are.

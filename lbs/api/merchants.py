@@ -19,7 +19,7 @@ from lbs.api.auth import (
     require_merchant,
     require_operator,
 )
-from lbs.api.context import db_session, utc_now
+from lbs.api.context import db_session, runtime, utc_now
 from lbs.api.fields import MERCHANT_READ, FieldsOf, chosen
 from lbs.api.problems import register_model
 from lbs.api.schemas import ERRORS, MerchantOut, MerchantPath, MerchantReadOut, QueryModel
@@ -52,8 +52,11 @@ class MerchantReadQuery(QueryModel):
 
 
 def _read(merchant: dict[str, Any], query: MerchantReadQuery) -> dict[str, Any]:
-    """The merchant with its hours at `at` and that week's hours, trimmed to `fields`."""
-    return merchant_read(merchant, chosen(query.fields, MERCHANT_READ), query.at or utc_now())
+    """The merchant with its rating, its hours at `at` and that week's hours, trimmed to `fields`."""
+    rating = runtime().live_index.rating(db_session(), merchant["id"])
+    return merchant_read(
+        {**merchant, "rating": rating}, chosen(query.fields, MERCHANT_READ), query.at or utc_now()
+    )
 
 
 @bp.get("/merchants/<int:merchant_id>", responses={200: MerchantReadOut, **ERRORS}, security=OPTIONAL_USER)

@@ -76,12 +76,20 @@ class NearbyParams(QueryModel):
     category: Annotated[list[Category] | None, BeforeValidator(split_commas)] = Field(
         None, description="categories to keep: comma-separated or repeated (category=cafe,bakery)"
     )
-    sort: Literal["relevance", "distance", "deal_ending"] = Field(
+    sort: Literal["relevance", "distance", "rating", "deal_ending"] = Field(
         "relevance",
         description="relevance: ranked for the user (bearer token) at this place and hour, with "
         "reasons, once a model is trained (`lbs train`), else distance; with q, by how well and "
         "how near each matches (match x 1000 / (1000 + distance_m)); distance: nearest first; "
+        "rating: best rating.average first, ties nearest first, merchants without reviews last; "
         "deal_ending: soonest-ending claimable deal first (implies has_deal)",
+    )
+    min_rating: float | None = Field(
+        None,
+        ge=1,
+        le=5,
+        allow_inf_nan=False,
+        description="only merchants whose rating.average is at least this (1-5); without reviews: left out",
     )
     has_deal: bool = Field(False, description="only merchants with a deal claimable at `at`")
     open_now: bool = Field(
@@ -125,6 +133,7 @@ def nearby(query: NearbyParams) -> Any:
             at=query.at or utc_now(),
             user_id=user_id,
             text=text_query(query.q),
+            min_rating=query.min_rating,
         ),
         Ranking(rt.models, rt.settings.rank_deal_weight, rt.settings.rank_exploration_share, rt.visits),
     )

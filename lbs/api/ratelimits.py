@@ -1,4 +1,4 @@
-"""Rate limits on claims, redemptions and new users, counted by the `limits` library in the
+"""Rate limits on claims, redemptions, new users and reports, counted by the `limits` library in the
 configured storage.
 
 When the storage cannot be reached (Redis down or frozen), each limit either lets requests
@@ -7,9 +7,9 @@ through uncounted or stops them with a 503 problem and Retry-After, never a 500
 
 - **claims go on**: what a claim may take is held in the database whatever the count says
   (the deal's stock, its per-user limit);
-- **new users and redemptions stop**: their limits are what keeps one address from making
-  users by the thousand to get around per-user limits, and a merchant key from guessing
-  voucher codes.
+- **new users, redemptions and reports stop**: their limits are what keeps one address from
+  making users by the thousand to get around per-user limits, a merchant key from guessing
+  voucher codes, and anyone from flooding moderation with reports.
 
 A storage that hangs is given STORE_TIMEOUT_S per call, so a request waits no longer.
 """
@@ -57,11 +57,12 @@ class RateLimits:
     claim: limits.RateLimitItem
     redeem: limits.RateLimitItem
     new_users: limits.RateLimitItem
+    reports: limits.RateLimitItem
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine) -> RateLimits:
         parsed = {}
-        for name in ("rate_limit_claim", "rate_limit_redeem", "rate_limit_new_users"):
+        for name in ("rate_limit_claim", "rate_limit_redeem", "rate_limit_new_users", "rate_limit_reports"):
             value = getattr(settings, name)
             try:
                 parsed[name] = limits.parse(value)
@@ -76,6 +77,7 @@ class RateLimits:
             parsed["rate_limit_claim"],
             parsed["rate_limit_redeem"],
             parsed["rate_limit_new_users"],
+            parsed["rate_limit_reports"],
         )
 
     def enforce(self, item: limits.RateLimitItem, who: str, what: str) -> None:

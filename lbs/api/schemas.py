@@ -70,6 +70,23 @@ class MerchantOut(Out):
     )
 
 
+class RatingOut(Out):
+    """A merchant's rating from its verified reviews (docs/reviews.md#ratings); null: none yet."""
+
+    average: float = Field(
+        description="Bayesian average, 1-5: (10 x C + sum of ratings) / (10 + count), C the mean "
+        "rating of the same category in the same area (H3 resolution-5 cell), two decimals"
+    )
+    count: int = Field(description="reviews")
+    recommend: float = Field(
+        description="share of 4-5 star reviews, as the lower bound of its 95 % Wilson interval, 0-1"
+    )
+    mean: float = Field(description="the plain mean of the ratings, two decimals")
+
+
+RATING = "from verified reviews; null: no reviews yet"
+
+
 class ReasonOut(Out):
     """Why a result ranks where it does: a code (visited, category_habit, next_from_here,
     popular, busy_now, new, deal, distance), its numbers, and the same in words."""
@@ -154,11 +171,14 @@ HOURS = "opening hours as a week to show; null: no hours, or hours that do not p
 class MerchantPartOut(MerchantOut, Selectable):
     """A merchant in a nearby page: the fields `fields` names (id always)."""
 
+    rating: RatingOut | None = Field(description=RATING)
+
 
 class MerchantReadOut(MerchantOut, Selectable):
     """GET /v1/merchants/{id} and /v1/merchants/me: the merchant, its hours at `at` (default
     now) and that week's hours; `fields` may choose some (id always)."""
 
+    rating: RatingOut | None = Field(description=RATING)
     open_now: bool | None = Field(description=OPEN_NOW)
     closes_at: str | None = Field(description=CLOSES_AT)
     next_open_at: str | None = Field(description=NEXT_OPEN_AT)
@@ -182,7 +202,7 @@ class NearbyItemOut(Selectable):
 
 class NearbyPageOut(Out):
     total: int
-    ranking: str = Field(description="relevance, distance or deal_ending: the order actually used")
+    ranking: str = Field(description="relevance, distance, rating or deal_ending: the order actually used")
     model: str | None = Field(None, description="version of the model that ranked (relevance)")
     at: str
     items: list[NearbyItemOut]

@@ -7,6 +7,7 @@ from lbs.models.identity import DatabaseIdentity
 from lbs.models.merchants import Merchant, MerchantApiKey, RevisionCounter, merchant_geography
 from lbs.models.payments import Order, ProviderEventSeen, Refund, SettlementPayout
 from lbs.models.rate_limits import RateLimitCounter
+from lbs.models.reviews import HarassmentReport, MerchantRating, Review, ReviewReport
 from lbs.models.users import User
 
 __all__ = [
@@ -15,12 +16,16 @@ __all__ = [
     "DatabaseIdentity",
     "Deal",
     "Event",
+    "HarassmentReport",
     "Merchant",
     "MerchantApiKey",
+    "MerchantRating",
     "Order",
     "ProviderEventSeen",
     "RateLimitCounter",
     "Refund",
+    "Review",
+    "ReviewReport",
     "RevisionCounter",
     "SettlementPayout",
     "UTCDateTime",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,12 +20,13 @@ from lbs.errors import NotReady
 from lbs.geo.h3among import box_among, within_among
 from lbs.geo.h3clusters import Clusters
 from lbs.geo.h3index import Box, BoxHits, Cursor, NearbyHits, NearbyIndex
-from lbs.models import Merchant
+from lbs.models import Merchant, MerchantRating
 from lbs.search.word_index import TextMatches, WordIndex
 from lbs.search.word_table import WordTableBuilder
 from lbs.search.words import TextQuery, merchant_words
 from lbs.services.merchant_cache import MerchantCache
 from lbs.services.poll_schedule import PollSchedule
+from lbs.services.rating_table import RatingRow, RatingTable
 from lbs.services.revisions import latest_revision
 from lbs.services.view_cache import ViewCache
 
@@ -63,6 +64,9 @@ class LiveIndex:
         self.build_seconds = 0.0
         # The rows of recently shown merchants, dropped as the polls see them change.
         self.merchants = MerchantCache(cached_merchants)
+        # Every rated merchant's review totals, caught up by the same polls (a review that
+        # changes a rating bumps its merchant's revision).
+        self.ratings = RatingTable()
         # Large map answers, kept while this index and the deal book's dealers hold.
         self.views = ViewCache(cached_view_bytes)
         # Called with each poll's merchant changes (id, lat, lng, category, status, zone).
@@ -101,9 +105,15 @@ class LiveIndex:
         index = NearbyIndex(N_CATEGORIES, ids[:n], lats[:n], lngs[:n], cats[:n], resolutions=self.resolutions)
         word_index = WordIndex(words.build())
         del words
+        rated = session.execute(
+            select(Merchant.id, Merchant.lat, Merchant.lon, Merchant.category, *_RATING_COLUMNS).join(
+                MerchantRating, MerchantRating.merchant_id == Merchant.id
+            )
+        ).all()
         with self._lock:
             self.index, self.revision = index, revision
             self.words = word_index
+            self.ratings.load(_rating_rows(rated))
             self.generation += 1
             self._polls.polled()
         self.merchants.clear()
@@ -136,11 +146,14 @@ class LiveIndex:
                     Merchant.revision,
                     Merchant.name,
                     Merchant.tags,
+                    *_RATING_COLUMNS,
                 )
+                .outerjoin(MerchantRating, MerchantRating.merchant_id == Merchant.id)
                 .where(Merchant.revision > self.revision)
                 .order_by(Merchant.revision)
             ).all()
-            for merchant_id, lat, lng, category, status, _tz, revision, name, tags in changes:
+            self.ratings.apply(_rating_rows((r[0], r[1], r[2], r[3], *r[9:]) for r in changes))
+            for merchant_id, lat, lng, category, status, _tz, revision, name, tags, *_ in changes:
                 if status == "active":
                     self.index.upsert(merchant_id, lat, lng, CATEGORY_CODES[category])
                     self.words.upsert(merchant_id, merchant_words(name, category, tags or ()))
@@ -226,8 +239,17 @@ class LiveIndex:
             return index.clusters(box, resolution, categories, marked_ids)
 
     def public_merchants(self, session: Session, merchant_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        """merchants.public_merchants(), as fresh as the index (MerchantCache)."""
-        return self.merchants.get(session, merchant_ids)
+        """merchants.public_merchants(), as fresh as the index (MerchantCache), each with
+        its rating (RatingTable)."""
+        found = self.merchants.get(session, merchant_ids)
+        for merchant_id, rating in self.ratings.views(found).items():
+            found[merchant_id]["rating"] = rating
+        return found
+
+    def rating(self, session: Session, merchant_id: int) -> dict[str, Any] | None:
+        """The merchant's rating as of the latest poll (None: no reviews)."""
+        self.refresh_if_due(session)
+        return self.ratings.views([merchant_id])[merchant_id]
 
     def categories_of(self, merchant_ids: Sequence[int]) -> dict[int, str]:
         """The category of each active merchant among ``merchant_ids``."""
@@ -238,3 +260,11 @@ class LiveIndex:
     @property
     def size(self) -> int:
         return 0 if self.index is None else self.index.size
+
+
+_RATING_COLUMNS = (MerchantRating.review_count, MerchantRating.rating_sum, MerchantRating.recommend_count)
+
+
+def _rating_rows(rows: Iterable[Sequence[Any]]) -> list[RatingRow]:
+    """(id, lat, lng, category, count, sum, recommend) with no totals row read as zeros."""
+    return [(r[0], r[1], r[2], r[3], r[4] or 0, r[5] or 0, r[6] or 0) for r in rows]

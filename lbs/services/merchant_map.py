@@ -2,7 +2,7 @@
 
 The box comes from the nearby index (lbs.geo.h3box), exact and across the antimeridian;
 filters are those of /v1/nearby (categories, a deal claimable at ``at``, open at ``at``,
-a text search),
+a text search, a minimum rating),
 applied to every merchant in the box, so ``total`` counts exactly what the pages hold.
 Pages go by merchant id, so a moving map can fetch the rest of a box without repeats.
 """
@@ -30,6 +30,7 @@ from lbs.services.deal_reads import DealReads
 from lbs.services.hours import merchant_hours, open_at
 from lbs.services.live_index import LiveIndex
 from lbs.services.nearby import refresh
+from lbs.services.nearby_rated import rated_at_least
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class BoxQuery:
     has_deal: bool = False
     open_now: bool = False
     text: TextQuery | None = None  # only merchants matching these words (q)
+    min_rating: float | None = None  # only merchants whose shown average is at least this
 
 
 def _cursor_key(query: BoxQuery) -> list[object]:
@@ -58,10 +60,12 @@ def _cursor_key(query: BoxQuery) -> list[object]:
     ]
     if query.text is not None:  # appended only when given: cursors of earlier releases still hold
         key.append(str(query.text))
+    if query.min_rating is not None:
+        key.append(["min_rating", query.min_rating])
     return key
 
 
-_UNCHANGED = "keep bbox, q, category, has_deal and open_now unchanged"
+_UNCHANGED = "keep bbox, q, category, has_deal, open_now and min_rating unchanged"
 
 
 def _with_claimable_deal(deals: DealReads, ids: np.ndarray, at: datetime) -> np.ndarray:
@@ -82,6 +86,8 @@ def _matching(
     refresh(session, live, deals.book)
     codes = None if query.categories is None else [CATEGORY_CODES[c] for c in query.categories]
     hits = live.in_box(query.box, codes, by_id=by_id, text=query.text)
+    if query.min_rating is not None:
+        hits = hits.where(rated_at_least(live, hits.ids, query.min_rating))
     if query.has_deal:
         hits = hits.where(np.isin(hits.ids, _with_claimable_deal(deals, hits.ids, query.at)))
     if query.open_now:
@@ -149,10 +155,15 @@ def clusters_with(
     Without a per-merchant filter the index counts from its per-cell totals (no merchant
     of a cell inside the box is read); ``has_deal`` and ``open_now`` read every merchant,
     a text search every match."""
-    if query.has_deal or query.open_now or query.text is not None:
+    if _per_merchant(query):
         return clusters(_matching(session, live, deals, query, by_id=False), resolution, dealers)
     codes = None if query.categories is None else [CATEGORY_CODES[c] for c in query.categories]
     return live.clusters(query.box, resolution, codes, dealers)
+
+
+def _per_merchant(query: BoxQuery) -> bool:
+    """Whether a filter needs each merchant in the box looked at (else cells' totals do)."""
+    return query.has_deal or query.open_now or query.text is not None or query.min_rating is not None
 
 
 def _features_text(found: Clusters) -> bytes:
@@ -199,7 +210,7 @@ def clusters_in_box(
         found = clusters_with(session, live, deals, query, resolution, dealers)
         return _features_text(found), int(found.counts.sum())
 
-    kept = not (query.has_deal or query.open_now or query.text is not None)
+    kept = not _per_merchant(query)
     key = ("clusters", query.box, resolution, query.categories) if kept else None
     view = live.views.get_or_draw(key, generation, dealers, draw)
     return {

@@ -1,10 +1,11 @@
 """Nearby search: which path answers a query, and the nearest-first path itself.
 
 The paths: nearest first from the live index (here), relevance (nearby_ranked), relevance
-of a text search (nearby_text), and the deals' own path for has_deal and sort=deal_ending
-(nearby_deals). A text search (q) narrows each of them to the merchants matching it. Each page reads the
-database for the page's merchants, and for a user's history when it ranks for one;
-deals come from the process's deal book (deal_reads).
+of a text search (nearby_text), best rated (nearby_rated), and the deals' own path for
+has_deal and sort=deal_ending (nearby_deals). A text search (q) and min_rating narrow each
+of them to the merchants matching. Each page reads the database for the page's merchants,
+and for a user's history when it ranks for one; deals come from the process's deal book
+(deal_reads); ratings from the live index's rating table.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from lbs.services.nearby_pages import (
     ranks_by_text,
 )
 from lbs.services.nearby_ranked import Ranking, search_relevance
+from lbs.services.nearby_rated import rated_at_least, search_rating
 from lbs.services.nearby_text import search_text_relevance
 
 
@@ -71,13 +73,15 @@ def _search(
     if query.has_deal or query.sort == "deal_ending":
         return search_offers(session, live, deals, query, after)
     codes = None if query.categories is None else [CATEGORY_CODES[c] for c in query.categories]
+    if query.sort == "rating":
+        return search_rating(session, live, deals, query, _in_radius(session, live, query, codes), after)
     if ranks_by_text(query):
         return search_text_relevance(
             session, live, deals, query, _in_radius(session, live, query, codes), after
         )
     model = ranking.holder.get() if query.sort == "relevance" and ranking is not None else None
     source: LiveIndex | _Subset = live
-    if query.open_now or query.text is not None:
+    if query.open_now or query.text is not None or query.min_rating is not None:
         pinned = at if after is None or after.at_us is None else EPOCH + timedelta(microseconds=after.at_us)
         source = _Subset(*_in_radius(session, live, query, codes, pinned if model is not None else at)[:2])
     if model is not None and ranking is not None:
@@ -101,14 +105,17 @@ def _in_radius(
     codes: Sequence[int] | None,
     at: datetime | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Every merchant in the radius that passes the text search and open_now, as (ids,
-    chord2, match scores), nearest first, ties by id: read once per page, so totals stay
-    exact. Without a text search every score is 1."""
+    """Every merchant in the radius that passes the text search, min_rating and open_now, as
+    (ids, chord2, match scores), nearest first, ties by id: read once per page, so totals
+    stay exact. Without a text search every score is 1."""
     if query.text is not None:
         ids, chord2, scores = live.within_matching(query.text, query.lat, query.lon, query.radius_m, codes)
     else:
         ids, chord2 = live.within(query.lat, query.lon, query.radius_m, codes)
         scores = np.ones(len(ids))
+    if query.min_rating is not None:
+        keep = rated_at_least(live, ids, query.min_rating)
+        ids, chord2, scores = ids[keep], chord2[keep], scores[keep]
     if query.open_now:
         keep = np.isin(ids, list(open_at(session, ids.tolist(), query.at if at is None else at)))
         ids, chord2, scores = ids[keep], chord2[keep], scores[keep]

@@ -14,13 +14,14 @@ from lbs.services.deal_reads import DealReads
 from lbs.services.hours import open_at
 from lbs.services.live_index import LiveIndex
 from lbs.services.nearby_pages import EPOCH, NearbyItem, NearbyPage, NearbyQuery, PageCursor, encode_cursor
+from lbs.services.nearby_rated import past, rated_at_least, rating_order, rating_values
 
 
 def search_offers(
     session: Session, live: LiveIndex, deals: DealReads, query: NearbyQuery, after: PageCursor | None
 ) -> NearbyPage:
     """Merchants with a deal claimable at the page's instant: nearest first, or (deal_ending)
-    the soonest-ending deal first, then nearest, then by id."""
+    the soonest-ending deal first, then nearest, then by id, or (rating) best rated first."""
     ending = query.sort == "deal_ending"
     at = query.at
     if after is not None and after.at_us is not None:
@@ -30,24 +31,36 @@ def search_offers(
     if query.text is not None:
         keep = np.isin(ids, live.text_matches(query.text).ids)
         ids, chord2, ends = ids[keep], chord2[keep], ends[keep]
+    if query.min_rating is not None:
+        keep = rated_at_least(live, ids, query.min_rating)
+        ids, chord2, ends = ids[keep], chord2[keep], ends[keep]
     if query.open_now:
         opened = open_at(session, ids.tolist(), at)
         keep = np.isin(ids, np.fromiter(opened, dtype=np.int64, count=len(opened)))
         ids, chord2, ends = ids[keep], chord2[keep], ends[keep]
-    order = np.lexsort((ids, chord2, ends)) if ending else np.arange(len(ids))  # else: already (chord2, id)
-    ids, chord2, ends = ids[order], chord2[order], ends[order]
+    by_rating = query.sort == "rating"
+    values = rating_values(live, ids) if by_rating else np.zeros(len(ids))
+    if ending:
+        order = np.lexsort((ids, chord2, ends))
+    elif by_rating:
+        order = rating_order(values, chord2, ids)
+    else:
+        order = np.arange(len(ids))  # already (chord2, id)
+    ids, chord2, ends, values = ids[order], chord2[order], ends[order], values[order]
     total = len(ids)
     if after is not None:
         # Strictly after the cursor's key: the first position past it in the page order.
-        if ending:
+        if by_rating:
+            keep = past(values, chord2, ids, after)
+        elif ending:
             assert after.ends_us is not None
-            past = (ends > after.ends_us) | (
+            keep = (ends > after.ends_us) | (
                 (ends == after.ends_us)
                 & ((chord2 > after.chord2) | ((chord2 == after.chord2) & (ids > after.id)))
             )
         else:
-            past = (chord2 > after.chord2) | ((chord2 == after.chord2) & (ids > after.id))
-        ids, chord2, ends = ids[past], chord2[past], ends[past]
+            keep = (chord2 > after.chord2) | ((chord2 == after.chord2) & (ids > after.id))
+        ids, chord2, ends, values = ids[keep], chord2[keep], ends[keep], values[keep]
     page_ids = ids[: query.limit].tolist()
     merchants = live.public_merchants(session, page_ids)
     offers = best if best is not None else {m: o.now for m, o in deals.offers(page_ids, at).items() if o.now}
@@ -66,6 +79,7 @@ def search_offers(
             int(ids[last]),
             int(ends[last]) if ending else None,
             (at - EPOCH) // timedelta(microseconds=1) if ending else None,
+            rating=float(values[last]) if by_rating else None,
         )
-    ranking = "deal_ending" if ending else "distance"
+    ranking = "deal_ending" if ending else "rating" if by_rating else "distance"
     return NearbyPage(total=total, items=items, next_cursor=next_cursor, ranking=ranking, at=at)

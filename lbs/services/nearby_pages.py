@@ -41,6 +41,7 @@ class NearbyQuery:
     user_id: int | None = None  # whose history sort=relevance reads (None: anonymous)
     open_now: bool = False  # only merchants open at `at` (in their own zone)
     text: TextQuery | None = None  # only merchants matching these words (q)
+    min_rating: float | None = None  # only merchants whose shown average is at least this
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class PageCursor:
     at_us: int | None = None
     offset: int | None = None  # sort=relevance: how many results came before
     score: float | None = None  # sort=relevance with q: the last item's relevance (nearby_text)
+    rating: float | None = None  # sort=rating: the last item's average, 0 if unrated (nearby_rated)
 
 
 def _fingerprint(query: NearbyQuery) -> str:
@@ -87,6 +89,8 @@ def _fingerprint(query: NearbyQuery) -> str:
     ]
     if query.text is not None:  # appended only when given: cursors of earlier releases still hold
         fields.append(str(query.text))
+    if query.min_rating is not None:
+        fields.append(["min_rating", query.min_rating])
     return cursors.fingerprint(fields)
 
 
@@ -98,10 +102,13 @@ def encode_cursor(
     at_us: int | None = None,
     offset: int | None = None,
     score: float | None = None,
+    rating: float | None = None,
 ) -> str:
     fields: dict[str, Any] = {"q": _fingerprint(query), "d": chord2.hex(), "i": merchant_id}
     if score is not None:
         fields["s"] = score.hex()
+    if rating is not None:
+        fields["r"] = rating.hex()
     if ends_us is not None:
         fields["e"] = ends_us
     if at_us is not None:
@@ -122,6 +129,7 @@ def decode_cursor(query: NearbyQuery, token: str) -> PageCursor:
                 None if raw.get("t") is None else int(raw["t"]),
                 None if raw.get("o") is None else int(raw["o"]),
                 None if raw.get("s") is None else float.fromhex(raw["s"]),
+                None if raw.get("r") is None else float.fromhex(raw["r"]),
             ),
             raw["q"],
         ),
@@ -131,17 +139,19 @@ def decode_cursor(query: NearbyQuery, token: str) -> PageCursor:
         any(not micros(EARLIEST) <= us <= micros(LATEST) for us in instants)
         or (cursor.offset is not None and not 0 <= cursor.offset <= MAX_OFFSET)
         or (cursor.score is not None and not 0.0 <= cursor.score <= 1.0)
+        or (cursor.rating is not None and not 0.0 <= cursor.rating <= 5.0)
     ):
         raise InvalidParameter("cursor", cursors.MALFORMED)
     if (
         fingerprint != _fingerprint(query)
         or (query.sort == "deal_ending") != (cursor.ends_us is not None)
         or ranks_by_text(query) != (cursor.score is not None)
+        or (query.sort == "rating") != (cursor.rating is not None)
     ):
         raise InvalidParameter(
             "cursor",
             "cursor belongs to another query; keep lat, lon, radius_m, q, category, has_deal, "
-            "open_now and sort unchanged",
+            "open_now, min_rating and sort unchanged",
         )
     return cursor
 

@@ -60,7 +60,15 @@ CROSS_FIELD = [
     "POST /v1/deals/{deal_id}/orders",  # a prepaid deal claimable now, within its per-user limit
     "POST /v1/me/orders/{order_id}/test-payment",  # an order still pending
     "POST /v1/payments/stripe/webhook",  # a signature made with the webhook's secret
+    "POST /v1/me/reviews",  # a voucher of the user's, redeemed in the last 30 days, not reviewed yet
+    "PATCH /v1/me/reviews/{review_id}",  # rating or text; text counted after stripping whitespace
+    "GET /v1/me/reviews",  # a cursor this list gave
+    "GET /v1/merchants/{merchant_id}/reviews",  # the same, for the same merchant and sort
+    "POST /v1/merchant/reviews/{review_id}/reply",  # once (409 after); text counted after stripping
+    "POST /v1/me/harassment-reports",  # a merchant that exists; a review of the user's, of it
 ]
+# Limits that would answer 429 to a run's many valid requests.
+LIMITS = {"LBS_RATE_LIMIT_REPORTS": "100000/minute"}
 
 
 def payments(localstripe: str) -> dict[str, str]:
@@ -76,7 +84,7 @@ def payments(localstripe: str) -> dict[str, str]:
 def seed(database_url: str, localstripe: str) -> dict[str, str]:
     """Records for the path ids and credentials: a merchant with a key (and a spare), a
     published deal, a user holding a voucher of it (and a spare user), a prepaid deal with
-    a pending order of the user's."""
+    a pending order of the user's, and the user's review of a voucher of another deal."""
     settings = {name.removeprefix("LBS_").lower(): value for name, value in payments(localstripe).items()}
     app = create_app(
         {"database_url": database_url, "operator_token_sha256": OPERATOR_TOKEN_SHA256,
@@ -95,6 +103,18 @@ def seed(database_url: str, localstripe: str) -> dict[str, str]:
         f"/v1/deals/{prepaid['id']}/orders", headers={**bearer(token), "Idempotency-Key": "st"}
     )
     assert order.status_code == 201, order.get_data(as_text=True)
+    reviewed = create_deal(client, key, publish=True, payment="at_counter", title="Reviewed")
+    voucher = client.post(
+        f"/v1/deals/{reviewed['id']}/claim", headers={**bearer(token), "Idempotency-Key": "rv"}
+    )
+    code = voucher.get_json()["code"]
+    assert (
+        client.post("/v1/merchant/vouchers/redeem", json={"code": code}, headers=bearer(key)).status_code
+        == 200
+    )
+    body = {"voucher_id": voucher.get_json()["id"], "rating": 4, "text": "Fine"}
+    review = client.post("/v1/me/reviews", json=body, headers=bearer(token))
+    assert review.status_code == 201, review.get_data(as_text=True)
     app.extensions["lbs"].events.close()
     app.extensions["lbs"].rate_limits.close()
     app.extensions["lbs"].engine.dispose()
@@ -108,6 +128,7 @@ def seed(database_url: str, localstripe: str) -> dict[str, str]:
         "spare_token": spare_token,
         "voucher_id": str(claim.get_json()["id"]),
         "order_id": str(order.get_json()["id"]),
+        "review_id": str(review.get_json()["id"]),
     }
 
 
@@ -121,7 +142,10 @@ def config(ids: dict[str, str], merchant_key: str, user_token: str) -> str:
         f'[auth.openapi.merchant]\nbearer = "{merchant_key}"',
         f'[auth.openapi.user]\nbearer = "{user_token}"',
         "[parameters]",
-        *(f'"path.{name}" = {ids[name]}' for name in ("merchant_id", "deal_id", "voucher_id", "order_id")),
+        *(
+            f'"path.{name}" = {ids[name]}'
+            for name in ("merchant_id", "deal_id", "voucher_id", "order_id", "review_id")
+        ),
         '"path.period" = "2026-W49"',
         f'"path.key_id" = {ids["spare_key_id"]}',
     ]
@@ -166,7 +190,7 @@ def test_every_response_is_what_the_document_declares(
         tmp_path,
         OPERATOR_TOKEN_SHA256,
         workers=2,
-        env=payments(localstripe),
+        env={**payments(localstripe), **LIMITS},
         serving_config=True,
     ) as server:
         document = server.get("/openapi.json", "document").json()

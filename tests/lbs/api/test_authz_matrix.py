@@ -1,5 +1,5 @@
 """Who may call which endpoint, for the endpoints test_o2o_authz.py leaves out (merchants,
-keys, users, maps, operations): every endpoint x every kind of caller, the exact status,
+keys, users, maps, operations, reviews): every endpoint x every kind of caller, the exact status,
 and nothing written by a refused call. The last test checks that the three matrices (this,
 test_o2o_authz.py's and tests/lbs/payments/test_payments_authz.py's) together hold every
 route the app serves, so a new endpoint cannot go untested."""
@@ -20,6 +20,7 @@ from tests.deals_factory import bearer, create_deal, make_merchant, make_user
 from tests.lbs.api import test_o2o_authz
 from tests.lbs.payments import test_payments_authz
 from tests.problems import assert_problem
+from tests.reviews_support import post_review, redeemed
 
 CALLERS = [
     "anonymous", "malformed", "bad-user-token", "bad-merchant-key", "revoked-key",
@@ -34,6 +35,8 @@ class World:
     spare_key_a: int  # a second key of A's, for revoking
     transfer_code: str  # the other user's
     headers: dict[str, dict[str, str]]
+    voucher: int = 0  # the owner's, redeemed at A, not reviewed yet
+    review: int = 0  # the owner's review of A
 
 
 @pytest.fixture
@@ -47,6 +50,9 @@ def world(client: FlaskClient) -> World:
     assert gone.status_code == 204
     owner, other = make_user(client)[1], make_user(client)[1]
     code = client.post("/v1/me/transfer-code", headers=bearer(other)).get_json()["code"]
+    deal_r = create_deal(client, key_a, publish=True, per_user_limit=5)["id"]
+    reviewed_voucher, voucher = redeemed(client, key_a, owner, deal_r), redeemed(client, key_a, owner, deal_r)
+    review = post_review(client, owner, reviewed_voucher, 4).get_json()["id"]
     headers = {
         "anonymous": {},
         "malformed": {"Authorization": "Basic dXNlcjpwYXNz"},
@@ -59,7 +65,7 @@ def world(client: FlaskClient) -> World:
         "B": bearer(key_b),
         "operator": OPERATOR,
     }
-    return World(merchant_a, deal_a, spare["key_id"], code, headers)
+    return World(merchant_a, deal_a, spare["key_id"], code, headers, voucher, review)
 
 
 Request = tuple[str, str, dict[str, Any] | None]
@@ -90,7 +96,18 @@ ENDPOINTS: dict[str, Callable[[World], Request]] = {
     "transfer": lambda w: ("POST", "/v1/users/transfer", {"code": w.transfer_code}),
     "rotate-token": lambda w: ("POST", "/v1/me/token", None),
     "transfer-code": lambda w: ("POST", "/v1/me/transfer-code", None),
-}
+    "write-review": lambda w: ("POST", "/v1/me/reviews", {"voucher_id": w.voucher, "rating": 5, "text": "!"}),
+    "edit-review": lambda w: ("PATCH", f"/v1/me/reviews/{w.review}", {"rating": 2}),
+    "my-reviews": lambda w: ("GET", "/v1/me/reviews", None),
+    "report-harassment": lambda w: (
+        "POST", "/v1/me/harassment-reports", {"merchant_id": w.merchant_a, "text": "Calls me"}
+    ),
+    "merchant-reviews": lambda w: ("GET", f"/v1/merchants/{w.merchant_a}/reviews", None),
+    "report-review": lambda w: ("POST", f"/v1/reviews/{w.review}/reports", {"reason": "spam"}),
+    "reply": lambda w: ("POST", f"/v1/merchant/reviews/{w.review}/reply", {"text": "Thanks"}),
+    "review-reports": lambda w: ("GET", "/v1/reports/reviews", None),
+    "harassment-reports": lambda w: ("GET", "/v1/reports/harassment", None),
+}  # fmt: skip
 
 EVERYONE = dict.fromkeys(CALLERS, 200)
 # A public read that takes an optional user token: an unknown one is still a 401.
@@ -126,6 +143,18 @@ EXPECTED: dict[str, dict[str, int]] = {
     "transfer": dict.fromkeys(CALLERS, 200),  # anyone holding the code
     "rotate-token": USERS,
     "transfer-code": USERS,
+    # Only the holder of the redeemed voucher; to another user it is not theirs (403), and
+    # the review as if it did not exist (404).
+    "write-review": {"owner": 201, "other-user": 403},
+    "edit-review": {"owner": 200, "other-user": 404},
+    "my-reviews": {"owner": 200, "other-user": 200},
+    "report-harassment": USERS,
+    "merchant-reviews": EVERYONE,
+    # Anyone, anonymous included (other credentials count as none); an unknown user token is a 401.
+    "report-review": {**dict.fromkeys(CALLERS, 201), "bad-user-token": 401},
+    "reply": {"A": 200, "B": 403},
+    "review-reports": {**OPERATOR_ONLY, "operator": 200},
+    "harassment-reports": {**OPERATOR_ONLY, "operator": 200},
 }
 # Everyone not listed is a 401: no credentials or unknown ones, a revoked key, a user token
 # where a merchant is needed, a merchant key where a user is, the operator's token on a
@@ -150,6 +179,10 @@ def _snapshot(engine: Engine) -> tuple[Any, ...]:
             c.execute(text("SELECT id, revoked_at FROM merchant_api_keys ORDER BY id")).all(),
             c.execute(text("SELECT id, token_sha256, transfer_code_sha256 FROM users ORDER BY id")).all(),
             c.execute(text("SELECT count(*) FROM events")).scalar_one(),
+            sorted(c.execute(text("SELECT id, rating, text, reply_text, report_count FROM reviews"))),
+            c.execute(text("SELECT * FROM merchant_ratings ORDER BY merchant_id")).all(),
+            c.execute(text("SELECT count(*) FROM review_reports")).scalar_one(),
+            c.execute(text("SELECT count(*) FROM harassment_reports")).scalar_one(),
         )
 
 

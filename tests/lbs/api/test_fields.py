@@ -22,7 +22,7 @@ AT = "2026-11-27T23:00:00+02:00"  # Friday night in Helsinki, in the week of Mon
 BOX = "24.90,60.15,24.98,60.19"
 MERCHANT = [
     "id", "name", "category", "lat", "lon", "address", "phone", "website", "price_level",
-    "opening_hours", "tags", "timezone", "status", "created_at", "updated_at", "attribution",
+    "opening_hours", "tags", "timezone", "status", "created_at", "updated_at", "attribution", "rating",
 ]  # fmt: skip
 HOURS = ["open_now", "closes_at", "next_open_at"]
 

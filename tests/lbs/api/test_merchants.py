@@ -47,9 +47,10 @@ def test_operator_creates_a_merchant_anyone_can_read(engine: Engine, client: Fla
     assert created["timezone"] == "Europe/Helsinki"
     assert created["status"] == "active"
     read = client.get(f"/v1/merchants/{created['id']}").get_json()
-    # A read adds the hours: now, and this week's.
+    # A read adds the rating (none yet) and the hours: now, and this week's.
     assert {k: read[k] for k in created} == created
-    assert set(read) - set(created) == HOURS
+    assert set(read) - set(created) == {*HOURS, "rating"}
+    assert read["rating"] is None
     nearby = client.get("/v1/nearby?lat=60.1834&lon=24.9042&radius_m=5").get_json()
     assert [i["merchant"]["id"] for i in nearby["items"]] == [created["id"]]
     assert count_merchants(engine) == 1
@@ -102,8 +103,9 @@ def test_patch_changes_only_the_fields_sent(engine: Engine, client: FlaskClient)
     ).get_json()
 
     assert (after["name"], after["price_level"]) == ("New name", 3)
-    # A write's answer is the record without the hours a read adds.
-    unchanged = {k: v for k, v in before.items() if k not in {"name", "price_level", "updated_at", *HOURS}}
+    # A write's answer is the record without the rating and the hours a read adds.
+    added = {"rating", *HOURS}
+    unchanged = {k: v for k, v in before.items() if k not in {"name", "price_level", "updated_at", *added}}
     assert {k: after[k] for k in unchanged} == unchanged
 
 

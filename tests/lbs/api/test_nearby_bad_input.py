@@ -64,7 +64,7 @@ OTHER = {
         _b64(json.dumps({"q": "0", "d": 5, "i": [1]}).encode()),
     ],
     "category": ["", ",", " , ", "Cafe", "pub", "cafe,pub", "cafe;bar", "x" * 401],
-    "sort": ["", "rating", "DISTANCE", "nearest", "distance,relevance"],
+    "sort": ["", "best", "DISTANCE", "nearest", "distance,relevance"],
     "format": ["", "xml", "GEOJSON", "geo+json", "csv"],
     "open_now": ["", "maybe", "2", "open"],
     "has_deal": ["", "perhaps", "-1"],

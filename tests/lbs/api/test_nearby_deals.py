@@ -221,7 +221,7 @@ def test_sort_deal_ending_and_its_pinned_cursor(client: FlaskClient) -> None:
     [
         ({"at": "2026-11-25T12:00:00"}, "at"),
         ({"has_deal": "maybe"}, "has_deal"),
-        ({"sort": "rating"}, "sort"),
+        ({"sort": "ending"}, "sort"),
     ],
 )
 def test_bad_deal_parameters_are_400(params: dict[str, str], field: str, client: FlaskClient) -> None:

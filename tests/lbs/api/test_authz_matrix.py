@@ -109,7 +109,7 @@ EXPECTED: dict[str, dict[str, int]] = {
     "openapi": EVERYONE,
     "metrics": {**OPERATOR_ONLY, "operator": 200},
     "nearby": PUBLIC_WITH_USER,
-    "bbox": EVERYONE,
+    "bbox": PUBLIC_WITH_USER,
     "tile": EVERYONE,
     "merchant": PUBLIC_WITH_USER,
     "merchant-deals": EVERYONE,

@@ -25,7 +25,9 @@ def _merchant_first() -> None:
 
 
 def _report(query: InsightsParams) -> dict[str, Any]:
-    wanted = InsightsQuery(first=query.from_, last=query.to, deal_id=query.deal_id, by=query.by)
+    wanted = InsightsQuery(
+        first=query.from_, last=query.to, deal_id=query.deal_id, by=query.by, uplift=query.uplift
+    )
     return merchant_insights(db_session(), g.merchant_id, wanted, utc_now())
 
 

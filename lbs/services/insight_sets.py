@@ -1,52 +1,45 @@
-"""Sets of user ids as insights store them: sorted, delta-coded bytes, with a flag per user."""
+"""Sets of user ids as insights store them (sorted bytes, a flag per user), and counting their unions."""
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 Ids = npt.NDArray[np.int64]
 Flags = npt.NDArray[np.bool_]
-# Header: the number of ids, the first id, and the byte width of the gaps that follow.
-_HEADER = struct.Struct("<IqB")
-_WIDTHS = ((1, np.uint8), (2, np.uint16), (4, np.uint32), (8, np.uint64))
+# Header: the number of ids and their width in bytes (4 when every id fits, else 8).
+_HEADER = struct.Struct("<IB")
+_WIDTHS: dict[int, np.dtype[np.unsignedinteger[Any] | np.signedinteger[Any]]] = {
+    4: np.dtype("<u4"),
+    8: np.dtype("<i8"),
+}
 EMPTY: Ids = np.zeros(0, dtype=np.int64)
 
 
 def encode(ids: Ids, flags: Flags) -> bytes:
-    """``ids`` sorted and unique (int64), ``flags`` one per id. A day's users of a merchant's
-    bucket are a few thousand ids close together: about 1-2 bytes each."""
+    """``ids`` sorted and unique (int64), ``flags`` one per id: the ids as they are (4 bytes
+    each below 2^32), then a bit per flag. Not delta-coded: reading is what is timed (a read
+    decodes thousands of these), and one np.frombuffer is 10x faster than undoing gaps."""
     count = len(ids)
-    if count == 0:
-        return _HEADER.pack(0, 0, 1)
-    gaps = np.diff(ids).astype(np.uint64)
-    largest = int(gaps.max()) if len(gaps) else 0
-    width, dtype = next((w, t) for w, t in _WIDTHS if largest < 1 << (8 * w))
+    width = 4 if count == 0 or int(ids[-1]) < 1 << 32 else 8
     return b"".join(
-        (_HEADER.pack(count, int(ids[0]), width), gaps.astype(dtype).tobytes(), np.packbits(flags).tobytes())
+        (_HEADER.pack(count, width), ids.astype(_WIDTHS[width]).tobytes(), np.packbits(flags).tobytes())
     )
 
 
 def decode_ids(blob: bytes) -> Ids:
-    count, first, width = _HEADER.unpack_from(blob)
-    if count == 0:
-        return EMPTY
-    dtype = dict(_WIDTHS)[width]
-    gaps = np.frombuffer(blob, dtype=dtype, count=count - 1, offset=_HEADER.size)
-    ids = np.empty(count, dtype=np.int64)
-    ids[0] = first
-    np.cumsum(gaps, dtype=np.int64, out=ids[1:])
-    ids[1:] += first
-    return ids
+    count, width = _HEADER.unpack_from(blob)
+    return np.frombuffer(blob, dtype=_WIDTHS[width], count=count, offset=_HEADER.size).astype(np.int64)
 
 
 def decode(blob: bytes) -> tuple[Ids, Flags]:
-    ids = decode_ids(blob)
-    count, _, width = _HEADER.unpack_from(blob)
-    offset = _HEADER.size + max(count - 1, 0) * width
+    count, width = _HEADER.unpack_from(blob)
+    ids = np.frombuffer(blob, dtype=_WIDTHS[width], count=count, offset=_HEADER.size).astype(np.int64)
+    offset = _HEADER.size + count * width
     flags = np.unpackbits(np.frombuffer(blob, dtype=np.uint8, offset=offset), count=count).astype(bool)
     return ids, flags
 
@@ -68,3 +61,36 @@ def merge(parts: Iterable[tuple[Ids, Flags]]) -> tuple[Ids, Flags]:
 def union(sets: Iterable[Ids]) -> Ids:
     listed = list(sets)
     return np.unique(np.concatenate(listed)) if listed else EMPTY
+
+
+# A bitmap of up to this many ids (bytes) counts distinct ids; beyond it, np.unique does.
+BITMAP_IDS = 1 << 27
+
+
+class DistinctCounter:
+    """Counts the distinct ids of unions of sets from one range of ids, as a read sums a
+    merchant's days: a byte per id of the range, marked and unmarked per union (linear in
+    the ids, where np.unique sorts or hashes them: 10x faster on a year of days)."""
+
+    def __init__(self, sets: Iterable[Ids]) -> None:
+        listed = [s for s in sets if len(s)]
+        self._lowest = min((int(s[0]) for s in listed), default=0)
+        highest = max((int(s[-1]) for s in listed), default=0)
+        size = highest - self._lowest + 1
+        self._marks = np.zeros(size, dtype=bool) if size <= BITMAP_IDS else None
+
+    def count(self, sets: Iterable[Ids]) -> int:
+        """How many distinct ids the sets hold together (each sorted, from the range given)."""
+        listed = [s for s in sets if len(s)]
+        if not listed:
+            return 0
+        if len(listed) == 1:
+            return len(listed[0])
+        if self._marks is None:
+            return len(union(listed))
+        ids = np.concatenate(listed) - self._lowest
+        low, high = min(int(s[0]) for s in listed), max(int(s[-1]) for s in listed)
+        self._marks[ids] = True
+        count = int(np.count_nonzero(self._marks[low - self._lowest : high - self._lowest + 1]))
+        self._marks[ids] = False
+        return count

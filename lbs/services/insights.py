@@ -11,7 +11,7 @@ the deal's price changed since), the discount is the deal's list price minus tha
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -21,9 +21,8 @@ from sqlalchemy.orm import Session
 
 from lbs.errors import InvalidParameter, NotFound
 from lbs.models import Deal
-from lbs.services import insight_sets
 from lbs.services.deal_schedule import DAYS
-from lbs.services.insight_sets import Ids
+from lbs.services.insight_sets import DistinctCounter, Ids
 from lbs.services.insights_anonymity import K, hidden_groups, too_few
 from lbs.services.insights_attribution import zone
 from lbs.services.insights_rollup import DayRow, rows_in_range
@@ -42,11 +41,13 @@ class InsightsQuery:
     last: date | None = None
     deal_id: int | None = None
     by: By = "day"
+    uplift: bool = False
 
 
 @dataclass
 class _Sum:
-    users: Ids
+    parts: list[Ids]  # the users of each day summed
+    users: int  # distinct among them
     impressions: int = 0
     clicks: int = 0
     claims: int = 0
@@ -56,9 +57,10 @@ class _Sum:
     reviews: int | None = 0
 
 
-def _sum(rows: Iterable[DayRow]) -> _Sum:
+def _sum(rows: Iterable[DayRow], counter: DistinctCounter) -> _Sum:
     listed = list(rows)
-    total = _Sum(insight_sets.union(r.users() for r in listed))
+    parts = [r.users() for r in listed]
+    total = _Sum(parts, counter.count(parts))
     for r in listed:
         total.impressions += r.impressions
         total.clicks += r.clicks
@@ -102,7 +104,7 @@ def metrics(s: _Sum, hidden: bool, money: bool) -> dict[str, Any]:
         }
     return {
         "suppressed": False,
-        "users": len(s.users),
+        "users": s.users,
         "impressions": s.impressions,
         "clicks": s.clicks,
         "claims": s.claims,
@@ -152,6 +154,7 @@ def merchant_insights(
     if dim != "total":
         wanted.append((dim, [scope]))
     rows = rows_in_range(session, merchant_id, wanted, first, last)
+    counter = DistinctCounter(r.users() for r in rows)
     reviews = _review_counts(session, merchant_id, first, last)
 
     def reviews_where(keep: Any) -> int:
@@ -159,14 +162,14 @@ def merchant_insights(
 
     listed = {d.id for d in deals}
     total_rows = [r for r in rows if r.dim == "total" and r.deal_id == scope]
-    total = _sum(total_rows)
+    total = _sum(total_rows, counter)
     total.reviews = reviews_where(lambda deal_id, _: deal_id in listed)
     deal_sums = []
     for deal in deals:
-        deal_sums.append(_sum(r for r in rows if r.dim == "total" and r.deal_id == deal.id))
+        deal_sums.append(_sum((r for r in rows if r.dim == "total" and r.deal_id == deal.id), counter))
         deal_sums[-1].reviews = reviews_where(lambda deal_id, _, d=deal.id: deal_id == d)
     keys, bucket_sums = _buckets(
-        query.by, total_rows, [r for r in rows if r.dim == dim and r.deal_id == scope], first, last
+        query.by, total_rows, [r for r in rows if r.dim == dim and r.deal_id == scope], first, last, counter
     )
     if query.by in ("day", "weekday"):
         for key, s in zip(keys, bucket_sums, strict=True):
@@ -176,9 +179,13 @@ def merchant_insights(
     else:
         for s in bucket_sums:
             s.reviews = None  # reviews are not placed in hours, areas or sources
-    total_hidden = too_few(len(total.users))
-    hidden_deals = hidden_groups(len(total.users), [s.users for s in deal_sums])
-    hidden_buckets = hidden_groups(len(total.users), [s.users for s in bucket_sums])
+
+    def together(groups: list[_Sum]) -> Callable[[list[int]], int]:
+        return lambda indexes: counter.count(p for i in indexes for p in groups[i].parts)
+
+    total_hidden = too_few(total.users)
+    hidden_deals = hidden_groups(total.users, [s.users for s in deal_sums], together(deal_sums))
+    hidden_buckets = hidden_groups(total.users, [s.users for s in bucket_sums], together(bucket_sums))
     return {
         "merchant_id": merchant_id,
         "from": first.isoformat(),
@@ -196,7 +203,7 @@ def merchant_insights(
             {"key": key, **metrics(s, h, currency is not None)}
             for key, s, h in zip(keys, bucket_sums, hidden_buckets, strict=True)
         ],
-        "uplift": uplift(session, merchant_id, tz, deals, now),
+        "uplift": uplift(session, merchant_id, tz, deals, now) if query.uplift else [],
     }
 
 
@@ -205,7 +212,12 @@ def _day_key(by: str, day: date) -> str:
 
 
 def _buckets(
-    by: By, total_rows: Sequence[DayRow], dim_rows: Sequence[DayRow], first: date, last: date
+    by: By,
+    total_rows: Sequence[DayRow],
+    dim_rows: Sequence[DayRow],
+    first: date,
+    last: date,
+    counter: DistinctCounter,
 ) -> tuple[list[str], list[_Sum]]:
     """The partition's keys in order and their sums: every day, weekday and hour (empty ones
     too, for charts); the areas and sources that have events."""
@@ -226,4 +238,4 @@ def _buckets(
             keys = [s for s in SOURCE_ORDER if s in grouped]
         else:
             keys = sorted(grouped, key=lambda k: (k == "unknown", k))
-    return keys, [_sum(grouped.get(k, ())) for k in keys]
+    return keys, [_sum(grouped.get(k, ()), counter) for k in keys]

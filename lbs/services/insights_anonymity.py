@@ -13,10 +13,7 @@ from elsewhere (its own till). See docs/insights.md.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from lbs.services import insight_sets
-from lbs.services.insight_sets import Ids
+from collections.abc import Callable, Sequence
 
 K = 5
 
@@ -26,20 +23,21 @@ def too_few(users: int, k: int = K) -> bool:
     return 0 < users < k
 
 
-def hidden_groups(total_users: int, groups: Sequence[Ids], k: int = K) -> list[bool]:
-    """For each group of a partition of a total (its users' ids), whether it is hidden.
+def hidden_groups(
+    total_users: int, users: Sequence[int], together: Callable[[list[int]], int], k: int = K
+) -> list[bool]:
+    """For each group of a partition of a total, whether it is hidden. ``users``: each
+    group's distinct users; ``together(indexes)``: the distinct users of those groups.
 
     Every group with 1 to k-1 users is; when the total is shown, more are, smallest first
     (ties: the earlier), until the hidden ones hold no users or at least k between them.
     A hidden total hides every group with users (each has at most the total's)."""
     if too_few(total_users, k):
-        return [len(g) > 0 for g in groups]
-    hidden = [too_few(len(g), k) for g in groups]
-    while True:
-        together = len(insight_sets.union(g for g, h in zip(groups, hidden, strict=True) if h))
-        if not too_few(together, k):
-            return hidden
-        visible = [i for i, g in enumerate(groups) if not hidden[i] and len(g) > 0]
+        return [n > 0 for n in users]
+    hidden = [too_few(n, k) for n in users]
+    while too_few(together([i for i, h in enumerate(hidden) if h]), k):
+        visible = [i for i, n in enumerate(users) if not hidden[i] and n > 0]
         if not visible:  # only when the groups do not cover the total (deals, not deal-less events)
-            return hidden
-        hidden[min(visible, key=lambda i: (len(groups[i]), i))] = True
+            break
+        hidden[min(visible, key=lambda i: (users[i], i))] = True
+    return hidden

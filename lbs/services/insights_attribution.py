@@ -29,7 +29,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import h3
-from sqlalchemy import Row, select
+from sqlalchemy import Row, select, true
 from sqlalchemy.orm import Session
 
 from lbs.models import Deal, Event, Merchant, Voucher
@@ -232,20 +232,26 @@ def _touches_for(
     return _Touches(
         _in_chunks(
             session,
-            lambda ids: select(
-                Event.user_id,
-                Event.merchant_id,
-                Event.deal_id,
-                Event.kind,
-                Event.surface,
-                Event.h3_cell,
-                Event.occurred_at,
-            ).where(
-                Event.user_id.in_(ids),
-                Event.merchant_id.in_(merchant_ids),
-                Event.kind.in_(TOUCH_KINDS),
-                Event.occurred_at >= earliest,
-                Event.occurred_at <= latest,
+            lambda ids: (
+                select(
+                    Event.user_id,
+                    Event.merchant_id,
+                    Event.deal_id,
+                    Event.kind,
+                    Event.surface,
+                    Event.h3_cell,
+                    Event.occurred_at,
+                )
+                .where(
+                    Event.user_id.in_(ids),
+                    # Past a few hundred merchants (a city's batch), the users' own events suffice.
+                    Event.merchant_id.in_(merchant_ids) if len(merchant_ids) <= _CHUNK else true(),
+                    Event.kind.in_(TOUCH_KINDS),
+                    Event.occurred_at >= earliest,
+                    Event.occurred_at <= latest,
+                )
+                # Touches at the same instant: the later in the log is the last (stable sort).
+                .order_by(Event.id)
             ),
             {r.user_id for r in rows},
         )

@@ -177,7 +177,7 @@ def stored_cells(session: Session, keys: Sequence[CellKey]) -> dict[CellKey, Cel
     return found
 
 
-@dataclass(frozen=True)
+@dataclass
 class DayRow:
     """A stored row as a read sums it: the users undecoded until needed."""
 
@@ -195,10 +195,10 @@ class DayRow:
     ids: Ids | None = None  # decoded (a row with the tail merged in)
 
     def users(self) -> Ids:
-        if self.ids is not None:
-            return self.ids
-        assert self.user_ids is not None
-        return insight_sets.decode_ids(self.user_ids)
+        if self.ids is None:
+            assert self.user_ids is not None
+            self.ids = insight_sets.decode_ids(self.user_ids)
+        return self.ids
 
 
 def rows_in_range(
@@ -213,8 +213,11 @@ def rows_in_range(
     wanted_rows = [and_(InsightDay.dim == dim, InsightDay.deal_id.in_(deal_ids)) for dim, deal_ids in wanted]
     # One statement: the watermark and the rows it covers are of one snapshot (a refresh
     # committing in between would otherwise be counted twice or not at all).
+    columns = [
+        getattr(InsightDay, c) for c in ("dim", "deal_id", "local_day", "key", "impressions", *_COUNTS)
+    ]
     statement = (
-        select(InsightProgress.rolled_up_to, InsightDay)
+        select(InsightProgress.rolled_up_to, InsightDay.user_ids, *columns)
         .select_from(InsightProgress)
         .outerjoin(
             InsightDay,
@@ -229,12 +232,12 @@ def rows_in_range(
     )
     rows: dict[tuple[str, int, date, str], DayRow] = {}
     watermark = 0
-    for rolled_up_to, day in session.execute(statement):
+    for rolled_up_to, user_ids, *values in session.execute(statement):  # Core rows: no ORM objects
         watermark = rolled_up_to
-        if day is not None:
-            rows[(day.dim, day.deal_id, day.local_day, day.key)] = _day_row(
-                (day.dim, day.deal_id, day.local_day, day.key), day.impressions, day, user_ids=day.user_ids
-            )
+        if user_ids is not None:
+            row = DayRow(*values)
+            row.user_ids = user_ids
+            rows[(row.dim, row.deal_id, row.local_day, row.key)] = row
     tail = tail_cells(session, merchant_id, watermark, first, last)
     dims = {dim: set(deal_ids) for dim, deal_ids in wanted}
     for (_, dim, deal_id, local_day, key), cell in tail.items():

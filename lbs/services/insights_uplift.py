@@ -12,14 +12,12 @@ Each period is hidden (null) when 1 to k-1 distinct users make its counts.
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, case, distinct, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from lbs.models import Deal, Event
@@ -31,20 +29,10 @@ WEEK = timedelta(days=7)
 KINDS = ("redemption", "visit")
 
 
-@dataclass(frozen=True)
-class _Period:
-    spans: list[Occurrence]
-    starts: list[datetime]
-
-    def holds(self, at: datetime) -> bool:
-        i = bisect_right(self.starts, at) - 1
-        return i >= 0 and self.spans[i].contains(at)
-
-
-def _period(windows: Sequence[Window], tz: ZoneInfo, start: datetime, end: datetime) -> _Period:
+def _spans(windows: Sequence[Window], tz: ZoneInfo, start: datetime, end: datetime) -> list[Occurrence]:
+    """The deal's hours from ``start`` to ``end`` (all of it without windows)."""
     spans = window_occurrences(windows, tz, start, end) if windows else [Occurrence(start, end)]
-    clipped = [Occurrence(max(s.starts_at, start), min(s.ends_at, end)) for s in spans]
-    return _Period(clipped, [s.starts_at for s in clipped])
+    return [Occurrence(max(s.starts_at, start), min(s.ends_at, end)) for s in spans]
 
 
 def uplift(
@@ -60,31 +48,13 @@ def uplift(
         weeks_before = min(MAX_WEEKS_BEFORE, math.ceil(weeks_during))
         windows = [Window.from_json(w) for w in deal.windows or []]
         start_before = deal.valid_from - weeks_before * WEEK
-        plans.append(
-            (
-                deal,
-                weeks_during,
-                weeks_before,
-                _period(windows, tz, deal.valid_from, end),
-                _period(windows, tz, start_before, deal.valid_from),
-                start_before,
-                end,
-            )
-        )
-    if not plans:
-        return []
-    events = session.execute(
-        select(Event.kind, Event.user_id, Event.occurred_at).where(
-            Event.merchant_id == merchant_id,
-            Event.kind.in_(KINDS),
-            Event.occurred_at >= min(p[5] for p in plans),
-            Event.occurred_at < max(p[6] for p in plans),
-        )
-    ).all()
+        during = _spans(windows, tz, deal.valid_from, end)
+        before = _spans(windows, tz, start_before, deal.valid_from)
+        plans.append((deal, weeks_during, weeks_before, during, before))
     out = []
-    for deal, weeks_during, weeks_before, during, before, _, _ in plans:
-        counted = {name: _counts(events, period) for name, period in (("during", during), ("before", before))}
-        hidden = any(too_few(len(users), K) for _, users in counted.values())
+    for deal, weeks_during, weeks_before, during, before in plans:
+        counted = _counts(session, merchant_id, during, before)
+        hidden = any(too_few(users, K) for _, users in counted.values())
         entry: dict[str, Any] = {
             "deal_id": deal.id,
             "observational": True,
@@ -108,12 +78,29 @@ def uplift(
     return out
 
 
-def _counts(events: Sequence[Any], period: _Period) -> tuple[dict[str, int], set[int]]:
-    counts = {"redemptions": 0, "visits": 0}
-    users: set[int] = set()
-    for kind, user_id, at in events:
-        if period.holds(at):
-            counts["redemptions" if kind == "redemption" else "visits"] += 1
-            if user_id is not None:
-                users.add(user_id)
-    return counts, users
+def _within(spans: Sequence[Occurrence]) -> ColumnElement[bool]:
+    return or_(
+        false(), *(and_(Event.occurred_at >= s.starts_at, Event.occurred_at < s.ends_at) for s in spans)
+    )
+
+
+def _counts(
+    session: Session, merchant_id: int, during: Sequence[Occurrence], before: Sequence[Occurrence]
+) -> dict[str, tuple[dict[str, int], int]]:
+    """Per period: its redemptions and visits, and their distinct users. One statement: the
+    merchant's events of the two kinds in the spans (an index range each), counted in SQL."""
+    period = case((_within(during), "during"), else_="before").label("period")
+    found = session.execute(
+        select(
+            period,
+            func.sum(case((Event.kind == "redemption", 1), else_=0)),
+            func.sum(case((Event.kind == "visit", 1), else_=0)),
+            func.count(distinct(Event.user_id)),
+        )
+        .where(Event.merchant_id == merchant_id, Event.kind.in_(KINDS), _within([*during, *before]))
+        .group_by(period)
+    ).all()
+    counted = {name: ({"redemptions": 0, "visits": 0}, 0) for name in ("during", "before")}
+    for name, redemptions, visits, users in found:
+        counted[name] = ({"redemptions": int(redemptions), "visits": int(visits)}, int(users))
+    return counted

@@ -375,3 +375,34 @@ def test_366_days_are_allowed_and_the_default_is_28(client: FlaskClient) -> None
     body = insights(client, key)
     assert len(body["buckets"]) == 28 and body["to"] == local_day(datetime.now(UTC))
     assert body["total"] == shown(0, 0, 0, 0, 0, money=False)  # no deals, no currency
+
+
+def test_uplift_counts_visits_in_the_deals_hours_before_and_during(client: FlaskClient) -> None:
+    merchant, key = make_merchant(client, *P1)
+    now = datetime.now(UTC)
+    evenings = [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "18:00", "end": "22:00"}]
+    deal = create_deal(client, key, publish=True, valid_from=(now - timedelta(days=14)).isoformat(), windows=evenings)
+    local = now.astimezone(HELSINKI)
+
+    def evening(days_ago: int, hour: int = 19) -> datetime:
+        day = local.date() - timedelta(days=days_ago)
+        return datetime(day.year, day.month, day.day, hour, 30, tzinfo=HELSINKI)
+
+    def visit(at: datetime) -> dict[str, Any]:
+        return {"id": f"v{next(_ids)}", "kind": "visit", "merchant_id": merchant, "occurred_at": at.isoformat()}
+
+    for _ in range(5):  # during the deal, in its hours
+        send(client, make_user(client)[1], [visit(evening(3))])
+    for _ in range(6):  # before it, in the same hours; and one at noon, outside them
+        send(client, make_user(client)[1], [visit(evening(20)), visit(evening(20, hour=12))])
+
+    assert insights(client, key)["uplift"] == []  # only when asked
+    (entry,) = insights(client, key, deal_id=deal["id"], uplift="true")["uplift"]
+    assert (entry["deal_id"], entry["observational"], entry["suppressed"]) == (deal["id"], True, False)
+    weeks, before_weeks = entry["weeks_during"], entry["weeks_before"]
+    assert weeks == pytest.approx(2.0, abs=0.01) and before_weeks == 3  # 2 weeks and a moment: rounded up
+    assert (entry["during"]["visits"], entry["before"]["visits"]) == (5, 6)
+    assert entry["during"]["visits_per_week"] == pytest.approx(5 / 2, rel=1e-3)
+    assert entry["before"]["visits_per_week"] == pytest.approx(6 / 3)
+    assert entry["difference"]["visits_per_week"] == pytest.approx(5 / 2 - 6 / 3, rel=1e-3)
+    assert entry["during"]["redemptions"] == entry["before"]["redemptions"] == 0

@@ -381,7 +381,9 @@ def test_uplift_counts_visits_in_the_deals_hours_before_and_during(client: Flask
     merchant, key = make_merchant(client, *P1)
     now = datetime.now(UTC)
     evenings = [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "18:00", "end": "22:00"}]
-    deal = create_deal(client, key, publish=True, valid_from=(now - timedelta(days=14)).isoformat(), windows=evenings)
+    deal = create_deal(
+        client, key, publish=True, valid_from=(now - timedelta(days=14)).isoformat(), windows=evenings
+    )
     local = now.astimezone(HELSINKI)
 
     def evening(days_ago: int, hour: int = 19) -> datetime:
@@ -389,7 +391,12 @@ def test_uplift_counts_visits_in_the_deals_hours_before_and_during(client: Flask
         return datetime(day.year, day.month, day.day, hour, 30, tzinfo=HELSINKI)
 
     def visit(at: datetime) -> dict[str, Any]:
-        return {"id": f"v{next(_ids)}", "kind": "visit", "merchant_id": merchant, "occurred_at": at.isoformat()}
+        return {
+            "id": f"v{next(_ids)}",
+            "kind": "visit",
+            "merchant_id": merchant,
+            "occurred_at": at.isoformat(),
+        }
 
     for _ in range(5):  # during the deal, in its hours
         send(client, make_user(client)[1], [visit(evening(3))])

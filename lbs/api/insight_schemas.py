@@ -12,6 +12,7 @@ from lbs.api.problems import register_model
 from lbs.api.responses import Out
 from lbs.api.schemas import QueryModel
 from lbs.services.insights import DEFAULT_DAYS, MAX_DAYS
+from lbs.text import WithPattern
 
 _DATE = re.compile(r"^20\d\d-\d\d-\d\d$")
 
@@ -22,7 +23,7 @@ def _local_date(value: object) -> object:
     return value
 
 
-LocalDate = Annotated[date, BeforeValidator(_local_date)]
+LocalDate = Annotated[date, BeforeValidator(_local_date), WithPattern(_DATE.pattern)]
 BY = "day | hour | weekday | area | source"
 
 

@@ -20,6 +20,7 @@ from lbs import migrate
 from lbs.cli_context import database, now, service_session
 from lbs.cli_context import settings as load_settings
 from lbs.cli_errors import Commands
+from lbs.cli_insights import insights
 from lbs.cli_merchants import merchants
 from lbs.cli_payments import payments
 from lbs.cli_seed import seed
@@ -32,6 +33,7 @@ def main() -> None:
     """lbs: local merchants and deals near you. Configure with LBS_* environment variables."""
 
 
+main.add_command(insights)
 main.add_command(merchants)
 main.add_command(payments)
 main.add_command(seed)

@@ -105,6 +105,10 @@ def app_on(database_url: str, /, **overrides: Any) -> OpenAPI:
         "index_refresh_s": 0.0,
         # Events of reads written right after each response; buffering has its own tests.
         "event_flush_s": 0.0,
+        # Checked for correctness, not speed (tests of deadlines set their own): 5 s, the
+        # service's default, was overrun by a redemption on a 2-core machine running the
+        # suite beside other work.
+        "request_timeout_s": 30.0,
         **overrides,
     }
     return create_app(test_config=config)

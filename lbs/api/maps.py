@@ -6,11 +6,12 @@ import math
 from typing import Annotated, Any
 
 import orjson
-from flask import Response, current_app, render_template, request, send_from_directory
+from flask import Response, current_app, g, render_template, request, send_from_directory
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from werkzeug.wrappers import Response as ResponseBase
 
+from lbs.api.auth import OPTIONAL_USER, optional_user
 from lbs.api.context import db_session, deal_reads, runtime, utc_now
 from lbs.api.fields import MAP, ON_REQUEST, FieldsOf, chosen
 from lbs.api.nearby import GEOJSON, SearchText, split_commas, text_query
@@ -21,7 +22,7 @@ from lbs.categories import Category
 from lbs.config import MAX_LIMIT, MAX_RADIUS_M
 from lbs.errors import InvalidParameter
 from lbs.geo.h3index import Box
-from lbs.services import tiles
+from lbs.services import events, tiles
 from lbs.services.cursors import Cursor
 from lbs.services.deal_schedule import Instant
 from lbs.services.merchant_map import BoxQuery, clusters_in_box, merchants_in_box
@@ -104,11 +105,15 @@ MERCHANTS_OR_CLUSTERS = Media(
 )
 
 
-@bp.get("/merchants", responses={200: MERCHANTS_OR_CLUSTERS, **ERRORS})
+@bp.get("/merchants", responses={200: MERCHANTS_OR_CLUSTERS, **ERRORS}, security=OPTIONAL_USER)
 def merchants_in_view(query: BoxParams) -> Any:
     """Public: active merchants inside a box, as an RFC 7946 FeatureCollection with each
     one's best claimable deal and hours; `total` counts all that match, pages go by id.
-    With cluster=true&zoom=Z: one feature per H3 cell instead, with counts."""
+    With cluster=true&zoom=Z: one feature per H3 cell instead, with counts.
+
+    With a user token, the merchants (and deals) shown are logged as impressions on the map,
+    without a position: the viewport says what the user looked at, not where they stood."""
+    user_id = optional_user()
     if query.cluster and query.zoom is None:
         raise InvalidParameter("zoom", "cluster=true needs the map's zoom, an integer from 0 to 22")
     if query.cluster and query.cursor is not None:
@@ -131,6 +136,12 @@ def merchants_in_view(query: BoxParams) -> Any:
         body = clusters_in_box(db_session(), runtime().live_index, deal_reads(), box_query, query.zoom)
         return Response(orjson.dumps(body), mimetype=GEOJSON)
     body = merchants_in_box(db_session(), runtime().live_index, deal_reads(), box_query)
+    if user_id is not None:  # buffered after the response, written in a batch (lbs.app)
+        shown = [
+            (f["id"], None if f["properties"]["deal"] is None else f["properties"]["deal"]["id"])
+            for f in body["features"]
+        ]
+        g.pending_events = events.impressions(user_id, utc_now(), None, shown, "map")
     names = chosen(query.fields, set(MAP) - ON_REQUEST)
     for feature in body["features"]:
         feature["properties"] = with_fields(feature["properties"], names, box_query.at)

@@ -139,7 +139,7 @@ def nearby(query: NearbyParams) -> Any:
     )
     if user_id is not None:  # buffered after the response, written in a batch (lbs.app)
         shown = [(i.merchant["id"], None if i.deal is None else i.deal["id"]) for i in page.items]
-        g.pending_events = events.impressions(user_id, utc_now(), query.lat, query.lon, shown)
+        g.pending_events = events.impressions(user_id, utc_now(), (query.lat, query.lon), shown, "nearby")
     wants_geojson = query.format == "geojson" or (
         query.format == "json"
         and "format" not in request.args

@@ -4,6 +4,7 @@ from lbs.models.base import Base, BigId, UTCDateTime
 from lbs.models.deals import Deal, UserDealClaims, Voucher
 from lbs.models.events import Event
 from lbs.models.identity import DatabaseIdentity
+from lbs.models.insights import InsightDay, InsightProgress
 from lbs.models.merchants import Merchant, MerchantApiKey, RevisionCounter, merchant_geography
 from lbs.models.payments import Order, ProviderEventSeen, Refund, SettlementPayout
 from lbs.models.rate_limits import RateLimitCounter
@@ -17,6 +18,8 @@ __all__ = [
     "Deal",
     "Event",
     "HarassmentReport",
+    "InsightDay",
+    "InsightProgress",
     "Merchant",
     "MerchantApiKey",
     "MerchantRating",

@@ -10,6 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from lbs.models.base import Base, BigId, UTCDateTime
 
 EVENT_KINDS = ("impression", "click", "claim", "redemption", "visit")
+# Where a user saw or read a merchant or deal (migration 0012). Claims and redemptions carry
+# none: insights attribute them to the user's last touch of the deal (lbs.services.insights_rollup).
+SURFACES = ("nearby", "map", "deal_page", "merchant_page")
 
 
 class Event(Base):
@@ -32,5 +35,7 @@ class Event(Base):
     # Where it happened, never more precisely than an H3 cell (resolution 9).
     h3_cell: Mapped[int | None] = mapped_column(BigInteger)
     client_event_id: Mapped[str | None] = mapped_column(String(64))
+    # One of SURFACES or None; PostgreSQL checks it (migration 0012), SQLite trusts the writers.
+    surface: Mapped[str | None] = mapped_column(String(16))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from lbs.db import dialect_insert
 from lbs.errors import InvalidParameter
 from lbs.models import Deal, Event, Merchant, UTCDateTime
+from lbs.models.events import SURFACES
 from lbs.services.deal_schedule import Instant
 from lbs.services.merchants import Latitude, Longitude
 from lbs.services.request_bodies import JsonBody
@@ -40,6 +41,7 @@ def server_event(
     deal_id: int | None = None,
     voucher_id: int | None = None,
     h3_cell: int | None = None,
+    surface: str | None = None,
 ) -> dict[str, Any]:
     return {
         "kind": kind,
@@ -52,23 +54,34 @@ def server_event(
         "client_event_id": None,
         "occurred_at": occurred_at,
         "received_at": occurred_at,
+        "surface": surface,
     }
 
 
 def impressions(
-    user_id: int, at: datetime, lat: float, lon: float, shown: Sequence[tuple[int, int | None]]
+    user_id: int,
+    at: datetime,
+    position: tuple[float, float] | None,
+    shown: Sequence[tuple[int, int | None]],
+    surface: str,
 ) -> list[dict[str, Any]]:
-    """A results page shown to a user: one row per (merchant, deal shown with it), at a coarse cell."""
-    cell = coarse_cell(lat, lon)
+    """A results page shown to a user on ``surface``: one row per (merchant, deal shown with
+    it), at the coarse cell of where the user stood (``position``, lat and lon) if known."""
+    cell = None if position is None else coarse_cell(*position)
     return [
-        server_event("impression", at, user_id=user_id, merchant_id=m, deal_id=d, h3_cell=cell)
+        server_event(
+            "impression", at, user_id=user_id, merchant_id=m, deal_id=d, h3_cell=cell, surface=surface
+        )
         for m, d in shown
     ]
 
 
 def click(user_id: int, at: datetime, merchant_id: int, deal_id: int | None = None) -> dict[str, Any]:
-    """A user read a merchant's or a deal's details."""
-    return server_event("click", at, user_id=user_id, merchant_id=merchant_id, deal_id=deal_id)
+    """A user read a merchant's page (merchant_page) or a deal's (deal_page)."""
+    surface = "merchant_page" if deal_id is None else "deal_page"
+    return server_event(
+        "click", at, user_id=user_id, merchant_id=merchant_id, deal_id=deal_id, surface=surface
+    )
 
 
 def record_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -130,6 +143,9 @@ class ClientEvent(JsonBody):
     occurred_at: Instant
     lat: Latitude | None = None
     lon: Longitude | None = None
+    surface: Literal[SURFACES] | None = Field(  # type: ignore[valid-type]
+        None, description="where the user saw or read it: " + ", ".join(SURFACES)
+    )
 
 
 class ClientEvents(JsonBody):
@@ -192,6 +208,7 @@ def ingest_client_events(
             "client_event_id": e.id,
             "occurred_at": e.occurred_at,
             "received_at": now,
+            "surface": e.surface,
         }
         for e in fresh.values()
         if e.id not in seen

@@ -84,6 +84,9 @@ ENDPOINTS: dict[str, Callable[[World], Request]] = {
     "merchant": lambda w: ("GET", f"/v1/merchants/{w.merchant_a}", None),
     "merchant-deals": lambda w: ("GET", f"/v1/merchants/{w.merchant_a}/deals", None),
     "deal": lambda w: ("GET", f"/v1/deals/{w.deal_a}", None),
+    "insights": lambda w: ("GET", "/v1/merchant/insights?by=hour", None),
+    "insights-of-a-deal": lambda w: ("GET", f"/v1/merchant/insights?deal_id={w.deal_a}&uplift=true", None),
+    "insights-csv": lambda w: ("GET", f"/v1/merchant/insights.csv?deal_id={w.deal_a}", None),
     "create-merchant": lambda w: ("POST", "/v1/merchants", NEW_MERCHANT),
     "patch-merchant": lambda w: ("PATCH", f"/v1/merchants/{w.merchant_a}", {"phone": "+358 9 123"}),
     "merchant-me": lambda w: ("GET", "/v1/merchants/me", None),
@@ -126,7 +129,7 @@ EXPECTED: dict[str, dict[str, int]] = {
     "openapi": EVERYONE,
     "metrics": {**OPERATOR_ONLY, "operator": 200},
     "nearby": PUBLIC_WITH_USER,
-    "bbox": EVERYONE,
+    "bbox": PUBLIC_WITH_USER,
     "tile": EVERYONE,
     "merchant": PUBLIC_WITH_USER,
     "merchant-deals": EVERYONE,
@@ -139,6 +142,10 @@ EXPECTED: dict[str, dict[str, int]] = {
     "revoke-key": {"A": 204, "B": 403, "operator": 204},
     "rotate-key": {"A": 201, "B": 201},
     "merchant-feed": MERCHANTS,
+    "insights": MERCHANTS,
+    # A's deal: B's key finds no such deal of B's (404), never A's numbers.
+    "insights-of-a-deal": {"A": 200, "B": 404},
+    "insights-csv": {"A": 200, "B": 404},
     "new-user": dict.fromkeys(CALLERS, 201),  # anyone; credentials play no part
     "transfer": dict.fromkeys(CALLERS, 200),  # anyone holding the code
     "rotate-token": USERS,

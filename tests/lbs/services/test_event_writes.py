@@ -21,7 +21,7 @@ def test_a_batch_with_and_without_deals_is_one_insert(engine: Engine) -> None:
     # deal_id and NULL. Leaving the NULL out split such a batch into one INSERT per run of
     # alike rows (3,400 rows: 2,380 statements, 1.2 s of a worker's time).
     shown = [(m, m + 1000 if m % 3 == 0 else None) for m in range(1, 61)]
-    rows = impressions(7, AT, 60.17, 24.94, shown)
+    rows = impressions(7, AT, (60.17, 24.94), shown, "nearby")
     statements: list[str] = []
 
     def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
@@ -43,7 +43,7 @@ def test_a_batch_with_and_without_deals_is_one_insert(engine: Engine) -> None:
 
 def test_the_buffer_batch_stores_what_record_events_stores(engine: Engine) -> None:
     shown = [(m, m + 1000 if m % 2 else None) for m in range(1, 41)]
-    rows = impressions(9, AT, 60.17, 24.94, shown)
+    rows = impressions(9, AT, (60.17, 24.94), shown, "nearby")
     with Session(engine) as session:
         write_batch(session, rows)
         record_events(session, rows)
@@ -57,7 +57,7 @@ def test_the_buffer_batch_stores_what_record_events_stores(engine: Engine) -> No
 
 
 def test_the_buffer_batch_refuses_naive_instants(engine: Engine) -> None:
-    rows = impressions(9, AT.replace(tzinfo=None), 60.17, 24.94, [(1, None)])
+    rows = impressions(9, AT.replace(tzinfo=None), (60.17, 24.94), [(1, None)], "nearby")
     with Session(engine) as session, pytest.raises(StatementError, match="naive"):
         write_batch(session, rows)
         session.flush()
@@ -73,7 +73,7 @@ def test_a_batch_whose_connection_was_lost_stays_pending(database_url: str) -> N
         with create_engine(database_url).connect() as admin:
             assert admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
         buffer = EventBuffer(sessionmaker(lost), flush_s=3600, max_rows=1000)
-        buffer.add(impressions(9, AT, 60.17, 24.94, [(1, None), (2, 5)]))
+        buffer.add(impressions(9, AT, (60.17, 24.94), [(1, None), (2, 5)], "nearby"))
         assert buffer.flush() == 0  # a database error: kept, not lost
         assert buffer.pending == 2
         assert buffer.flush() == 2  # a new connection

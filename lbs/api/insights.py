@@ -1,0 +1,55 @@
+"""Merchants' insights: GET /v1/merchant/insights (JSON) and /v1/merchant/insights.csv."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, g
+from flask_openapi3 import APIBlueprint, Tag
+
+from lbs.api.auth import MERCHANT, require_merchant
+from lbs.api.context import db_session, utc_now
+from lbs.api.insight_schemas import InsightsOut, InsightsParams
+from lbs.api.responses import Media
+from lbs.api.schemas import ERRORS
+from lbs.services.insights import InsightsQuery, merchant_insights
+from lbs.services.insights_csv import insights_csv
+
+desk = APIBlueprint("insights", __name__, url_prefix="/v1/merchant", abp_tags=[Tag(name="merchant")])
+CSV = "text/csv"
+
+
+@desk.before_request
+def _merchant_first() -> None:
+    g.merchant_id = require_merchant()
+
+
+def _report(query: InsightsParams) -> dict[str, Any]:
+    wanted = InsightsQuery(
+        first=query.from_, last=query.to, deal_id=query.deal_id, by=query.by, uplift=query.uplift
+    )
+    return merchant_insights(db_session(), g.merchant_id, wanted, utc_now())
+
+
+@desk.get("/insights", responses={200: InsightsOut, **ERRORS}, security=MERCHANT)
+def insights(query: InsightsParams) -> dict[str, Any]:
+    """Merchant: its funnel (impressions, clicks, claims, redemptions, money) in total, per
+    deal and per bucket, over local dates; groups of fewer than k users suppressed, and an
+    observational uplift per deal (docs/insights.md)."""
+    return _report(query)
+
+
+@desk.get(
+    "/insights.csv",
+    responses={200: Media("The same numbers, a line per total, deal and bucket", {CSV: None}), **ERRORS},
+    security=MERCHANT,
+)
+def insights_as_csv(query: InsightsParams) -> Response:
+    """Merchant: GET /v1/merchant/insights as CSV (blank: suppressed); uplift left out."""
+    report = _report(query)
+    name = f"insights-{report['merchant_id']}-{report['from']}-{report['to']}-{report['by']}.csv"
+    return Response(
+        insights_csv(report),
+        mimetype=CSV,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

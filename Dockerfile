@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # lbs: the API under gunicorn, as a non-root user, running the same commands as
-# `bash scripts/run` (migrate, `lbs demo`: seed the demo city once, serve; with payments on,
-# `lbs payments expire` every minute beside it). The image has no ../shared/data, so its demo
+# `bash scripts/run` (migrate, `lbs demo`: seed the demo city once, serve; beside it every
+# minute `lbs insights refresh` and, with payments on, `lbs payments expire`). The image has no ../shared/data, so its demo
 # city is the synthetic one. It has no localstripe either (a test tool, GPL-3.0): without
 # Stripe keys it takes no payments, and every deal is claimed free and paid at the counter.
 #
@@ -84,5 +84,6 @@ ENV LBS_DATABASE_URL=sqlite:////data/lbs.sqlite3 \
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]
-# With payments on, `lbs payments expire` every minute beside the server, as scripts/run does.
-CMD ["sh", "-c", "set -e; lbs db upgrade; lbs demo; if [ -n \"$LBS_PAYMENT_PROVIDER\" ]; then (while sleep 60; do lbs payments expire >/dev/null || echo 'lbs payments expire failed' >&2; done) & fi; exec lbs serve --bind 0.0.0.0:8000"]
+# Every minute beside the server, as scripts/run does: `lbs insights refresh`, and with
+# payments on `lbs payments expire`.
+CMD ["sh", "-c", "set -e; lbs db upgrade; lbs demo; (while sleep 60; do lbs insights refresh >/dev/null || echo 'lbs insights refresh failed' >&2; if [ -n \"$LBS_PAYMENT_PROVIDER\" ]; then lbs payments expire >/dev/null || echo 'lbs payments expire failed' >&2; fi; done) & exec lbs serve --bind 0.0.0.0:8000"]

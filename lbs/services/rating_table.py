@@ -51,6 +51,9 @@ class RatingTable:
         self._cols: dict[str, IntArray] = {name: np.zeros(0, dtype=np.int64) for name in _COLUMNS}
         self._n = 0
         self._computed: _Computed | None = None
+        # Slots by merchant id, and the ids in that order: change only when a merchant gets
+        # its first review.
+        self._order: tuple[IntArray, IntArray] | None = None
 
     def load(self, rows: Iterable[RatingRow]) -> None:
         """Every merchant's totals, replacing what the table held."""
@@ -58,7 +61,7 @@ class RatingTable:
         fresh.apply(rows)
         with self._lock, fresh._lock:
             self._slot, self._groups, self._cols = fresh._slot, fresh._groups, fresh._cols
-            self._n, self._computed = fresh._n, None
+            self._n, self._computed, self._order = fresh._n, None, None
 
     def apply(self, rows: Iterable[RatingRow]) -> None:
         """Merchants' current totals (a moved merchant counts towards its new place's prior)."""
@@ -84,6 +87,7 @@ class RatingTable:
         self._cols["ids"][slot] = merchant_id
         self._slot[merchant_id] = slot
         self._n += 1
+        self._order = None
         return slot
 
     def _current(self) -> _Computed:
@@ -101,8 +105,10 @@ class RatingTable:
         prior = ratings.prior_means(by_group, by_category, (float(sums.sum()), float(counts.sum())))
         average = np.where(count > 0, np.round(ratings.bayesian_averages(sums, counts, prior), 2), np.nan)
         bound = np.round(ratings.wilson_lower_bounds(recommend.astype(np.float64), counts), 2)
-        order = np.argsort(ids, kind="stable")
-        return _Computed(order, ids[order], prior, average, bound)
+        if self._order is None:
+            order = np.argsort(ids, kind="stable")
+            self._order = (order, ids[order])
+        return _Computed(*self._order, prior, average, bound)
 
     @staticmethod
     def _slots(computed: _Computed, merchant_ids: IntArray) -> tuple[IntArray, npt.NDArray[np.bool_]]:

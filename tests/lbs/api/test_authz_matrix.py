@@ -73,6 +73,7 @@ NEW_MERCHANT = {"name": "New", "category": "bar", "lat": 60.17, "lon": 24.94}
 ENDPOINTS: dict[str, Callable[[World], Request]] = {
     "home": lambda w: ("GET", "/", None),
     "map": lambda w: ("GET", "/map", None),
+    "merchant-page": lambda w: ("GET", "/merchant", None),
     "widget": lambda w: ("GET", "/widget.js", None),
     "healthz": lambda w: ("GET", "/healthz", None),
     "readyz": lambda w: ("GET", "/readyz", None),
@@ -123,6 +124,7 @@ OPERATOR_ONLY = {"A": 403, "B": 403}
 EXPECTED: dict[str, dict[str, int]] = {
     "home": EVERYONE,
     "map": EVERYONE,
+    "merchant-page": EVERYONE,  # the same page for all; its script reads with the pasted key
     "widget": EVERYONE,
     "healthz": EVERYONE,
     "readyz": EVERYONE,

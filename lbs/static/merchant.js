@@ -215,9 +215,8 @@
       return row;
     });
     table.tBodies[0].replaceChildren(...rows);
-    const currencies = new Set(insights.deals.map((deal) => deal.currency));
-    const currency = insights.total.currency || (currencies.size === 1 ? [...currencies][0] : null);
-    const total = tableRow("All deals", insights.total, currency);
+    // Money adds up only within one currency: the API says which, or null (no money in total).
+    const total = tableRow("All deals", insights.total, insights.currency);
     total.id = "total-row";
     table.tFoot.replaceChildren(total);
   }
@@ -226,12 +225,12 @@
     event.preventDefault();
     if (!shown) return;
     try {
-      const params = new URLSearchParams(shown);
-      const blob = await (await call(withParams("/v1/merchant/insights.csv", params, { by: "day" }))).blob();
-      const url = URL.createObjectURL(blob);
+      const response = await call(withParams("/v1/merchant/insights.csv", shown, { by: "day" }));
+      const named = /filename="([^"\/]+)"/.exec(response.headers.get("Content-Disposition") || "");
+      const url = URL.createObjectURL(await response.blob());
       const link = make("a");
       link.href = url;
-      link.download = "insights-" + params.get("from") + "-to-" + params.get("to") + ".csv";
+      link.download = named ? named[1] : "insights.csv";
       document.body.append(link);
       link.click();
       link.remove();

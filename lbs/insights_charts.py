@@ -16,9 +16,16 @@ from __future__ import annotations
 import re
 import unicodedata
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
 
 HIDDEN = "hidden: fewer than 5 people"
+ChartKind = Literal["funnel", "by_hour"]
+Measure = Literal["impressions", "clicks", "claims", "redemptions"]
+# The funnel's steps, in order: the report's names and the words drawn.
+STEPS: dict[str, str] = {
+    "impressions": "Impressions", "clicks": "Clicks", "claims": "Claims", "redemptions": "Redemptions",
+}  # fmt: skip
 WIDTH = 360
 PAD = 12
 TITLE_PX = 16
@@ -34,6 +41,25 @@ _SVG_NS = "http://www.w3.org/2000/svg"
 # Characters XML 1.0 cannot hold (C0 controls but tab and newlines, lone surrogates, U+FFFE/F):
 # dropped, so the document always parses.
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def report_chart(
+    report: Mapping[str, Any], kind: ChartKind, measure: Measure = "impressions", deal_id: int | None = None
+) -> str:
+    """The chart of an answer of GET /v1/merchant/insights (by=hour for by_hour): the funnel of
+    its total, or `measure` per local hour from its buckets; titled with the deal and dates."""
+    titles = {deal["deal_id"]: deal["title"] for deal in report["deals"]}
+    scope = titles.get(deal_id, f"Deal {deal_id}") if deal_id is not None else "All deals"
+    dates = f"{report['from']} to {report['to']}"
+    if kind == "funnel":
+        steps = [(label, report["total"][name]) for name, label in STEPS.items()]
+        return funnel_svg(steps, f"{scope} · {dates}")
+    if kind == "by_hour":
+        if report["by"] != "hour":
+            raise ValueError(f"a by_hour chart is drawn from hourly buckets, not by={report['by']}")
+        hours = [(int(b["key"]), b[measure]) for b in report["buckets"] if b["key"].isdigit()]
+        return by_hour_svg(hours, f"{STEPS[measure]} by hour · {scope} · {dates}")
+    raise ValueError(f"kind is funnel or by_hour, not {kind!r}")
 
 
 def funnel_svg(steps: list[tuple[str, int | None]], title: str) -> str:

@@ -7,7 +7,7 @@
  *   GET /v1/merchants/me                         the shop (its id, for its reviews)
  *   GET /v1/merchant/deals                       the deals to choose from
  *   GET /v1/merchant/insights?from&to&deal_id&by=hour   the numbers per deal and in total
- *   GET /v1/merchant/insights/chart.svg?kind=funnel|by_hour&…   the charts, drawn inline
+ *   GET /v1/merchant/insights/chart.svg?kind=funnel|by_hour&measure=…&…   the charts, inline
  *   GET /v1/merchant/insights.csv?…&by=day        the download, saved from a blob
  *   GET /v1/merchants/{id}/reviews, POST /v1/merchant/reviews/{id}/reply
  * Text from the API is only ever set as textContent; the charts are parsed as SVG (the
@@ -138,7 +138,7 @@
       const [insights, funnel, hours] = await Promise.all([
         call(withParams("/v1/merchant/insights", params, { by: "hour" })).then((r) => r.json()),
         call(withParams("/v1/merchant/insights/chart.svg", params, { kind: "funnel" })).then((r) => r.text()),
-        call(withParams("/v1/merchant/insights/chart.svg", params, { kind: "by_hour" })).then((r) => r.text()),
+        hourChart(params),
       ]);
       showSvg($("funnel-chart"), funnel);
       showSvg($("hour-chart"), hours);
@@ -158,6 +158,23 @@
       say("The numbers could not be read: " + error.message, true);
     } finally {
       $("range-form").querySelector("button").disabled = false;
+    }
+  }
+
+  function hourChart(params) {
+    const measure = { kind: "by_hour", measure: $("hour-measure").value };
+    return call(withParams("/v1/merchant/insights/chart.svg", params, measure)).then((r) => r.text());
+  }
+
+  async function showHours() {
+    if (!shown) return;
+    page.dataset.state = "loading";
+    try {
+      showSvg($("hour-chart"), await hourChart(shown));
+      page.dataset.state = "ready";
+    } catch (error) {
+      page.dataset.state = "error";
+      say("The chart could not be read: " + error.message, true);
     }
   }
 
@@ -249,7 +266,14 @@
     try {
       const response = await call("/v1/merchants/" + shop.id + "/reviews?" + params.toString(), { auth: false });
       const body = await response.json();
-      if (!more) list.replaceChildren();
+      if (!more) {
+        list.replaceChildren();
+        $("rating").textContent = body.rating
+          ? body.rating.average.toFixed(1) + " ★ from " + body.rating.count.toLocaleString() +
+            (body.rating.count === 1 ? " review" : " reviews") + " · " +
+            Math.round(body.rating.recommend * 100) + " % recommend (at least)"
+          : "";
+      }
       for (const review of body.items) list.append(reviewItem(review));
       reviewsCursor = body.next_cursor || null;
       $("more-reviews").hidden = !reviewsCursor;
@@ -268,11 +292,9 @@
     stars.setAttribute("role", "img");
     stars.setAttribute("aria-label", review.rating + " out of 5 stars");
     item.append(stars, make("p", "review-text", review.text));
-    const verified = review.verified_text ||
-      (review.verified ? "verified: redeemed " + review.verified.redeemed + " on " + review.verified.on : "");
-    if (verified) item.append(make("div", "verified", verified));
-    if (review.reply_text) {
-      item.append(make("div", "reply", "Your reply: " + review.reply_text));
+    item.append(make("div", "verified", review.verified_text));
+    if (review.reply) {
+      item.append(make("div", "reply", "Your reply: " + review.reply.text));
     } else {
       item.append(replyForm(review.id, item));
     }
@@ -300,7 +322,7 @@
           body: JSON.stringify({ text: box.value }),
         });
         const saved = await response.json();
-        form.replaceWith(make("div", "reply", "Your reply: " + (saved.reply_text || box.value)));
+        form.replaceWith(make("div", "reply", "Your reply: " + saved.reply.text));
       } catch (error) {
         problem.textContent = error.message;
         send.disabled = false;
@@ -321,6 +343,7 @@
   $("forget-key").addEventListener("click", () => lock());
   $("range-form").addEventListener("submit", (event) => { event.preventDefault(); loadNumbers(); });
   $("csv-link").addEventListener("click", downloadCsv);
+  $("hour-measure").addEventListener("change", showHours);
   $("more-reviews").addEventListener("click", () => loadReviews(true));
   if (storedKey()) unlock();
 })();

@@ -11,11 +11,28 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lbs.insights_charts import HIDDEN, by_hour_svg, funnel_svg
+from lbs.insights_charts import HIDDEN, by_hour_svg, funnel_svg, report_chart
 
 NS = "{http://www.w3.org/2000/svg}"
 STEPS = ["Impressions", "Clicks", "Claims", "Redemptions"]
 counts = st.one_of(st.none(), st.integers(min_value=0, max_value=10**9))
+
+
+def metrics(*funnel: int | None) -> dict[str, object]:
+    """A group's numbers in the report's names: hidden ones null throughout."""
+    hidden = funnel[0] is None
+    names = ("impressions", "clicks", "claims", "redemptions")
+    return {"suppressed": hidden, "users": None if hidden else 9, **dict(zip(names, funnel, strict=True))}
+
+
+# An answer of GET /v1/merchant/insights?by=hour, the fields the charts read (docs/insights.md).
+REPORT = {
+    "from": "2026-10-01", "to": "2026-10-28", "by": "hour",
+    "total": metrics(300, 40, 12, 9),
+    "deals": [{"deal_id": 7, "title": "Coffee <b>-30 %</b>", **metrics(300, 40, 12, 9)}],
+    "buckets": [{"key": "9", **metrics(100, 10, 5, 5)}, {"key": "18", **metrics(None, None, None, None)},
+                {"key": "unknown", **metrics(50, 1, 1, 1)}],
+}  # fmt: skip
 
 
 def parse(svg: str) -> ET.Element:
@@ -194,3 +211,19 @@ def test_any_day_parses_and_draws_its_numbers(hours: dict[int, int | None]) -> N
     assert [number(t) for t in texts(root, "count")] == [v for v in shown if v is not None]
     assert len(texts(root, "hidden-note")) == shown.count(None)
     assert_proportional(bars(root))
+
+
+def test_a_report_gives_the_funnel_of_its_total_and_the_hours_of_its_buckets() -> None:
+    funnel = parse(report_chart(REPORT, "funnel"))
+    hours = parse(report_chart(REPORT, "by_hour", "claims", deal_id=7))
+
+    assert [number(t) for t in texts(funnel, "count")] == [300, 40, 12, 9]
+    assert funnel.findtext(f"{NS}title") == "All deals · 2026-10-01 to 2026-10-28"
+    assert [number(t) for t in texts(hours, "count")] == [5 if h == 9 else 0 for h in range(24) if h != 18]
+    assert texts(hours, "hidden-note") == [HIDDEN]  # 18:00; "unknown" is no hour
+    assert hours.findtext(f"{NS}title") == "Claims by hour · Coffee <b>-30 %</b> · 2026-10-01 to 2026-10-28"
+
+
+def test_a_report_by_day_has_no_hours_to_draw() -> None:
+    with pytest.raises(ValueError, match="hourly"):
+        report_chart({**REPORT, "by": "day"}, "by_hour")

@@ -23,6 +23,7 @@ from lbs.api import (
     events,
     insights,
     maps,
+    merchant_page,
     merchants,
     nearby,
     ops,
@@ -121,6 +122,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> OpenAPI:
     for blueprint in (
         *blueprints,
         maps.pages,
+        merchant_page.pages,
         events.feed,
         insights.desk,
         vouchers.holder,

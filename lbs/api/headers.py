@@ -4,6 +4,8 @@
 - A Content-Security-Policy on the HTML pages. `/` and `/docs` may not be framed by other
   sites (clickjacking); `/map` may be, by the origins allowed to read the API
   (LBS_CORS_ORIGINS), and loads scripts only from this server and images from its tiles.
+  `/merchant`, where a merchant pastes an API key, runs only this server's own script files
+  (no inline script or style, nothing from elsewhere) and may not be framed.
 - ``Cache-Control: no-store`` on what carries a secret or a person's data: every answer to a
   write, and to a request with credentials (tokens, API keys and voucher codes are in
   those), unless the view chose its own caching. Public reads keep theirs (ETags).
@@ -37,6 +39,13 @@ PAGE_POLICY = (
     "img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 
+# /merchant: its charts are inline SVG (presentation attributes, no style attributes) and
+# its CSV download a blob: URL.
+MERCHANT_PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
 
 def map_policy(settings: Settings) -> str:
     """/map: the widget's own scripts and Leaflet from here, tiles from the configured server."""
@@ -60,7 +69,8 @@ def register_response_headers(app: Flask, settings: Settings) -> None:
         response.headers["X-Content-Type-Options"] = "nosniff"
         if response.mimetype == "text/html":
             on_map = request.path == "/map"
-            response.headers["Content-Security-Policy"] = map_page if on_map else PAGE_POLICY
+            policy = MERCHANT_PAGE_POLICY if request.path == "/merchant" else PAGE_POLICY
+            response.headers["Content-Security-Policy"] = map_page if on_map else policy
             if not on_map:
                 response.headers["X-Frame-Options"] = "DENY"
         secret = request.method not in READS or "Authorization" in request.headers

@@ -27,8 +27,9 @@ LocalDate = Annotated[date, BeforeValidator(_local_date), WithPattern(_DATE.patt
 BY = "day | hour | weekday | area | source"
 
 
-@register_model
-class InsightsParams(QueryModel):
+class InsightsRange(QueryModel):
+    """The dates and deal an answer of the insights covers (the JSON, the CSV, the charts)."""
+
     model_config = ConfigDict(extra="forbid")
 
     from_: LocalDate | None = Field(
@@ -43,6 +44,10 @@ class InsightsParams(QueryModel):
     deal_id: int | None = Field(
         None, ge=1, le=2**63 - 1, description="only this deal (one of the merchant's)"
     )
+
+
+@register_model
+class InsightsParams(InsightsRange):
     by: Literal["day", "hour", "weekday", "area", "source"] = Field(
         "day",
         description="the buckets: local day, local hour (0-23), weekday, area (H3 res-7 cell where "
@@ -53,6 +58,16 @@ class InsightsParams(QueryModel):
         False,
         description="also the observational uplift of each deal listed (about 30-40 ms a deal "
         "on PostgreSQL: it reads the raw redemptions and visits)",
+    )
+
+
+@register_model
+class ChartParams(InsightsRange):
+    kind: Literal["funnel", "by_hour"] = Field(
+        description="funnel: the total's four steps and their conversion; by_hour: `measure` per local hour"
+    )
+    measure: Literal["impressions", "clicks", "claims", "redemptions"] = Field(
+        "impressions", description="what kind=by_hour counts (ignored by the funnel)"
     )
 
 

@@ -1,4 +1,4 @@
-"""Merchants' insights: GET /v1/merchant/insights (JSON) and /v1/merchant/insights.csv."""
+"""Merchants' insights: GET /v1/merchant/insights (JSON), .csv and its charts (chart.svg)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from lbs.api.auth import MERCHANT, require_merchant
 from lbs.api.context import db_session, utc_now
-from lbs.api.insight_schemas import InsightsOut, InsightsParams
+from lbs.api.insight_schemas import ChartParams, InsightsOut, InsightsParams
 from lbs.api.responses import Media
 from lbs.api.schemas import ERRORS
+from lbs.insights_charts import report_chart
 from lbs.services.insights import InsightsQuery, merchant_insights
 from lbs.services.insights_csv import insights_csv
 
 desk = APIBlueprint("insights", __name__, url_prefix="/v1/merchant", abp_tags=[Tag(name="merchant")])
 CSV = "text/csv"
+SVG = "image/svg+xml"
 
 
 @desk.before_request
@@ -53,3 +55,19 @@ def insights_as_csv(query: InsightsParams) -> Response:
         mimetype=CSV,
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+@desk.get(
+    "/insights/chart.svg",
+    responses={200: Media("The chart as SVG, drawn for a phone and scaled up", {SVG: None}), **ERRORS},
+    security=MERCHANT,
+)
+def insights_chart(query: ChartParams) -> Response:
+    """Merchant: GET /v1/merchant/insights as a chart, for the same dates and deal: kind=funnel
+    (the total's four steps and their conversion) or kind=by_hour (`measure` per local hour).
+    Suppressed numbers are drawn as hidden, never as 0 (docs/insights.md)."""
+    wanted = InsightsQuery(first=query.from_, last=query.to, deal_id=query.deal_id, by="hour")
+    report = merchant_insights(db_session(), g.merchant_id, wanted, utc_now())
+    svg = report_chart(report, query.kind, query.measure, query.deal_id)
+    # Opened on its own it is a document: it may run nothing and load nothing.
+    return Response(svg, mimetype=SVG, headers={"Content-Security-Policy": "default-src 'none'"})

@@ -59,6 +59,7 @@ CROSS_FIELD = [
     "GET /v1/merchant/settlements/{period}",  # an ISO week that exists (2026-W53 does not)
     "GET /v1/merchant/insights",  # from <= to, at most 366 days apart; a deal_id of the merchant's
     "GET /v1/merchant/insights.csv",  # the same
+    "GET /v1/merchant/insights/chart.svg",  # the same
     "POST /v1/deals/{deal_id}/orders",  # a prepaid deal claimable now, within its per-user limit
     "POST /v1/me/orders/{order_id}/test-payment",  # an order still pending
     "POST /v1/payments/stripe/webhook",  # a signature made with the webhook's secret

@@ -69,10 +69,12 @@ def world(client: FlaskClient) -> World:
 
 
 Request = tuple[str, str, dict[str, Any] | None]
+CHART = "/v1/merchant/insights/chart.svg"
 NEW_MERCHANT = {"name": "New", "category": "bar", "lat": 60.17, "lon": 24.94}
 ENDPOINTS: dict[str, Callable[[World], Request]] = {
     "home": lambda w: ("GET", "/", None),
     "map": lambda w: ("GET", "/map", None),
+    "merchant-page": lambda w: ("GET", "/merchant", None),
     "widget": lambda w: ("GET", "/widget.js", None),
     "healthz": lambda w: ("GET", "/healthz", None),
     "readyz": lambda w: ("GET", "/readyz", None),
@@ -87,6 +89,7 @@ ENDPOINTS: dict[str, Callable[[World], Request]] = {
     "insights": lambda w: ("GET", "/v1/merchant/insights?by=hour", None),
     "insights-of-a-deal": lambda w: ("GET", f"/v1/merchant/insights?deal_id={w.deal_a}&uplift=true", None),
     "insights-csv": lambda w: ("GET", f"/v1/merchant/insights.csv?deal_id={w.deal_a}", None),
+    "insights-chart": lambda w: ("GET", f"{CHART}?kind=funnel&deal_id={w.deal_a}", None),
     "create-merchant": lambda w: ("POST", "/v1/merchants", NEW_MERCHANT),
     "patch-merchant": lambda w: ("PATCH", f"/v1/merchants/{w.merchant_a}", {"phone": "+358 9 123"}),
     "merchant-me": lambda w: ("GET", "/v1/merchants/me", None),
@@ -123,6 +126,7 @@ OPERATOR_ONLY = {"A": 403, "B": 403}
 EXPECTED: dict[str, dict[str, int]] = {
     "home": EVERYONE,
     "map": EVERYONE,
+    "merchant-page": EVERYONE,  # the same page for all; its script reads with the pasted key
     "widget": EVERYONE,
     "healthz": EVERYONE,
     "readyz": EVERYONE,
@@ -146,6 +150,7 @@ EXPECTED: dict[str, dict[str, int]] = {
     # A's deal: B's key finds no such deal of B's (404), never A's numbers.
     "insights-of-a-deal": {"A": 200, "B": 404},
     "insights-csv": {"A": 200, "B": 404},
+    "insights-chart": {"A": 200, "B": 404},
     "new-user": dict.fromkeys(CALLERS, 201),  # anyone; credentials play no part
     "transfer": dict.fromkeys(CALLERS, 200),  # anyone holding the code
     "rotate-token": USERS,

@@ -33,7 +33,7 @@ def test_the_pages_have_a_policy_and_only_the_map_may_be_framed(make_app: Callab
         cors_origins="https://kahvila.example", map_tiles_url="https://{s}.tile.example/{z}/{x}/{y}.png"
     ).test_client()
 
-    for path in ("/", "/docs/swagger"):
+    for path in ("/", "/docs/swagger", "/merchant"):
         page = client.get(path)
         assert page.mimetype == "text/html"
         assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]

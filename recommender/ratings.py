@@ -1,12 +1,12 @@
 """Review ratings per item: a Bayesian average toward the item's category mean, and a count.
 
 An item's rating is (m x C + the sum of its ratings) / (m + its reviews), with m =
-PRIOR_REVIEWS and C the mean rating of all reviews of items in its category (of all
-reviews where the category is not given or has none): one 5-star review moves a new
-merchant a little above its kind, fifty reviews averaging 4.5 stars put one near 4.5. The
-service shows the same average with C per city and category; here there is one city, the
-data given. An item without reviews has C, and ``prior`` (the mean of all reviews) is what
-an item the model has never seen gets.
+PRIOR_REVIEWS and C the mean rating of the reviews of items in its category once they
+number PRIOR_MIN_REVIEWS, else of all reviews: one 5-star review moves a new merchant a
+little above its kind, fifty reviews averaging 4.5 stars put one near 4.5. The service
+shows the same average (lbs.services.ratings), with C per city and category first; here
+the data given is one city. An item without reviews has C, and ``prior`` (the mean of
+all reviews; 0 without any) is what an item the model has never seen gets.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ FloatArray = npt.NDArray[np.float64]
 
 # The prior's weight, in reviews (issue 19: m = 10).
 PRIOR_REVIEWS = 10.0
+# A category's mean is its items' prior from this many reviews on (fewer: the mean of all).
+PRIOR_MIN_REVIEWS = 10
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ def item_ratings(
     n_items: int,
     categories: IntArray | None = None,
     prior_reviews: float = PRIOR_REVIEWS,
+    prior_min_reviews: int = PRIOR_MIN_REVIEWS,
 ) -> Ratings:
     """Ratings of items 0..n_items-1 from reviews (``items`` are columns; a review of a
     negative or too large column counts for no item and no mean). ``categories``: each
@@ -89,7 +92,8 @@ def item_ratings(
         width = int(codes.max(initial=0)) + 1
         per_count = np.bincount(codes[items], weights=known[items].astype(np.float64), minlength=width)
         per_total = np.bincount(codes[items], weights=np.where(known[items], ratings, 0.0), minlength=width)
-        mean = np.divide(per_total, per_count, out=np.full(width, overall), where=per_count > 0)
+        enough = (per_count >= prior_min_reviews) & (per_count > 0)
+        mean = np.divide(per_total, per_count, out=np.full(width, overall), where=enough)
         prior = np.where(known, mean[codes], overall)
     average = (prior_reviews * prior + total) / (prior_reviews + count)
     return Ratings(average.astype(np.float32), count.astype(np.float32), overall)

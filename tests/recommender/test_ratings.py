@@ -34,7 +34,7 @@ def test_the_prior_is_the_mean_of_the_item_s_category() -> None:
     # Items 0, 1: category 0 (reviews 5, 5, 2: mean 4); items 2, 3: category 1 (one review, 3);
     # item 4: no category. All reviews: 15 / 4.
     categories = ints(0, 0, 1, 1, -1)
-    ratings = item_ratings(ints(0, 0, 1, 2), floats(5, 5, 2, 3), 5, categories)
+    ratings = item_ratings(ints(0, 0, 1, 2), floats(5, 5, 2, 3), 5, categories, prior_min_reviews=1)
 
     assert ratings.prior == pytest.approx(3.75)
     want = [(40 + 10) / 12, (40 + 2) / 11, (30 + 3) / 11, 3.0, 3.75]
@@ -42,8 +42,19 @@ def test_the_prior_is_the_mean_of_the_item_s_category() -> None:
 
 
 def test_a_category_without_reviews_falls_back_to_the_mean_of_all() -> None:
-    ratings = item_ratings(ints(0, 0), floats(5, 3), 3, categories=ints(0, 7, 7))
+    ratings = item_ratings(ints(0, 0), floats(5, 3), 3, categories=ints(0, 7, 7), prior_min_reviews=1)
     np.testing.assert_allclose(ratings.average, [(40 + 8) / 12, 4.0, 4.0], rtol=1e-6)
+
+
+def test_a_category_s_mean_is_its_prior_from_ten_reviews_on() -> None:
+    # Category 0: nine 5s, then ten; category 1: ten 1s. Item 2 (category 0) has none.
+    def prior_of_item_2(fives: int) -> float:
+        items = np.r_[np.zeros(fives), np.ones(10)].astype(np.int64)
+        stars = np.r_[np.full(fives, 5.0), np.full(10, 1.0)]
+        return float(item_ratings(items, stars, 3, categories=ints(0, 1, 0)).average[2])
+
+    assert prior_of_item_2(9) == pytest.approx((9 * 5 + 10) / 19, rel=1e-6)  # the mean of all
+    assert prior_of_item_2(10) == pytest.approx(5.0)
 
 
 def test_one_five_star_review_rates_below_fifty_averaging_four_and_a_half() -> None:

@@ -197,7 +197,7 @@ def _train(days: int, radius_m: float, until: datetime | None = None) -> None:
     engine = database()
     end = until or now()
     started = time.perf_counter()
-    step, step_started = "read the events and the merchants", started
+    step, step_started = "read the events, the merchants and the reviews", started
 
     def progress(name: str) -> None:
         """Each step's time as the next begins (the first ends when training starts)."""
@@ -222,8 +222,8 @@ def _train(days: int, radius_m: float, until: datetime | None = None) -> None:
     als = meta["params"]["als"]
     click.echo(
         f"{meta['interactions']:,} interactions, {meta['users']:,} users, {meta['items']:,} merchants, "
-        f"{meta['validation_cases']:,} validation cases, ALS {als['iterations']} + "
-        f"{als['refit_iterations']} sweeps; {time.perf_counter() - started:.1f} s"
+        f"{meta['reviews']:,} reviews, {meta['validation_cases']:,} validation cases, ALS "
+        f"{als['iterations']} + {als['refit_iterations']} sweeps; {time.perf_counter() - started:.1f} s"
     )
     click.echo(
         f"held-out NDCG@10 ({held_out['cases']:,} cases): lbs {held_out['all']['ndcg@10']:.4f}, "

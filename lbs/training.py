@@ -3,7 +3,10 @@
 Interactions are the events of the window (visits, redemptions, claims, clicks; the
 weights are recommender.interactions.Weighting's), read in bulk as arrays
 (lbs.column_reads); candidates for the validation cases are what the nearby index finds
-over the active merchants, as in `lbs evaluate` (lbs.evaluation.candidate_source).
+over the active merchants, as in `lbs evaluate` (lbs.evaluation.candidate_source). The
+reviews written before the window's end rate the merchants (recommender.ratings: each fit
+reads those before it), with a prior per category; the model carries the ratings, so
+ranking reads them with the rest of its features and never asks the database per request.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ import numpy as np
 from sqlalchemy import Connection, Engine, SmallInteger, case, cast, func, select
 from sqlalchemy.orm import Session
 
+from lbs.categories import CATEGORY_CODES
 from lbs.column_reads import read_columns
 from lbs.evaluation import Venues, VenuesAround, candidate_source
-from lbs.models import Event, Merchant
+from lbs.models import Event, Merchant, Review
 from lbs.services.database_identity import database_id
 from recommender import training
 from recommender.model import Model
+from recommender.ratings import Categories, Reviews
 
 
 def read_interactions(
@@ -54,6 +59,25 @@ def read_merchants(session: Session) -> Venues:
     return Venues(ids, lats, lons)
 
 
+def read_reviews(session: Session, until: datetime) -> Reviews:
+    """Every review written before ``until``: its merchant, rating and when it was written."""
+    _, merchants, ratings, times = read_columns(
+        session,
+        select(Review.id, Review.merchant_id, Review.rating, Review.created_at).where(
+            Review.created_at < until
+        ),
+        ("int64", "int64", "int16", "utc_seconds"),
+    )
+    return Reviews.of(merchants, ratings, times)
+
+
+def read_categories(session: Session) -> Categories:
+    """Every merchant's category, as lbs.categories codes."""
+    code = cast(case(CATEGORY_CODES, value=Merchant.category, else_=-1), SmallInteger)
+    ids, codes = read_columns(session, select(Merchant.id, code), ("int64", "int16"))
+    return Categories(ids, codes.astype(np.int64))
+
+
 def _candidates(bind: Engine | Connection, radius_m: float) -> VenuesAround:
     with Session(bind) as session:
         return candidate_source(read_merchants(session), radius_m)
@@ -83,7 +107,8 @@ def train_from_events(
     else:  # SQLite's connections are per thread (one database per connection in memory)
         data = read_interactions(session, now - timedelta(days=days), now, kinds)
         candidates = candidate_source(read_merchants(session), radius_m)
-    model = training.train(data, candidates, params, progress)
+    reviews, categories = read_reviews(session, now), read_categories(session)
+    model = training.train(data, candidates, params, progress, reviews=reviews, categories=categories)
     model.meta["radius_m"] = radius_m
     model.meta["database_id"] = bound_to
     return model

@@ -17,7 +17,9 @@ in the model's meta (``database_id``; lbs stores one per database) and passes th
 the data it serves to load(), which refuses a model of other data (ForeignModel), so that
 ids of one database never rank the merchants of another.
 
-Format 1 (one .npz, read into memory) still loads; FORMAT names the current one.
+Format 1 (one .npz, read into memory) still loads; FORMAT names the current one. A model
+saved before the items' review ratings were saved beside its signals loads with none (every
+average and count 0); its ranker never read them (see ranker.py).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from scipy.sparse import csr_matrix
 from recommender.als import AlsModel, AlsParams
 from recommender.model import Model
 from recommender.ranker import Ranker, RankerParams
+from recommender.ratings import Ratings
 from recommender.signals import Signals
 
 FORMAT = 2
@@ -94,6 +97,8 @@ def _arrays(model: Model) -> dict[str, np.ndarray]:
         "hours": signals.hours,
         "user_factors": signals.als.user_factors,
         "item_factors": signals.als.item_factors,
+        "rating_average": signals.ratings.average,
+        "rating_count": signals.ratings.count,
         **{f"derived_{name}": array for name, array in signals.derived().items()},
     }
     dense = model.dense_columns
@@ -125,6 +130,7 @@ def save(model: Model, directory: Path, now: datetime | None = None) -> Path:
         "created_at": created.isoformat(),
         "als": model.signals.als.describe(),
         "ranker": model.ranker.describe(),
+        "ratings": {"prior": model.signals.ratings.prior},
         "arrays": sorted(arrays),
         "shapes": {name: list(getattr(model.signals, name).shape) for name in _SPARSE},
     }
@@ -246,6 +252,13 @@ def _load_npz(path: Path) -> Model:
 def _signals(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Signals:
     # A parameter added since the model was written keeps its default.
     als_params = AlsParams(**{k: v for k, v in meta["als"].items() if k in AlsParams.__dataclass_fields__})
+    n_items = len(arrays["popularity"])
+    if "rating_average" in arrays:
+        ratings = Ratings(
+            arrays["rating_average"], arrays["rating_count"], float(meta.get("ratings", {}).get("prior", 0.0))
+        )
+    else:  # saved before ratings: none
+        ratings = Ratings.empty(n_items)
     return Signals(
         popularity=arrays["popularity"],
         newcomers=arrays["newcomers"],
@@ -253,6 +266,7 @@ def _signals(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Signa
         first_transitions=_sparse(arrays, "first_transitions", meta["shapes"]["first_transitions"]),
         hours=arrays["hours"],
         als=AlsModel(arrays["user_factors"], arrays["item_factors"], als_params),
+        ratings=ratings,
     )
 
 
@@ -266,7 +280,6 @@ def _sparse(arrays: Mapping[str, np.ndarray], prefix: str, shape: list[int]) -> 
 
 
 def _ranker(meta: Mapping[str, Any], text: str) -> Ranker:
-    params = RankerParams(
-        **{k: v for k, v in meta["ranker"].items() if k in RankerParams.__dataclass_fields__}
-    )
+    known = {k: v for k, v in meta["ranker"].items() if k in RankerParams.__dataclass_fields__}
+    params = RankerParams(**{**known, "without": tuple(known.get("without", ()))})
     return Ranker.from_text(text, params)

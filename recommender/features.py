@@ -43,6 +43,8 @@ FEATURES: tuple[str, ...] = (
     "own_at_this_hour",  # log1p(the user's visits there within an hour of this time of day)
     "own_hours_since",  # log1p(hours since the user's last visit there), large if never
     "next_share",  # share of everyone's moves from the origin that went to the candidate
+    "rating",  # Bayesian average of the candidate's review ratings (ratings.py); the prior if unknown
+    "reviews",  # log1p(the candidate's reviews)
 )
 # +1: more never lowers the score; 0: either way (learned freely).
 DIRECTION: dict[str, int] = {
@@ -66,6 +68,10 @@ DIRECTION: dict[str, int] = {
     "own_at_this_hour": 1,
     "own_hours_since": 0,
     "next_share": 1,
+    "rating": 1,
+    # A count says how sure the rating is, not how good the place is: many reviews of a
+    # poor place are no reason to rank it higher, so its sign is learned (with the rating).
+    "reviews": 0,
 }
 NEVER_HOURS = 1e6
 RECENT = 10
@@ -184,6 +190,9 @@ def features(
             row_values(signals.first_transitions, origin, items) * known
         )
         x[:, COLUMN["is_origin"]] = candidates == origin
+    ratings = signals.ratings
+    x[:, COLUMN["rating"]] = np.where(known, ratings.average[items], ratings.prior)
+    x[:, COLUMN["reviews"]] = np.where(known, np.log1p(ratings.count[items]), 0.0)
     hour = int(hour_of_day(now_s))
     share = (signals.hours[items, hour] + HOUR_PRIOR) / (signals.hour_totals[items] + HOURS * HOUR_PRIOR)
     x[:, COLUMN["hour_share"]] = np.where(known, np.log(share * HOURS), 0.0)

@@ -5,18 +5,22 @@ visited one relevant), with the discovery cases weighted up so that a ranker tha
 replays habits is penalised. Monotone constraints (features.DIRECTION) keep every
 feature's effect in its documented direction, which the property tests check and which
 the reasons shown to users rely on.
+
+A ranker reads the features it was trained on, by name (LightGBM keeps them): one trained
+before a feature existed (a saved model) or without it (RankerParams.without, the
+evaluation's ablations) scores the full features() matrix all the same.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import lightgbm
 import numpy as np
 import numpy.typing as npt
 
-from recommender.features import DIRECTION, FEATURES
+from recommender.features import COLUMN, DIRECTION, FEATURES
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,15 @@ class RankerParams:
     # take a core (LightGBM's many short parallel regions then wait on every switch).
     # The trees are the same on any number of threads (deterministic).
     threads: int = 1
+    # Features the ranker leaves out (an ablation: "the ranking without ratings").
+    without: tuple[str, ...] = ()
+
+    def features(self) -> list[str]:
+        """The features the ranker is trained on, in FEATURES' order."""
+        unknown = set(self.without) - set(FEATURES)
+        if unknown:
+            raise ValueError(f"not features: {sorted(unknown)}")
+        return [f for f in FEATURES if f not in self.without]
 
 
 # Scoring cascade (Ranker.scores): the first trees pick this many rows for all the trees.
@@ -45,10 +58,25 @@ CASCADE_TREES = 6
 CASCADE_KEEP = 50
 
 
+def _columns(names: list[str]) -> npt.NDArray[np.int64] | None:
+    """Positions of the named features in a features() row (None: all, in order)."""
+    if names == list(FEATURES):
+        return None
+    unknown = set(names) - set(FEATURES)
+    if unknown:
+        raise ValueError(f"the ranker reads features this code does not make: {sorted(unknown)}")
+    return np.array([COLUMN[name] for name in names], dtype=np.int64)
+
+
 @dataclass(frozen=True)
 class Ranker:
     booster: lightgbm.Booster
     params: RankerParams
+    # Which columns of a features() matrix the booster reads (None: all of them).
+    columns: npt.NDArray[np.int64] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "columns", _columns(list(self.booster.feature_name())))
 
     def scores(
         self, x: npt.NDArray[np.float32], boost: npt.NDArray[np.float64] | None = None
@@ -75,6 +103,8 @@ class Ranker:
 
     def _predict(self, x: npt.NDArray[np.float32], first: int, count: int | None) -> npt.NDArray[np.float64]:
         """Sum of ``count`` trees from ``first`` (all the rest when None), one thread."""
+        if self.columns is not None:
+            x = x[:, self.columns]
         scores = self.booster.predict(x, start_iteration=first, num_iteration=count, num_threads=1)
         return np.asarray(scores, dtype=np.float64)
 
@@ -86,7 +116,11 @@ class Ranker:
         return cls(lightgbm.Booster(model_str=text), params)
 
     def describe(self) -> dict[str, object]:
-        return {"trees": self.booster.num_trees(), **asdict(self.params)}
+        return {
+            "trees": self.booster.num_trees(),
+            **asdict(self.params),
+            "features": list(self.booster.feature_name()),
+        }
 
 
 def fit_ranker(
@@ -102,12 +136,15 @@ def fit_ranker(
         raise ValueError("no cases to train the ranker on")
     sizes = np.array([len(g) for g in groups])
     weights = np.repeat(np.where(np.asarray(discovery), params.discovery_weight, 1.0), sizes)
+    names = params.features()
+    columns = _columns(names)
+    rows = np.vstack(groups)
     data = lightgbm.Dataset(
-        np.vstack(groups),
+        rows if columns is None else rows[:, columns],
         np.concatenate(relevant).astype(np.int32),
         group=sizes,
         weight=weights,
-        feature_name=list(FEATURES),
+        feature_name=names,
         params={"verbose": -1},
     )
     booster = lightgbm.train(
@@ -117,7 +154,7 @@ def fit_ranker(
             "learning_rate": params.learning_rate,
             "num_leaves": params.leaves,
             "min_data_in_leaf": params.min_cases_in_leaf,
-            "monotone_constraints": [DIRECTION[f] for f in FEATURES],
+            "monotone_constraints": [DIRECTION[f] for f in names],
             "monotone_constraints_method": "advanced",
             "feature_fraction": 0.8,
             "bagging_fraction": 0.8,

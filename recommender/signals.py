@@ -4,7 +4,8 @@ From the visits of a window (user, item, time): how popular each item is, how of
 someone's first visit there ("where newcomers go"), where people go next from each item
 (transitions between a user's consecutive visits, and those that were a first visit),
 how an item's visits spread over the hours of the day, and ALS factors from the weighted
-interaction matrix. The ranking features (features.py) read these per candidate.
+interaction matrix; beside them, the items' review ratings of the same window
+(ratings.py). The ranking features (features.py) read these per candidate.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy.typing as npt
 from scipy.sparse import coo_matrix, csr_matrix
 
 from recommender.als import AlsModel, AlsParams, train_als
+from recommender.ratings import Ratings
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -89,6 +91,7 @@ class Signals:
     first_transitions: csr_matrix  # the same, counting only first visits to the column
     hours: npt.NDArray[np.float32]  # item x 24: visits per UTC hour
     als: AlsModel
+    ratings: Ratings  # reviews per item: Bayesian average and count
 
     @cached_property
     def item_norms(self) -> npt.NDArray[np.float32]:
@@ -139,10 +142,11 @@ class Signals:
         use_gpu: bool | None = None,
         als_start: AlsModel | None = None,
         als_threads: int = 0,
+        ratings: Ratings | None = None,
     ) -> Signals:
         """Fit on a window's visits; ALS on ``interactions`` (users x items, see
         interactions.py), continuing from ``als_start`` if given, on ``als_threads`` (see
-        train_als)."""
+        train_als); ``ratings`` of the items from the window's reviews (None: none)."""
         n_items = interactions.shape[1]
         first = visits.first_visit()
         popularity = np.bincount(visits.items, minlength=n_items).astype(np.float32)
@@ -157,6 +161,7 @@ class Signals:
             first_transitions=_pair_counts(origins[next_first], nexts[next_first], n_items),
             hours=hours,
             als=train_als(interactions, als_params, use_gpu, als_start, als_threads),
+            ratings=ratings or Ratings.empty(n_items),
         )
 
 

@@ -8,7 +8,8 @@ lasts, the 10 % before that window adds cases the same way (signals fitted befor
 up to validation_windows windows. The ranker learns from all those cases; then the
 signals are refitted on the whole window (ALS continuing from the latest fit's factors).
 A trial ranker trained without the last quarter of the most recent window's cases is
-scored on that quarter: the held-out metrics reported.
+scored on that quarter: the held-out metrics reported. Reviews, when given, rate the items
+as of each fit: only those written before it (ratings.py).
 
 Work that does not wait on other work runs side by side, each on one thread, so that 2
 cores are both busy without parallel regions waiting on each other: a window's signals
@@ -38,6 +39,7 @@ from recommender.metrics import summary
 from recommender.model import Model, columns_of, dense_table, unique_inverse
 from recommender.nearby import CandidateSource, Listed, Nearby, NearbySource, nearby_of, sampled_positions
 from recommender.ranker import Ranker, RankerParams, fit_ranker
+from recommender.ratings import Categories, RatedItems, Reviews
 from recommender.signals import FloatArray, IntArray, Signals, Visits
 
 VISIT_KINDS = ("visit", "redemption")
@@ -172,15 +174,17 @@ def _fit_signals(
     params: TrainParams,
     use_gpu: bool | None,
     als_start: AlsModel | None = None,
+    rated: RatedItems | None = None,
 ) -> Signals:
-    """Signals from the interactions strictly before ``until``, ALS on one thread (it runs
-    beside other work, see train)."""
+    """Signals from the interactions (and reviews) strictly before ``until``, ALS on one
+    thread (it runs beside other work, see train)."""
     keep = data.times < until
     users, items, kinds, times = space.rows[keep], space.cols[keep], data.kinds[keep], data.times[keep]
     matrix = interaction_matrix(users, items, kinds, times, until, space.shape, params.weighting)
     visit = np.isin(kinds, VISIT_KINDS)
     visits = Visits.of(users[visit], items[visit], times[visit])
-    return Signals.fit(visits, matrix, params.als, use_gpu, als_start, als_threads=1)
+    ratings = None if rated is None else rated.before(until)
+    return Signals.fit(visits, matrix, params.als, use_gpu, als_start, als_threads=1, ratings=ratings)
 
 
 def fewer_candidates(case: Case, limit: int, seed: int) -> Case:
@@ -279,6 +283,7 @@ def _validation(
     params: TrainParams,
     say: Progress,
     use_gpu: bool | None,
+    rated: RatedItems | None,
 ) -> _Validation:
     """Cases from the last validation_share of the visits, with signals fitted before
     them; then from the same share before that, and so on, while the row budget lasts."""
@@ -300,7 +305,7 @@ def _validation(
             break
         say(f"validation window {k}: signals before it, and cases")
         with ThreadPoolExecutor(max_workers=1) as pool:
-            fitting = pool.submit(_fit_signals, data, space, lower, params, use_gpu)
+            fitting = pool.submit(_fit_signals, data, space, lower, params, use_gpu, rated=rated)
             window = checkins.subset(checkins.times < upper)
             share = min(1.0, params.max_validation_visits / max(int((window.times >= lower).sum()), 1))
             built = build_cases(window, lower, candidates, share, params.max_case_candidates, seed=k)
@@ -323,8 +328,11 @@ def train(
     params: TrainParams | None = None,
     progress: Progress | None = None,
     use_gpu: bool | None = None,
+    reviews: Reviews | None = None,
+    categories: Categories | None = None,
 ) -> Model:
-    """A Model for the window ``data`` covers; raises NotEnoughHistory on too little data."""
+    """A Model for the window ``data`` covers, its items rated by ``reviews`` (with a prior
+    per category of ``categories``, if given); raises NotEnoughHistory on too little data."""
     params = params or TrainParams()
     say = progress or (lambda _: None)
     started = time.perf_counter()
@@ -333,7 +341,13 @@ def train(
     visits = int(np.isin(data.kinds, VISIT_KINDS).sum())
     if visits < 2:
         raise NotEnoughHistory("no visits to learn from")
-    validation = _validation(data, space, candidates_of, params, say, use_gpu)
+    rated = None
+    if reviews is not None:
+        # Reviews of items without interactions in the window rate nothing the model knows.
+        in_columns = Reviews(space.cols_of(reviews.items), reviews.ratings, reviews.times)
+        item_categories = None if categories is None else categories.of(space.item_ids)
+        rated = RatedItems(in_columns, len(space.item_ids), item_categories)
+    validation = _validation(data, space, candidates_of, params, say, use_gpu, rated)
     if validation.cases < MIN_VALIDATION_CASES:
         raise NotEnoughHistory(
             f"{validation.cases} validation cases (a visit after a visit within the radius); "
@@ -349,7 +363,9 @@ def train(
         trial_fit = pool.submit(fit_part.fit, params.ranker)
         shipped_fit = pool.submit((fit_part + held_out).fit, params.ranker)
         # ALS continues from the last window's factors: the same users and items, 90 % of the data.
-        refit = pool.submit(_fit_signals, data, space, np.inf, params, use_gpu, validation.latest_signals.als)
+        refit = pool.submit(
+            _fit_signals, data, space, np.inf, params, use_gpu, validation.latest_signals.als, rated
+        )
         metrics = {
             "held_out": ndcg_of(held_out, trial_fit.result().scores),
             "held_out_distance": ndcg_of(held_out, lambda x: x[:, COLUMN["closeness"]].astype(np.float64)),
@@ -365,6 +381,7 @@ def train(
         "validation_cases": validation.cases,
         "validation_windows": len(validation.windows),
         "validation_rows": sum(w.rows for w in validation.windows),
+        "reviews": 0 if rated is None else int((rated.reviews.items >= 0).sum()),
         "params": params.describe(),
         "metrics": metrics,
         "train_seconds": time.perf_counter() - started,

@@ -5,8 +5,9 @@ Each step runs only when its data is missing, so a second run starts at once:
 1. merchants: the OpenStreetMap extract (`seed.osm`) when it is beside the clone, else
    the synthetic city (`seed.synthetic`);
 2. people: deals at a share of the cafés, restaurants, bars, bakeries and fast food, and
-   people with homes, workplaces and hidden tastes who see, click, claim, redeem and
-   visit over the last weeks (`seed.people`, deterministic for a seed), bulk-written;
+   people with homes, workplaces and hidden tastes who see, click, claim, redeem, visit
+   and review some of their redemptions over the last weeks (`seed.people`, deterministic
+   for a seed), bulk-written, with the reviewed merchants' ratings;
 3. deals to try a claim with at any hour: all day, every day, for a year, at the cafés
    and restaurants nearest the centre, made again once fewer than TRY_DEALS_MIN_DAYS are
    left (the people's deals have windows and end; these make the README's tour work
@@ -89,7 +90,8 @@ def people(session: Session, now: datetime, params: DemoParams, secret_key: byte
     )
     say(
         f"people: {params.users:,} with {len(behaviour.events):,} events over {params.days} days, "
-        f"{len(deals.merchants)} deals, {len(behaviour.claims.person)} vouchers"
+        f"{len(deals.merchants)} deals, {len(behaviour.claims.person)} vouchers, "
+        f"{len(behaviour.reviews)} reviews"
     )
 
 

@@ -1,5 +1,5 @@
-"""``lbs seed synthetic``: a synthetic city with its people, deals, vouchers and events,
-written through the bulk path (``seed.bulk``) in one transaction.
+"""``lbs seed synthetic``: a synthetic city with its people, deals, vouchers, events and
+reviews, written through the bulk path (``seed.bulk``) in one transaction.
 
 Merchants and people carry a source ref (``synthetic:<seed>/m<i>``, ``synthetic:<seed>/u<i>``),
 so loading the same seed twice is refused rather than doubled. Vouchers get fresh random
@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session
 
 from lbs.categories import CATEGORY_CODES
 from lbs.geo.timezones import timezone_at
-from lbs.models import Deal, Event, Merchant, User, UserDealClaims, Voucher
+from lbs.models import Deal, Event, Merchant, Review, User, UserDealClaims, Voucher
 from lbs.models.events import EVENT_KINDS
 from lbs.services import voucher_codes as codes
 from lbs.services.api_keys import sha256_hex
+from lbs.services.reviews import recount_ratings
 from lbs.services.revisions import next_revision
 from seed import bulk
 from seed.people import DAY_S, Behaviour, generate
@@ -104,6 +105,18 @@ VOUCHER_COLUMNS = (
     "id", "deal_id", "merchant_id", "user_id", "idempotency_key", "nonce", "code_digest", "price_minor",
     "currency", "claimed_at", "expires_at", "redeemed_at",
 )  # fmt: skip
+REVIEW_COLUMNS = (
+    "id", "merchant_id", "deal_id", "user_id", "voucher_id", "rating", "text", "created_at", "updated_at",
+    "report_count",
+)  # fmt: skip
+# What a synthetic reviewer says, by stars: a demo merchant's page reads like one.
+REVIEW_TEXTS = (
+    "Disappointing; I would not go back.",
+    "Not great this time.",
+    "Fine, nothing special.",
+    "Good, I would come back.",
+    "Excellent: a favourite now.",
+)
 EVENT_COLUMNS = (
     "kind", "source", "user_id", "merchant_id", "deal_id", "voucher_id", "h3_cell", "occurred_at",
     "received_at",
@@ -147,6 +160,28 @@ def _voucher_rows(
             codes.code_digest(secret_key, codes.code_for(secret_key, nonce)), int(price[d]), "EUR",
             _instant(claims.claimed_at[k]), _instant(deals.valid_until[d]),
             None if np.isnan(redeemed) else _instant(redeemed),
+        )  # fmt: skip
+
+
+def _review_rows(
+    behaviour: Behaviour,
+    deals: SyntheticDeals,
+    ids: np.ndarray,
+    deal_ids: np.ndarray,
+    merchant_ids: np.ndarray,
+    user_ids: np.ndarray,
+    voucher_ids: np.ndarray,
+) -> Iterator[tuple[Any, ...]]:
+    reviews, claims = behaviour.reviews, behaviour.claims
+    for k in range(len(ids)):
+        claim = int(reviews.claim[k])
+        d = int(claims.deal[claim])
+        rating = int(reviews.rating[k])
+        written = _instant(reviews.at[k])
+        yield (
+            int(ids[k]), int(merchant_ids[deals.merchants[d]]), int(deal_ids[d]),
+            int(user_ids[claims.person[claim]]), int(voucher_ids[claim]), rating, REVIEW_TEXTS[rating - 1],
+            written, written, 0,
         )  # fmt: skip
 
 
@@ -216,10 +251,11 @@ def write_people(
     secret_key: bytes,
     say: Say,
 ) -> Loaded:
-    """Users (source refs ``<ref_prefix><i>``), deals, vouchers and events for merchants
-    already written (``merchant_ids`` by merchant index), through the bulk path."""
-    users, deal_table, vouchers, events = (_table(m) for m in (User, Deal, Voucher, Event))
-    with_ids = (users, deal_table, vouchers, events)
+    """Users (source refs ``<ref_prefix><i>``), deals, vouchers, events and reviews for
+    merchants already written (``merchant_ids`` by merchant index), through the bulk path;
+    the reviewed merchants' rating totals from their reviews."""
+    users, deal_table, vouchers, events, reviews = (_table(m) for m in (User, Deal, Voucher, Event, Review))
+    with_ids = (users, deal_table, vouchers, events, reviews)
     base = bulk.reserve_ids(session, with_ids)
     n_people = len(behaviour.people.taste)
     user_ids = _block(base, users, n_people)
@@ -244,6 +280,11 @@ def write_people(
     writer.put(_table(UserDealClaims), ("deal_id", "user_id", "claims"), holders, len(voucher_ids))
     event_rows = _event_rows(behaviour, merchant_ids, user_ids, deal_ids, voucher_ids)
     writer.put(events, EVENT_COLUMNS, event_rows, len(behaviour.events))
+    n_reviews = len(behaviour.reviews)
+    review_ids = _block(base, reviews, n_reviews)
+    review_rows = _review_rows(behaviour, deals, review_ids, deal_ids, merchant_ids, user_ids, voucher_ids)
+    writer.put(reviews, REVIEW_COLUMNS, review_rows, n_reviews)
+    recount_ratings(session, base[reviews.name])
     bulk.advance_sequences(session, with_ids)
     return writer.loaded
 

@@ -11,6 +11,10 @@ their home and their workplace. From that come, over ``days`` before ``now``:
 - claims of a deal after a click, when the deal is inside one of its windows, once per
   person and deal, never beyond its stock;
 - redemptions of some claims a little later, each with the visit it brought;
+- reviews of some redemptions (``review_rate``) some days later, within REVIEW_WINDOW_DAYS
+  and before ``now``, rated by how much the person likes the merchant (taste * appeal,
+  distance aside) against the other merchants they know, with noise: stars that mean
+  something, as a verified review's should;
 - visits of their own, drawn by liking.
 
 A recommender can be checked to recover the tastes. Deterministic for a seed; vectorised
@@ -41,6 +45,8 @@ BoolArray = npt.NDArray[np.bool_]
 
 KIND = {kind: code for code, kind in enumerate(EVENT_KINDS)}
 DAY_S = 86_400.0
+# A redeemed voucher may be reviewed within this many days (the service's rule).
+REVIEW_WINDOW_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,12 @@ class Habits:
     distance_km: float = 1.0
     neighbourhood: int = 48  # merchants near home, and near work, a person considers
     commuter_share: float = 0.75
+    # Of redemptions, the share reviewed (when the review's day comes before ``now``): near
+    # what review sites report for verified buyers asked once (a third), not the 1-5 % of
+    # unprompted reviews, so that a demo merchant has a few.
+    review_rate: float = 0.35
+    review_delay_days: float = 2.0  # mean wait from redemption to review (exponential)
+    review_noise: float = 0.7  # standard deviation, in stars, around the liking's stars
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,18 @@ class Claims:
 
 
 @dataclass(frozen=True)
+class Reviews:
+    """At most one per redeemed claim (voucher), in time order."""
+
+    claim: IntArray  # index into the Claims: the voucher reviewed (its person and deal)
+    rating: IntArray  # 1..5 stars
+    at: FloatArray  # POSIX seconds, within REVIEW_WINDOW_DAYS after the redemption, before now
+
+    def __len__(self) -> int:
+        return len(self.claim)
+
+
+@dataclass(frozen=True)
 class Events:
     """The event log, in time order; indices into the people, merchants, deals and claims."""
 
@@ -102,6 +126,7 @@ class Behaviour:
     people: People
     claims: Claims
     events: Events
+    reviews: Reviews
 
 
 class _Plane:
@@ -284,11 +309,45 @@ def generate(
         (KIND["visit"], claims_person[red], claim_merchant[red], None, None, None, redeem_at[red] + 60.0),
     ]
     events = _concatenate(parts)
-    return Behaviour(
-        People(home_lat, home_lon, work_lat, work_lon, taste, appeal),
-        Claims(claims_person, claims_deal, claimed_at, redeemed_at),
-        events,
-    )
+    claims = Claims(claims_person, claims_deal, claimed_at, redeemed_at)
+    review_rng = np.random.default_rng([seed, 3])  # its own stream: the events stay as they were
+    reviews = _reviews(claims, pool, taste, appeal, categories, deals.merchants, end, habits, review_rng)
+    return Behaviour(People(home_lat, home_lon, work_lat, work_lon, taste, appeal), claims, events, reviews)
+
+
+def _reviews(
+    claims: Claims,
+    pool: IntArray,
+    taste: FloatArray,
+    appeal: FloatArray,
+    categories: IntArray,
+    deal_merchants: IntArray,
+    end: float,
+    habits: Habits,
+    rng: np.random.Generator,
+) -> Reviews:
+    """Reviews of a ``review_rate`` share of the redeemed claims, each written some days after
+    its redemption (dropped when that is past ``end`` or the window). The stars: 1 + 4 x the
+    share of the person's merchants (their ``pool``) they like less than this one, by taste x
+    appeal (distance brought them there; it is not the merchant's doing), plus normal noise,
+    rounded and clipped to 1..5."""
+    redeemed = np.flatnonzero(~np.isnan(claims.redeemed_at))
+    writes = rng.random(len(redeemed)) < habits.review_rate
+    delay = 600.0 + rng.exponential(habits.review_delay_days * DAY_S, size=len(redeemed))
+    noise = rng.normal(0.0, habits.review_noise, size=len(redeemed))
+    at = claims.redeemed_at[redeemed] + delay
+    keep = writes & (delay <= REVIEW_WINDOW_DAYS * DAY_S) & (at < end)
+    claim, at, noise = redeemed[keep], at[keep], noise[keep]
+    person = claims.person[claim]
+    merchant = deal_merchants[claims.deal[claim]]
+    known = pool[person]
+    quality = taste[person[:, None], categories[known]] * appeal[known]
+    # A claim's merchant was shown to the person, so it is in their pool.
+    own = quality[np.arange(len(claim)), np.argmax(known == merchant[:, None], axis=1)]
+    below = (quality < own[:, None]).mean(axis=1)
+    rating = np.clip(np.rint(1.0 + 4.0 * below + noise), 1, 5).astype(np.int64)
+    order = np.argsort(at, kind="stable")
+    return Reviews(claim[order], rating[order], np.floor(at[order] * 1000.0) / 1000.0)
 
 
 def _rank_within(groups: IntArray) -> IntArray:

@@ -34,8 +34,9 @@ def runs_this_runner(base_url: str) -> bool:
     """Whether this checkout's scripts/localstripe_plus.py answers there (not a stock
     localstripe, nor an older copy of the runner, left on the port)."""
     try:
-        api = requests.get(f"{base_url}/v1/charges", timeout=2,
-                           headers={"Authorization": f"Bearer {STRIPE_TEST_KEY}"})
+        api = requests.get(
+            f"{base_url}/v1/charges", timeout=2, headers={"Authorization": f"Bearer {STRIPE_TEST_KEY}"}
+        )
         runner = requests.get(f"{base_url}/_config/runner", timeout=2)
     except requests.RequestException:
         return False
@@ -61,8 +62,12 @@ def localstripe_url() -> str:
     port = free_port()
     log = Path(tempfile.gettempdir()) / f"lbs-localstripe-{port}-{os.getpid()}.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, str(RUNNER), "--port", str(port)],
-                                   stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [sys.executable, str(RUNNER), "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     atexit.register(_stop, process)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -85,8 +90,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.kill()
 
 
-def register_webhook(base_url: str, url: str, secret: str, *, webhook_id: str | None = None,
-                     events: list[str] | None = None) -> str:
+def register_webhook(
+    base_url: str, url: str, secret: str, *, webhook_id: str | None = None, events: list[str] | None = None
+) -> str:
     """Have localstripe deliver its events to ``url`` (all, or ``events``), signed with
     ``secret``; returns the registration's id, for unregister_webhook. Registering an id again
     replaces it (scripts/localstripe's is "lbs": tests take their own)."""
@@ -102,8 +108,9 @@ def unregister_webhook(base_url: str, webhook_id: str) -> None:
     requests.delete(f"{base_url}/_config/webhooks/{webhook_id}", timeout=5).raise_for_status()
 
 
-def stripe_event(event_type: str, data_object: dict[str, Any], *, event_id: str | None = None,
-                 created: int | None = None) -> dict[str, Any]:
+def stripe_event(
+    event_type: str, data_object: dict[str, Any], *, event_id: str | None = None, created: int | None = None
+) -> dict[str, Any]:
     """An event as Stripe delivers it (the fields lbs reads), about ``data_object``."""
     return {
         "id": event_id or f"evt_test_{uuid.uuid4().hex[:16]}",
@@ -116,8 +123,9 @@ def stripe_event(event_type: str, data_object: dict[str, Any], *, event_id: str 
     }
 
 
-def signed_event(payload: dict[str, Any], secret: str, *,
-                 timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+def signed_event(
+    payload: dict[str, Any], secret: str, *, timestamp: int | None = None
+) -> tuple[bytes, dict[str, str]]:
     """The body and headers of a delivery of ``payload``, signed as Stripe signs (at
     ``timestamp``, default now): another secret or an old timestamp make a bad one."""
     body = json.dumps(payload).encode()

@@ -4,14 +4,15 @@ kept by increments in the same transaction.
 
 A write that changes a rating takes the next merchant revision first (services.revisions),
 so review writes queue on that row in commit order, and every worker's live index sees
-the new totals with its next poll (lbs.services.rating_table).
+the new totals with its next poll (lbs.services.rating_table). Reviews written in bulk
+(a seeded city's) set their merchants' totals once, from the reviews (recount_ratings).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from lbs.db import dialect_insert
@@ -136,6 +137,37 @@ def reply_to_review(session: Session, merchant_id: int, review_id: int, text: st
         replied = review.replied_at.isoformat() if review.replied_at else ""
         raise AlreadyReplied(f"you answered review {review_id} already, at {replied}", replied_at=replied)
     return _fresh(session, review_id)
+
+
+def recount_ratings(session: Session, after_review_id: int) -> int:
+    """For reviews written in bulk, not by write_review (seed.loader): the totals of every
+    merchant with a review of id above ``after_review_id``, counted again from all its
+    reviews, and its revision moved so that every worker's ratings follow. Returns how
+    many merchants. For a load in its own transaction: totals set, not incremented, so a
+    review another transaction writes meanwhile may be left out until its own increment."""
+    rated = select(Review.merchant_id).where(Review.id > after_review_id).distinct()
+    revision = next_revision(session)
+    session.execute(
+        delete(MerchantRating).where(MerchantRating.merchant_id.in_(rated)),
+        execution_options={"synchronize_session": False},
+    )
+    totals = (
+        select(
+            Review.merchant_id,
+            func.count(),
+            func.sum(Review.rating),
+            func.sum(case((Review.rating >= RECOMMEND_FROM, 1), else_=0)),
+        )
+        .where(Review.merchant_id.in_(rated))
+        .group_by(Review.merchant_id)
+    )
+    columns = ["merchant_id", "review_count", "rating_sum", "recommend_count"]
+    session.execute(insert(MerchantRating).from_select(columns, totals))
+    session.execute(
+        update(Merchant).where(Merchant.id.in_(rated)).values(revision=revision),
+        execution_options={"synchronize_session": False},
+    )
+    return int(session.execute(select(func.count()).select_from(rated.subquery())).scalar_one())
 
 
 def own_review(session: Session, user_id: int, review_id: int) -> Review:

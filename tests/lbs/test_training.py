@@ -1,20 +1,26 @@
-"""`lbs train` reads the event log and the merchants in bulk: exactly the rows the window,
-kinds and statuses select, in the log's order, with the times datetime.timestamp() gives."""
+"""`lbs train` reads the event log, the merchants and the reviews in bulk: exactly the rows
+the window, kinds and statuses select, in the log's order, with the times
+datetime.timestamp() gives; the reviews rate the merchants in the model it trains."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from flask_openapi3 import OpenAPI
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from lbs.categories import CATEGORY_CODES
 from lbs.column_reads import ColumnReadError, read_columns
 from lbs.models import Event
 from lbs.services.events import record_events, server_event
-from lbs.training import read_interactions, read_merchants
+from lbs.training import read_categories, read_interactions, read_merchants, read_reviews
+from tests.deals_factory import make_user
 from tests.factories import merchant, seed
+from tests.reviews_support import GENEROUS, move_review, reviewed, shop
 
 SINCE = datetime(2026, 11, 1, tzinfo=UTC)
 UNTIL = datetime(2026, 11, 30, tzinfo=UTC)
@@ -93,3 +99,34 @@ def test_events_far_apart_in_id_come_back_whole_and_in_id_order(engine: Engine) 
 
     assert got.users.tolist() == [i % 97 for i in sorted(ids)]
     assert got.items.tolist() == [i % 89 for i in sorted(ids)]
+
+
+def test_reviews_are_those_written_before_the_end_with_their_merchants_categories(
+    make_app: Callable[..., OpenAPI], engine: Engine
+) -> None:
+    client = make_app(**GENEROUS).test_client()
+    cafe, cafe_key, cafe_deal = shop(client, category="cafe")
+    bar, bar_key, bar_deal = shop(client, category="bar")
+    _, token = make_user(client)
+    written = [
+        (reviewed(client, cafe_key, token, cafe_deal, 5), UNTIL - timedelta(days=2)),
+        (reviewed(client, cafe_key, token, cafe_deal, 3), UNTIL - timedelta(microseconds=1)),
+        (reviewed(client, bar_key, token, bar_deal, 2), UNTIL - timedelta(days=1)),
+        (reviewed(client, bar_key, token, bar_deal, 4), UNTIL),  # the end is excluded
+    ]
+    for review, at in written:
+        move_review(engine, int(review["id"]), at)
+
+    with Session(engine) as session:
+        got = read_reviews(session, UNTIL)
+        categories = read_categories(session)
+
+    by_time = np.argsort(got.times)
+    assert got.items[by_time].tolist() == [cafe, bar, cafe]
+    assert got.ratings[by_time].tolist() == [5.0, 2.0, 3.0]
+    assert got.times[by_time].tolist() == sorted(at.timestamp() for _, at in written[:3])
+    assert categories.of(np.array([bar, cafe, 10**9])).tolist() == [
+        CATEGORY_CODES["bar"],
+        CATEGORY_CODES["cafe"],
+        -1,
+    ]

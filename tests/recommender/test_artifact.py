@@ -1,5 +1,6 @@
 """The model on disk: every array round-trips and comes back memory-mapped read-only, a
-model whose writing failed is never read, and the format-1 .npz still loads."""
+model whose writing failed is never read, and the format-1 .npz and a model saved before
+ratings still load."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from scipy.sparse import csr_matrix
 
 from recommender import artifact, training
+from recommender.features import FEATURES
 from recommender.model import Model
 from recommender.ranker import Ranker, RankerParams
 from recommender.synthetic import Town, town
@@ -53,6 +55,8 @@ def arrays_of(model: Model) -> dict[str, np.ndarray]:
         "hours": s.hours,
         "user_factors": s.als.user_factors,
         "item_factors": s.als.item_factors,
+        "rating_average": s.ratings.average,
+        "rating_count": s.ratings.count,
         **s.derived(),
     }
     for name in ("transitions", "first_transitions"):
@@ -191,3 +195,28 @@ def test_a_model_loads_only_for_the_data_it_records(model: Model, world: Town, t
         artifact.load(path, "db-b")
     with pytest.raises(artifact.ForeignModel, match=r"^model-v1\.npz records no database"):
         artifact.load(tmp_path / "v1" / "model-v1.npz", "db-b")
+
+
+RATING_FEATURES = ("rating", "reviews")
+
+
+def test_a_model_saved_before_ratings_loads_without_them(world: Town, tmp_path: Path) -> None:
+    """As `lbs train` wrote it before ratings: no rating arrays, a ranker of the features of then."""
+    data = training.Interactions.visits_only(world.users, world.items, world.times)
+    params = training.TrainParams(ranker=RankerParams(rounds=10, without=RATING_FEATURES))
+    old = training.train(data, world.candidates_of(RADIUS_M), params)
+    path = artifact.save(old, tmp_path)
+    for name in ("rating_average", "rating_count"):
+        (path / f"{name}.npy").unlink()
+    meta = json.loads((path / artifact.META).read_text())
+    meta["arrays"] = [name for name in meta["arrays"] if not name.startswith("rating_")]
+    del meta["ratings"], meta["ranker"]["without"], meta["ranker"]["features"]
+    (path / artifact.META).write_text(json.dumps(meta))
+
+    loaded = artifact.load(path)
+
+    ratings = loaded.signals.ratings
+    assert len(ratings.average) == len(ratings.count) == loaded.signals.n_items
+    assert not ratings.average.any() and not ratings.count.any() and ratings.prior == 0.0
+    assert loaded.ranker.booster.feature_name() == [f for f in FEATURES if f not in RATING_FEATURES]
+    np.testing.assert_array_equal(scores(loaded, world), scores(old, world))

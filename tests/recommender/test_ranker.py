@@ -62,6 +62,22 @@ def test_a_feature_with_direction_plus_one_never_lowers_the_score(
     assert high >= low - 1e-12
 
 
+def test_a_ranker_trained_without_features_never_reads_them(world: Town) -> None:
+    data = training.Interactions.visits_only(world.users, world.items, world.times)
+    without = ("rating", "reviews", "affinity")
+    params = training.TrainParams(ranker=RankerParams(rounds=10, without=without))
+    ranker = training.train(data, world.candidates_of(RADIUS_M), params).ranker
+    x = np.random.default_rng(3).normal(size=(2 * CASCADE_KEEP, len(FEATURES))).astype(np.float32)
+    changed = x.copy()
+    changed[:, [COLUMN[f] for f in without]] += 5.0
+
+    assert ranker.booster.feature_name() == [f for f in FEATURES if f not in without]
+    assert ranker.describe()["features"] == ranker.booster.feature_name()
+    np.testing.assert_array_equal(ranker.scores(changed), ranker.scores(x))
+    with pytest.raises(ValueError, match=r"not features: \['stars'\]"):
+        RankerParams(without=("stars",)).features()
+
+
 def test_visiting_a_place_more_raises_it(model: Model, world: Town) -> None:
     """Own history through the whole path: more visits there, higher than before."""
     candidates = world.item_ids[:10]

@@ -1,5 +1,6 @@
 """`lbs seed synthetic` on both databases: exactly what the generator made, once per seed,
-ids that later writes continue from, vouchers a counter can redeem, a city /v1/nearby serves."""
+ids that later writes continue from, vouchers a counter can redeem, reviews of redeemed
+vouchers with their merchants' ratings, a city /v1/nearby serves."""
 
 from __future__ import annotations
 
@@ -8,15 +9,17 @@ from datetime import UTC, datetime, timedelta
 
 from click.testing import CliRunner, Result
 from flask_openapi3 import OpenAPI
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, case, func, select
 from sqlalchemy.orm import Session
 
 from lbs.categories import Category
 from lbs.cli import main
-from lbs.models import Deal, Event, Merchant, User, UserDealClaims, Voucher
+from lbs.models import Deal, Event, Merchant, MerchantRating, Review, User, UserDealClaims, Voucher
 from lbs.services import voucher_codes as codes
 from lbs.services.merchants import MerchantFields, create_merchant
 from lbs.services.redemption import redeem_voucher
+from lbs.services.reviews import REVIEW_WINDOW, write_review
+from seed.loader import REVIEW_TEXTS
 from seed.people import KIND
 from tests.conftest import TEST_SECRET_KEY
 
@@ -105,6 +108,66 @@ def test_vouchers_carry_codes_the_counter_can_redeem(database_url: str, engine: 
         at = open_one.claimed_at + timedelta(minutes=5)
         row = redeem_voucher(session, KEY, open_one.merchant_id, code, at, commission_bps=1000)
         assert row.voucher.redeemed_at == at
+
+
+def _ratings_and_recount(session: Session) -> tuple[set[tuple[int, ...]], set[tuple[int, ...]]]:
+    """merchant_ratings' rows, and the same counted from the reviews."""
+    kept = session.execute(
+        select(
+            MerchantRating.merchant_id,
+            MerchantRating.review_count,
+            MerchantRating.rating_sum,
+            MerchantRating.recommend_count,
+        )
+    ).all()
+    counted = session.execute(
+        select(
+            Review.merchant_id,
+            func.count(),
+            func.sum(Review.rating),
+            func.sum(case((Review.rating >= 4, 1), else_=0)),
+        ).group_by(Review.merchant_id)
+    ).all()
+    return {tuple(r) for r in kept}, {tuple(int(v) for v in r) for r in counted}
+
+
+def test_people_review_redeemed_vouchers_and_merchants_show_the_ratings(
+    database_url: str, engine: Engine, make_app: Callable[..., OpenAPI]
+) -> None:
+    seed(database_url, *CITY)
+
+    with Session(engine) as session, session.begin():
+        reviews = session.execute(
+            select(Review, Voucher).join(Voucher, Voucher.id == Review.voucher_id)
+        ).all()
+        assert len(reviews) >= 3
+        for review, voucher in reviews:
+            assert (review.user_id, review.merchant_id, review.deal_id) == (
+                voucher.user_id,
+                voucher.merchant_id,
+                voucher.deal_id,
+            )
+            assert voucher.redeemed_at is not None
+            assert voucher.redeemed_at < review.created_at <= voucher.redeemed_at + REVIEW_WINDOW
+            assert review.text == REVIEW_TEXTS[review.rating - 1]
+        kept, counted = _ratings_and_recount(session)
+        assert kept == counted and len(kept) >= 3
+        merchant_id = reviews[0][0].merchant_id
+        of_merchant = sum(r.merchant_id == merchant_id for r, _ in reviews)
+        # A review written later, one by one, adds to the seeded totals.
+        unreviewed = session.execute(
+            select(Voucher)
+            .where(Voucher.redeemed_at.is_not(None), Voucher.id.not_in(select(Review.voucher_id)))
+            .limit(1)
+        ).scalar_one()
+        write_review(session, unreviewed.user_id, unreviewed.id, 5, "Later.", unreviewed.redeemed_at)
+        kept, counted = _ratings_and_recount(session)
+        assert kept == counted
+
+    client = make_app().test_client()
+    page = client.get(f"/v1/merchants/{merchant_id}/reviews").get_json()
+    assert page["rating"]["count"] == len(page["items"]) == of_merchant
+    assert all(item["verified_text"].startswith("verified: redeemed ") for item in page["items"])
 
 
 def test_the_city_answers_nearby_with_hours_and_deals(

@@ -1,6 +1,6 @@
-"""The synthetic generator: deterministic for a seed, its events follow the rules the
-service enforces, and the hidden tastes can be recovered from them (random < popularity
-< a taste-aware ranker)."""
+"""The synthetic generator: deterministic for a seed, its events and reviews follow the
+rules the service enforces, the hidden tastes can be recovered from them (random <
+popularity < a taste-aware ranker), and the stars people give follow their hidden liking."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import h3
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
+from scipy.stats import spearmanr
 
 from lbs.categories import CATEGORY_CODES, N_CATEGORIES
 from lbs.services.deal_schedule import Schedule
-from seed.people import KIND, Behaviour, generate
+from seed.people import KIND, REVIEW_WINDOW_DAYS, Behaviour, Habits, generate
 from seed.synthetic import DEAL_WINDOWS, SyntheticCity, SyntheticDeals, generate_city, generate_deals
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -39,6 +40,8 @@ def test_the_same_seed_gives_the_same_city_people_and_events() -> None:
     for field in ("kind", "person", "merchant", "deal", "claim", "cell", "at"):
         assert np.array_equal(getattr(one[3].events, field), getattr(again[3].events, field)), field
     assert np.array_equal(one[3].people.taste, again[3].people.taste)
+    for field in ("claim", "rating", "at"):
+        assert np.array_equal(getattr(one[3].reviews, field), getattr(again[3].reviews, field)), field
     assert np.array_equal(one[2].valid_until, again[2].valid_until)
     assert not np.array_equal(one[0].lats, other[0].lats)
     assert len(one[3].events) != len(other[3].events) or not np.array_equal(
@@ -90,6 +93,47 @@ def test_claims_follow_the_deal_rules(town: World) -> None:
     claim_events = events.kind == KIND["claim"]
     assert np.array_equal(np.sort(events.claim[claim_events]), np.arange(len(claims.person)))
     assert np.array_equal(events.merchant[claim_events], deals.merchants[events.deal[claim_events]])
+
+
+@pytest.fixture(scope="module")
+def crowd() -> World:
+    """Enough people in a small city for a few hundred reviews."""
+    return world(seed=5, merchants=1500, people=20_000, days=60)
+
+
+def test_only_redeemed_vouchers_are_reviewed_once_within_the_window(crowd: World) -> None:
+    _, _, _, behaviour = crowd
+    reviews, claims = behaviour.reviews, behaviour.claims
+    redeemed_at = claims.redeemed_at[reviews.claim]
+    waited = reviews.at - redeemed_at
+
+    assert len(reviews) > 200
+    assert not np.isnan(redeemed_at).any()
+    assert len(np.unique(reviews.claim)) == len(reviews)
+    assert waited.min() > 0 and waited.max() <= REVIEW_WINDOW_DAYS * 86_400
+    assert reviews.at.max() < NOW.timestamp() and np.all(np.diff(reviews.at) >= 0)
+    assert set(np.unique(reviews.rating).tolist()) <= {1, 2, 3, 4, 5}
+    # About review_rate of the redemptions whose review window closed before now.
+    closed = claims.redeemed_at < NOW.timestamp() - REVIEW_WINDOW_DAYS * 86_400
+    share = np.isin(np.flatnonzero(closed), reviews.claim).mean()
+    assert abs(share - Habits().review_rate) < 0.06, share
+
+
+def test_the_stars_follow_the_hidden_liking_and_appeal(crowd: World) -> None:
+    _, categories, deals, behaviour = crowd
+    reviews, claims, people = behaviour.reviews, behaviour.claims, behaviour.people
+    person = claims.person[reviews.claim]
+    merchant = deals.merchants[claims.deal[reviews.claim]]
+
+    # Each star against the reviewer's own liking of the merchant (taste x appeal)...
+    liking = people.taste[person, categories[merchant]] * people.appeal[merchant]
+    assert spearmanr(reviews.rating, liking).statistic > 0.35
+    # ... and a merchant's mean stars against its hidden appeal, where it has a few reviews.
+    n = np.bincount(merchant, minlength=len(categories))
+    mean = np.bincount(merchant, weights=reviews.rating, minlength=len(categories)) / np.maximum(n, 1)
+    some = n >= 3
+    assert some.sum() >= 20
+    assert spearmanr(mean[some], people.appeal[some]).statistic > 0.4
 
 
 def _visits(behaviour: Behaviour) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

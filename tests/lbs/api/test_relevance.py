@@ -26,6 +26,7 @@ from recommender.synthetic import town
 from tests.conftest import OPERATOR
 from tests.deals_factory import bearer, create_deal, deal_payload, make_user, transition
 from tests.factories import merchant, seed, seed_town
+from tests.reviews_support import reviewed, shop
 
 # Visits over the ~60 days before a week ago, so that deals valid at the last visit are
 # still valid now (a deal cannot end in the past).
@@ -232,18 +233,28 @@ def test_lbs_train_writes_a_model_from_the_event_log_and_prints_metrics(
     assert refused.exit_code == 1 and "not trained" in refused.output
     assert artifact.current(tmp_path / "models") is None
 
-    build_world(engine, make_app().test_client())
+    client = make_app().test_client()
+    _, tokens, _ = build_world(engine, client)
+    # One of the town's people redeems a deal at a shop of its own and reviews it: 5 stars.
+    shop_id, key, deal_id = shop(client)
+    reviewed(client, key, next(iter(tokens.values())), deal_id, 5)
     result = CliRunner().invoke(main, ["train", "--radius-m", str(RADIUS_M)], env=env)
     assert result.exit_code == 0, result.output
-    assert "held-out NDCG@10" in result.output and "validation cases" in result.output
+    assert "held-out NDCG@10" in result.output and "1 reviews, " in result.output
     # Each step's time once it ends, the saving last: no bar that ends before the work does.
     steps = [line.strip().rsplit(": ", 1)[0] for line in result.output.splitlines() if line.startswith("  ")]
-    assert steps[0] == "read the events and the merchants" and steps[-1] == "save the model"
+    assert steps[0] == "read the events, the merchants and the reviews" and steps[-1] == "save the model"
     assert steps[-2].startswith("ranker on ") and len(set(steps)) == len(steps) and "%" not in result.output
     written = artifact.current(tmp_path / "models")
     assert written is not None and str(written) in result.output
     meta = artifact.load(written).meta
-    assert meta["users"] == 50 and meta["interactions"] == 50 * 40 and meta["radius_m"] == RADIUS_M
+    # The claim and the redemption are interactions too (the redemption a visit).
+    assert meta["users"] == 50 and meta["interactions"] == 50 * 40 + 2 and meta["radius_m"] == RADIUS_M
+    # The shop's rating: its one review, ten more at the mean of all (which is its own).
+    model = artifact.load(written)
+    (column,) = model.columns([shop_id])
+    assert meta["reviews"] == 1 and model.signals.ratings.count[column] == 1
+    assert model.signals.ratings.average[column] == pytest.approx(5.0)
     assert (
         meta["metrics"]["held_out"]["all"]["ndcg@10"] > meta["metrics"]["held_out_distance"]["all"]["ndcg@10"]
     )

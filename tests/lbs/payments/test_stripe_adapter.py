@@ -68,8 +68,11 @@ def test_an_intent_is_created_payable_in_lbs_terms(provider: StripeProvider, loc
     assert intent.client_secret is not None and intent.client_secret.startswith(f"{intent.id}_secret_")
     assert provider.get_intent(intent.id) == intent
     # What Stripe holds: its currency lower-case, lbs's order in the metadata.
-    raw = requests.get(f"{localstripe}/v1/payment_intents/{intent.id}", timeout=5,
-                       headers={"Authorization": f"Bearer {STRIPE_TEST_KEY}"}).json()
+    raw = requests.get(
+        f"{localstripe}/v1/payment_intents/{intent.id}",
+        timeout=5,
+        headers={"Authorization": f"Bearer {STRIPE_TEST_KEY}"},
+    ).json()
     assert (raw["currency"], raw["metadata"]) == ("eur", {"lbs_order": order_ref})
 
 
@@ -107,7 +110,11 @@ def test_refunds_partial_then_the_rest_and_no_more(provider: StripeProvider) -> 
 
     first = provider.refund(intent_id, 300, refund_ref=first_ref, key=key())
     assert (first.intent_id, first.amount_minor, first.status, first.refund_ref) == (
-        intent_id, 300, "succeeded", first_ref)
+        intent_id,
+        300,
+        "succeeded",
+        first_ref,
+    )
     assert provider.get_intent(intent_id).amount_refunded_minor == 300
     with pytest.raises(ProviderError) as too_much:
         provider.refund(intent_id, 951, refund_ref=str(uuid.uuid4()), key=key())
@@ -121,7 +128,8 @@ def test_refunds_partial_then_the_rest_and_no_more(provider: StripeProvider) -> 
 
     listed = provider.list_refunds(intent_id)
     assert sorted((r.id, r.amount_minor, r.refund_ref) for r in listed) == sorted(
-        [(first.id, 300, first_ref), (rest.id, 950, rest_ref)])
+        [(first.id, 300, first_ref), (rest.id, 950, rest_ref)]
+    )
     assert {r.intent_id for r in listed} == {intent_id}
 
 
@@ -215,8 +223,9 @@ def webhook_endpoint(localstripe: str) -> Iterator[queue.Queue[tuple[bytes, dict
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    webhook_id = register_webhook(localstripe, f"http://127.0.0.1:{server.server_port}/webhook",
-                                  STRIPE_TEST_WEBHOOK_SECRET)
+    webhook_id = register_webhook(
+        localstripe, f"http://127.0.0.1:{server.server_port}/webhook", STRIPE_TEST_WEBHOOK_SECRET
+    )
     yield received
     unregister_webhook(localstripe, webhook_id)
     server.shutdown()
@@ -282,9 +291,14 @@ def test_test_cards_need_a_test_key_and_no_provider_is_made_without_one() -> Non
 
 
 def test_make_provider_builds_stripe_from_the_settings(localstripe: str) -> None:
-    provider = make_provider(Settings(payment_provider="stripe", stripe_secret_key=STRIPE_TEST_KEY,
-                                      stripe_webhook_secret=STRIPE_TEST_WEBHOOK_SECRET,
-                                      stripe_api_base=localstripe + "/"))
+    provider = make_provider(
+        Settings(
+            payment_provider="stripe",
+            stripe_secret_key=STRIPE_TEST_KEY,
+            stripe_webhook_secret=STRIPE_TEST_WEBHOOK_SECRET,
+            stripe_api_base=localstripe + "/",
+        )
+    )
     assert provider is not None and provider.name == "stripe" and provider.test_mode
     intent = provider.create_intent(amount_minor=700, currency="SEK", order_ref="o", key=key())
     assert (provider.get_intent(intent.id).currency, intent.amount_minor) == ("SEK", 700)
@@ -296,8 +310,11 @@ def test_only_the_adapter_imports_stripe_and_nothing_imports_localstripe() -> No
     importers: dict[str, set[str]] = {"stripe": set(), "localstripe": set()}
     for path in lbs_dir.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            )
             for name in names:
                 if name.split(".")[0] in importers:
                     importers[name.split(".")[0]].add(path.relative_to(lbs_dir).as_posix())

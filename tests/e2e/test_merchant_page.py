@@ -12,6 +12,7 @@ page runs under its Content-Security-Policy without a violation.
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,14 +80,30 @@ def shop_with_customers(base: str) -> Shop:
             voucher = send("POST", f"{base}/v1/merchant/vouchers/redeem", key, json={"code": code})
             redeemed.setdefault(token, []).append((title, voucher["id"]))
 
+    def search_until_shown(token: str) -> None:
+        """Nearby until the shop is on the page: a worker's index learns of a new merchant
+        within LBS_INDEX_REFRESH_S, and a page without the shop logs no impression of it."""
+        url = f"{base}/v1/nearby?lat={SPOT[0]}&lon={SPOT[1]}&radius_m=300"
+        deadline = time.monotonic() + 30
+        while shop["id"] not in [item["merchant"]["id"] for item in send("GET", url, token)["items"]]:
+            assert time.monotonic() < deadline, "the new shop was not in nearby within 30 s"
+            time.sleep(0.2)
+
     for n, token in enumerate(people[:8]):
-        send("GET", f"{base}/v1/nearby?lat={SPOT[0]}&lon={SPOT[1]}&radius_m=300", token)
+        search_until_shown(token)
         send("GET", f"{base}/v1/deals/{coffee}", token)
         if n < 6:
             claim_and_redeem(token, coffee, "Coffee & bun <b>-30 %</b>", redeem=n < 5)
             claim_and_redeem(token, tea, "Tea for two", redeem=False)
     for token in people[8:]:
         claim_and_redeem(token, rare, "Rare cake", redeem=False)
+    # The reads' impressions and clicks reach the log through each worker's event buffer
+    # (LBS_EVENT_FLUSH_S, 1 s): wait for all of them, or the page and the JSON read after it
+    # may each see a different share (CI, under load).
+    deadline = time.monotonic() + 30
+    while (funnel := insights(base, key)["total"])["impressions"] != 8 or funnel["clicks"] != 8:
+        assert time.monotonic() < deadline, f"the 8 people's reads were not logged within 30 s: {funnel}"
+        time.sleep(0.2)
     return Shop(shop["id"], key, coffee, tea, rare, redeemed)
 
 

@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response as ResponseBase
 from lbs.api.auth import OPTIONAL_USER, optional_user
 from lbs.api.context import db_session, deal_reads, runtime, utc_now
 from lbs.api.fields import MAP, ON_REQUEST, FieldsOf, chosen
-from lbs.api.nearby import GEOJSON, SearchText, split_commas, text_query
+from lbs.api.nearby import GEOJSON, MinRating, SearchText, split_commas, text_query
 from lbs.api.problems import register_model
 from lbs.api.responses import Media, ref
 from lbs.api.schemas import ERRORS, ClusterCollectionOut, MerchantCollectionOut, QueryModel
@@ -75,13 +75,7 @@ class BoxParams(QueryModel):
     )
     has_deal: bool = Field(False, description="only merchants with a deal claimable at `at`")
     open_now: bool = Field(False, description="only merchants open at `at` (unknown hours: left out)")
-    min_rating: float | None = Field(
-        None,
-        ge=1,
-        le=5,
-        allow_inf_nan=False,
-        description="only merchants whose rating.average is at least this (1-5); without reviews: left out",
-    )
+    min_rating: MinRating = None
     at: Instant | None = Field(
         None, description="ISO 8601 with offset: deals and hours as of then (default now)"
     )

@@ -40,6 +40,17 @@ def _searchable(text: str) -> str:
     return text
 
 
+# The nearby and map filter on a merchant's shown rating (docs/reviews.md).
+MinRating = Annotated[
+    float | None,
+    Field(
+        ge=1,
+        le=5,
+        allow_inf_nan=False,
+        description="only merchants whose rating.average is at least this (1-5); without reviews: left out",
+    ),
+]
+
 SearchText = Annotated[
     str,
     Field(
@@ -84,13 +95,7 @@ class NearbyParams(QueryModel):
         "rating: best rating.average first, ties nearest first, merchants without reviews last; "
         "deal_ending: soonest-ending claimable deal first (implies has_deal)",
     )
-    min_rating: float | None = Field(
-        None,
-        ge=1,
-        le=5,
-        allow_inf_nan=False,
-        description="only merchants whose rating.average is at least this (1-5); without reviews: left out",
-    )
+    min_rating: MinRating = None
     has_deal: bool = Field(False, description="only merchants with a deal claimable at `at`")
     open_now: bool = Field(
         False,

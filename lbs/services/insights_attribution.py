@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -93,33 +93,35 @@ class _Touches:
             self._touches[pair] = touches
             self._times[pair] = [t.at for t in touches]
 
+    def _back_from(self, user_id: int, merchant_id: int, at: datetime) -> Iterator[_Touch]:
+        """The user's touches of the merchant at or before ``at``, newest first, back to
+        at - LOOKBACK."""
+        times = self._times.get((user_id, merchant_id))
+        if times is None:
+            return
+        touches = self._touches[(user_id, merchant_id)]
+        for i in range(bisect.bisect_right(times, at) - 1, -1, -1):
+            if touches[i].at < at - LOOKBACK:
+                return
+            yield touches[i]
+
     def latest(
         self, user_id: int, merchant_id: int, at: datetime, deal_id: int | None, kinds: tuple[str, ...]
     ) -> _Touch | None:
         """The latest touch at or before ``at`` (not before at - LOOKBACK) of one of ``kinds``,
         of ``deal_id`` if given."""
-        times = self._times.get((user_id, merchant_id))
-        if times is None:
-            return None
-        touches = self._touches[(user_id, merchant_id)]
-        for i in range(bisect.bisect_right(times, at) - 1, -1, -1):
-            touch = touches[i]
-            if touch.at < at - LOOKBACK:
-                return None
-            if touch.kind in kinds and (deal_id is None or touch.deal_id == deal_id):
-                return touch
-        return None
+        return next(
+            (
+                touch
+                for touch in self._back_from(user_id, merchant_id, at)
+                if touch.kind in kinds and (deal_id is None or touch.deal_id == deal_id)
+            ),
+            None,
+        )
 
     def area(self, user_id: int, merchant_id: int, at: datetime, deal_id: int | None) -> str:
         """Where the user stood when last seeing the deal (the merchant) at or before ``at``."""
-        times = self._times.get((user_id, merchant_id))
-        if times is None:
-            return UNKNOWN
-        touches = self._touches[(user_id, merchant_id)]
-        for i in range(bisect.bisect_right(times, at) - 1, -1, -1):
-            touch = touches[i]
-            if touch.at < at - LOOKBACK:
-                break
+        for touch in self._back_from(user_id, merchant_id, at):
             if touch.kind == "impression" and touch.cell is not None and deal_id in (None, touch.deal_id):
                 return area_of(touch.cell)
         return UNKNOWN

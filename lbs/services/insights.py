@@ -164,7 +164,7 @@ def merchant_insights(
     if dim != "total":
         wanted.append((dim, [scope]))
     rows = rows_in_range(session, merchant_id, wanted, first, last)
-    counter = DistinctCounter(r.users() for r in rows)
+    counter = DistinctCounter()
     reviews = _review_counts(session, merchant_id, tz, first, last)
 
     def reviews_where(keep: Any) -> int:

@@ -177,7 +177,7 @@ def stored_cells(session: Session, keys: Sequence[CellKey]) -> dict[CellKey, Cel
     return found
 
 
-@dataclass
+@dataclass(slots=True)
 class DayRow:
     """A stored row as a read sums it: the users undecoded until needed."""
 
@@ -232,7 +232,7 @@ def rows_in_range(
     )
     rows: dict[tuple[str, int, date, str], DayRow] = {}
     watermark = 0
-    for rolled_up_to, user_ids, *values in session.execute(statement):  # Core rows: no ORM objects
+    for rolled_up_to, user_ids, *values in session.connection().execute(statement).all():  # Core: no ORM rows
         watermark = rolled_up_to
         if user_ids is not None:
             row = DayRow(*values)

@@ -91,10 +91,10 @@ def test_sets_round_trip_and_count(lists: list[list[int]], data: st.DataObject) 
         flags = np.array(data.draw(st.lists(st.booleans(), min_size=len(ids), max_size=len(ids))), dtype=bool)
         got_ids, got_flags = insight_sets.decode(insight_sets.encode(ids, flags))
         assert got_ids.tolist() == ids.tolist() and got_flags.tolist() == flags.tolist()
-    for spread in (2**41, 1000):  # a wide range (np.unique) and a narrow one (the bitmap)
+    counter = DistinctCounter()  # one for every count: its marks grow and are cleared
+    for spread in (2**41, 1000, 5000):  # a wide range (np.unique), narrow ones (the bitmap)
         near = [np.unique(s % spread) for s in sets]
         everyone = set().union(*(set(s.tolist()) for s in near))
-        counter = DistinctCounter(near)
         assert counter.count(near) == len(everyone)
         assert counter.count(near[:1]) == len(near[0])
         assert counter.count(near) == len(everyone)  # the marks are cleared between counts

@@ -38,11 +38,8 @@ from lbs.models.events import EVENT_KINDS
 from recommender import training
 from recommender.baselines import (
     als_ranker,
-    counts_matrix,
-    distance_ranker,
+    baseline_rankers,
     lbs_ranker,
-    own_frequency_ranker,
-    popularity_ranker,
 )
 from recommender.evaluation import (
     Case,
@@ -147,13 +144,9 @@ def run(
     train_seconds = time.perf_counter() - started
 
     before = checkins.subset(checkins.times < cutoff)
-    counts = counts_matrix(before, (users, len(venues.ids)))
-    popularity = np.asarray(counts.sum(axis=0)).ravel()
     found = build_cases(checkins, cutoff, candidates)
     rankers = {
-        "distance": distance_ranker(),
-        "popularity": popularity_ranker(popularity),
-        "own_frequency": own_frequency_ranker(counts, popularity),
+        **baseline_rankers(before, (users, len(venues.ids))),
         "als": als_ranker(with_ratings),
         "rating": rating_ranker(with_ratings),
         "lbs": lbs_ranker(without, checkins),

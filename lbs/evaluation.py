@@ -22,11 +22,8 @@ from lbs.geo.radius_grid import RadiusGrid
 from recommender import training
 from recommender.baselines import (
     als_ranker,
-    counts_matrix,
-    distance_ranker,
+    baseline_rankers,
     lbs_ranker,
-    own_frequency_ranker,
-    popularity_ranker,
 )
 from recommender.evaluation import Checkins, FloatArray, IntArray, build_cases, evaluate, train_cutoff
 from recommender.nearby import Keyed, Nearby
@@ -145,14 +142,10 @@ def run(
         progress,
     )
     train_seconds = time.perf_counter() - started
-    counts = counts_matrix(train, shape)
-    popularity = np.asarray(counts.sum(axis=0)).ravel()
 
     found = build_cases(checkins, cutoff, candidates)
     rankers = {
-        "distance": distance_ranker(),
-        "popularity": popularity_ranker(popularity),
-        "own_frequency": own_frequency_ranker(counts, popularity),
+        **baseline_rankers(train, shape),
         "als": als_ranker(model),
         "lbs": lbs_ranker(model, checkins),
     }

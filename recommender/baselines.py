@@ -46,6 +46,17 @@ def own_frequency_ranker(own: csr_matrix, popularity: FloatArray) -> Ranker:
     return rank
 
 
+def baseline_rankers(train: Checkins, shape: tuple[int, int]) -> dict[str, Ranker]:
+    """Distance, popularity and own frequency, from the train check-ins (users x venues ``shape``)."""
+    counts = counts_matrix(train, shape)
+    popularity = np.asarray(counts.sum(axis=0)).ravel()
+    return {
+        "distance": distance_ranker(),
+        "popularity": popularity_ranker(popularity),
+        "own_frequency": own_frequency_ranker(counts, popularity),
+    }
+
+
 def als_ranker(model: Model) -> Ranker:
     """The ALS score alone (0 for a venue the model has not seen)."""
 

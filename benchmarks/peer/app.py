@@ -25,13 +25,17 @@ Run by benchmarks/http.py; by hand, from the repository root::
     curl 'http://127.0.0.1:8000/nearby?lat=60.17&lon=24.94&radius_m=1000'
 
 ``GET /healthz`` answers once the pool has its connections and the database answers.
+``GET /search`` is benchmarks/text_search.py's peer, ``GET /insights`` benchmarks/insights.py's
+(a merchant's funnel per bucket from the raw events: insights_sql.py).
 """
 
 from __future__ import annotations
 
 import os
+from datetime import date
 
 from flask import Flask, Response, json, request
+from insights_sql import BUCKETS, peer_insights
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -117,5 +121,22 @@ def create_app() -> Flask:
             params = {"lat": lat, "lon": lon, "radius_m": radius_m, "words": words}
             rows = conn.execute(SEARCH, params).fetchall()
         return Response(json.dumps({"items": rows}), mimetype="application/json")
+
+    @app.get("/insights")
+    def insights() -> Response:
+        """benchmarks/insights.py's peer: a merchant's funnel per bucket from the raw events."""
+        try:
+            merchant = int(request.args["merchant_id"])
+            first = date.fromisoformat(request.args["from"])
+            last = date.fromisoformat(request.args["to"])
+            by = request.args.get("by", "day")
+        except (KeyError, ValueError):
+            return bad_request("merchant_id is a number, from and to are dates")
+        if by not in BUCKETS or first > last:
+            return bad_request(f"by is one of {sorted(BUCKETS)}; from is not after to")
+        with pool.connection() as conn:
+            found = peer_insights(conn, by, merchant, first, last)
+        buckets = [{"key": k, "numbers": list(v)} for k, v in sorted(found.items())]
+        return Response(json.dumps({"buckets": buckets}), mimetype="application/json")
 
     return app

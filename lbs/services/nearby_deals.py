@@ -13,8 +13,18 @@ from lbs.services.deal_offers import deal_summary
 from lbs.services.deal_reads import DealReads
 from lbs.services.hours import open_at
 from lbs.services.live_index import LiveIndex
-from lbs.services.nearby_pages import EPOCH, NearbyItem, NearbyPage, NearbyQuery, PageCursor, encode_cursor
-from lbs.services.nearby_rated import past, rated_at_least, rating_order, rating_values
+from lbs.services.nearby_pages import (
+    EPOCH,
+    NearbyItem,
+    NearbyPage,
+    NearbyQuery,
+    PageCursor,
+    after_best,
+    after_nearer,
+    best_first_order,
+    encode_cursor,
+)
+from lbs.services.nearby_rated import rated_at_least, rating_values
 
 
 def search_offers(
@@ -43,7 +53,7 @@ def search_offers(
     if ending:
         order = np.lexsort((ids, chord2, ends))
     elif by_rating:
-        order = rating_order(values, chord2, ids)
+        order = best_first_order(values, chord2, ids)
     else:
         order = np.arange(len(ids))  # already (chord2, id)
     ids, chord2, ends, values = ids[order], chord2[order], ends[order], values[order]
@@ -51,15 +61,13 @@ def search_offers(
     if after is not None:
         # Strictly after the cursor's key: the first position past it in the page order.
         if by_rating:
-            keep = past(values, chord2, ids, after)
+            assert after.rating is not None  # decode_cursor saw to it
+            keep = after_best(values, chord2, ids, after.rating, after)
         elif ending:
             assert after.ends_us is not None
-            keep = (ends > after.ends_us) | (
-                (ends == after.ends_us)
-                & ((chord2 > after.chord2) | ((chord2 == after.chord2) & (ids > after.id)))
-            )
+            keep = (ends > after.ends_us) | ((ends == after.ends_us) & after_nearer(chord2, ids, after))
         else:
-            keep = (chord2 > after.chord2) | ((chord2 == after.chord2) & (ids > after.id))
+            keep = after_nearer(chord2, ids, after)
         ids, chord2, ends, values = ids[keep], chord2[keep], ends[keep], values[keep]
     page_ids = ids[: query.limit].tolist()
     merchants = live.public_merchants(session, page_ids)

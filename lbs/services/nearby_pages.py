@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -201,6 +201,62 @@ def page_items(
         for m, distance_m in zip(ids, distances_m, strict=True)
         if m in merchants
     ]
+
+
+def after_nearer(
+    chord2: npt.NDArray[np.float64], ids: npt.NDArray[np.int64], after: PageCursor
+) -> npt.NDArray[np.bool_]:
+    """Strictly after the cursor's (chord2, id) in the nearest-first order."""
+    return (chord2 > after.chord2) | ((chord2 == after.chord2) & (ids > after.id))
+
+
+def best_first_order(
+    values: npt.NDArray[np.float64], chord2: npt.NDArray[np.float64], ids: npt.NDArray[np.int64]
+) -> npt.NDArray[np.intp]:
+    """Best value first, then nearest, then by id: sort=rating's order and q's relevance's."""
+    return np.lexsort((ids, chord2, -values))
+
+
+def after_best(
+    values: npt.NDArray[np.float64],
+    chord2: npt.NDArray[np.float64],
+    ids: npt.NDArray[np.int64],
+    value: float,
+    after: PageCursor,
+) -> npt.NDArray[np.bool_]:
+    """Strictly after (``value``, the cursor's chord2 and id) in best_first_order."""
+    return (values < value) | ((values == value) & after_nearer(chord2, ids, after))
+
+
+def best_first_page(
+    session: Session,
+    live: LiveIndex,
+    deals: DealReads,
+    query: NearbyQuery,
+    found: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]],
+    after: PageCursor | None,
+    ranking: Literal["rating", "relevance"],
+) -> NearbyPage:
+    """One keyset page of ``found`` (ids, chord2, values) in best_first_order: sort=rating
+    (values: the shown averages) and q's relevance. Cursors hold the last item's value in
+    the ranking's field (rating, score)."""
+    ids, chord2, values = found
+    order = best_first_order(values, chord2, ids)
+    ids, chord2, values = ids[order], chord2[order], values[order]
+    total = len(ids)
+    if after is not None:
+        value = after.rating if ranking == "rating" else after.score
+        assert value is not None  # decode_cursor saw to it
+        keep = after_best(values, chord2, ids, value, after)
+        ids, chord2, values = ids[keep], chord2[keep], values[keep]
+    items = page_items(session, live, deals, ids[: query.limit].tolist(), chord2[: query.limit], query.at)
+    next_cursor = None
+    if len(ids) > query.limit:
+        last = query.limit - 1
+        held = float(values[last])
+        rating, score = (held, None) if ranking == "rating" else (None, held)
+        next_cursor = encode_cursor(query, float(chord2[last]), int(ids[last]), score=score, rating=rating)
+    return NearbyPage(total=total, items=items, next_cursor=next_cursor, ranking=ranking, at=query.at)
 
 
 def page_to_geojson(page: NearbyPage) -> dict[str, Any]:

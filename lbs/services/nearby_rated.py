@@ -17,7 +17,7 @@ from lbs.geo.distance import FloatArray
 from lbs.geo.h3levels import IntArray
 from lbs.services.deal_reads import DealReads
 from lbs.services.live_index import LiveIndex
-from lbs.services.nearby_pages import NearbyPage, NearbyQuery, PageCursor, encode_cursor, page_items
+from lbs.services.nearby_pages import NearbyPage, NearbyQuery, PageCursor, best_first_page
 
 UNRATED = 0.0  # below every average (1 to 5): after them in the order
 
@@ -33,18 +33,6 @@ def rating_values(live: LiveIndex, ids: IntArray) -> FloatArray:
     return np.nan_to_num(live.ratings.averages(ids), nan=UNRATED)
 
 
-def rating_order(values: FloatArray, chord2: FloatArray, ids: IntArray) -> IntArray:
-    return np.lexsort((ids, chord2, -values))
-
-
-def past(values: FloatArray, chord2: FloatArray, ids: IntArray, after: PageCursor) -> npt.NDArray[np.bool_]:
-    """Strictly after the cursor's (average desc, chord2, id) in the rating order."""
-    assert after.rating is not None  # decode_cursor saw to it
-    return (values < after.rating) | (
-        (values == after.rating) & ((chord2 > after.chord2) | ((chord2 == after.chord2) & (ids > after.id)))
-    )
-
-
 def search_rating(
     session: Session,
     live: LiveIndex,
@@ -56,16 +44,5 @@ def search_rating(
     """One page of ``found`` (ids, chord2, match scores: every merchant in the radius that
     passes the filters) best rated first."""
     ids, chord2, _ = found
-    values = rating_values(live, ids)
-    order = rating_order(values, chord2, ids)
-    ids, chord2, values = ids[order], chord2[order], values[order]
-    total = len(ids)
-    if after is not None:
-        keep = past(values, chord2, ids, after)
-        ids, chord2, values = ids[keep], chord2[keep], values[keep]
-    items = page_items(session, live, deals, ids[: query.limit].tolist(), chord2[: query.limit], query.at)
-    next_cursor = None
-    if len(ids) > query.limit:
-        last = query.limit - 1
-        next_cursor = encode_cursor(query, float(chord2[last]), int(ids[last]), rating=float(values[last]))
-    return NearbyPage(total=total, items=items, next_cursor=next_cursor, ranking="rating", at=query.at)
+    ratings = rating_values(live, ids)
+    return best_first_page(session, live, deals, query, (ids, chord2, ratings), after, "rating")

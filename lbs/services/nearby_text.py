@@ -15,14 +15,13 @@ the merchants hold.
 
 from __future__ import annotations
 
-import numpy as np
 from sqlalchemy.orm import Session
 
 from lbs.geo.distance import FloatArray, chord2_to_m
 from lbs.geo.h3levels import IntArray
 from lbs.services.deal_reads import DealReads
 from lbs.services.live_index import LiveIndex
-from lbs.services.nearby_pages import NearbyPage, NearbyQuery, PageCursor, encode_cursor, page_items
+from lbs.services.nearby_pages import NearbyPage, NearbyQuery, PageCursor, best_first_page
 
 HALF_DISTANCE_M = 1000.0
 
@@ -44,19 +43,4 @@ def search_text_relevance(
     pass the other filters) by relevance."""
     ids, chord2, scores = found
     relevance = text_relevance(scores, chord2_to_m(chord2))
-    order = np.lexsort((ids, chord2, -relevance))
-    ids, chord2, relevance = ids[order], chord2[order], relevance[order]
-    total = len(ids)
-    if after is not None:
-        assert after.score is not None  # decode_cursor saw to it
-        past = (relevance < after.score) | (
-            (relevance == after.score)
-            & ((chord2 > after.chord2) | ((chord2 == after.chord2) & (ids > after.id)))
-        )
-        ids, chord2, relevance = ids[past], chord2[past], relevance[past]
-    items = page_items(session, live, deals, ids[: query.limit].tolist(), chord2[: query.limit], query.at)
-    next_cursor = None
-    if len(ids) > query.limit:
-        last = query.limit - 1
-        next_cursor = encode_cursor(query, float(chord2[last]), int(ids[last]), score=float(relevance[last]))
-    return NearbyPage(total=total, items=items, next_cursor=next_cursor, ranking="relevance", at=query.at)
+    return best_first_page(session, live, deals, query, (ids, chord2, relevance), after, "relevance")

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
-from lbs.models import Review, Voucher
+from lbs.models import MerchantRating, Review, Voucher
 from tests.deals_factory import HELSINKI, bearer, claim, create_deal, make_merchant
 
 _keys = itertools.count(1)
@@ -84,3 +84,16 @@ def move_review(engine: Engine, review_id: int, created_at: datetime) -> None:
 
 def days(n: float) -> timedelta:
     return timedelta(days=n)
+
+
+def stored_ratings(session: Session) -> dict[int, tuple[int, int, int]]:
+    """merchant_ratings as kept: merchant id -> (reviews, sum of stars, 4-5 stars)."""
+    rows = session.execute(
+        select(
+            MerchantRating.merchant_id,
+            MerchantRating.review_count,
+            MerchantRating.rating_sum,
+            MerchantRating.recommend_count,
+        )
+    )
+    return {m: (count, stars, recommends) for m, count, stars, recommends in rows}

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from lbs.categories import Category
 from lbs.cli import main
-from lbs.models import Deal, Event, Merchant, MerchantRating, Review, User, UserDealClaims, Voucher
+from lbs.models import Deal, Event, Merchant, Review, User, UserDealClaims, Voucher
 from lbs.services import voucher_codes as codes
 from lbs.services.merchants import MerchantFields, create_merchant
 from lbs.services.redemption import redeem_voucher
@@ -22,6 +22,7 @@ from lbs.services.reviews import REVIEW_WINDOW, write_review
 from seed.loader import REVIEW_TEXTS
 from seed.people import KIND
 from tests.conftest import TEST_SECRET_KEY
+from tests.reviews_support import stored_ratings
 
 KEY = TEST_SECRET_KEY.encode()
 
@@ -110,16 +111,10 @@ def test_vouchers_carry_codes_the_counter_can_redeem(database_url: str, engine: 
         assert row.voucher.redeemed_at == at
 
 
-def _ratings_and_recount(session: Session) -> tuple[set[tuple[int, ...]], set[tuple[int, ...]]]:
+def _ratings_and_recount(
+    session: Session,
+) -> tuple[dict[int, tuple[int, int, int]], dict[int, tuple[int, int, int]]]:
     """merchant_ratings' rows, and the same counted from the reviews."""
-    kept = session.execute(
-        select(
-            MerchantRating.merchant_id,
-            MerchantRating.review_count,
-            MerchantRating.rating_sum,
-            MerchantRating.recommend_count,
-        )
-    ).all()
     counted = session.execute(
         select(
             Review.merchant_id,
@@ -128,7 +123,7 @@ def _ratings_and_recount(session: Session) -> tuple[set[tuple[int, ...]], set[tu
             func.sum(case((Review.rating >= 4, 1), else_=0)),
         ).group_by(Review.merchant_id)
     ).all()
-    return {tuple(r) for r in kept}, {tuple(int(v) for v in r) for r in counted}
+    return stored_ratings(session), {int(m): (int(n), int(stars), int(up)) for m, n, stars, up in counted}
 
 
 def test_people_review_redeemed_vouchers_and_merchants_show_the_ratings(

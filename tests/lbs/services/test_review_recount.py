@@ -10,23 +10,15 @@ from flask_openapi3 import OpenAPI
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from lbs.models import Merchant, MerchantRating, Review, Voucher
+from lbs.models import Merchant, Review, Voucher
 from lbs.services.reviews import recount_ratings
 from tests.deals_factory import make_user
-from tests.reviews_support import GENEROUS, redeemed, reviewed, shop
+from tests.reviews_support import GENEROUS, redeemed, reviewed, shop, stored_ratings
 
 
 def totals(engine: Engine) -> dict[int, tuple[int, int, int]]:
     with Session(engine) as session:
-        rows = session.execute(
-            select(
-                MerchantRating.merchant_id,
-                MerchantRating.review_count,
-                MerchantRating.rating_sum,
-                MerchantRating.recommend_count,
-            )
-        ).all()
-    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+        return stored_ratings(session)
 
 
 def revisions(engine: Engine, *merchant_ids: int) -> list[int]:

@@ -24,8 +24,7 @@ UNRATED = 0.0  # below every average (1 to 5): after them in the order
 
 def rated_at_least(live: LiveIndex, ids: IntArray, min_rating: float) -> npt.NDArray[np.bool_]:
     """Which of ``ids`` have a shown average of at least ``min_rating`` (unrated: none)."""
-    averages = live.ratings.averages(ids)
-    return np.nan_to_num(averages, nan=UNRATED) >= min_rating
+    return rating_values(live, ids) >= min_rating
 
 
 def rating_values(live: LiveIndex, ids: IntArray) -> FloatArray:

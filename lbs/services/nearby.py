@@ -21,12 +21,12 @@ from sqlalchemy.orm import Session
 from lbs.categories import CATEGORY_CODES
 from lbs.geo.h3index import Cursor, NearbyHits
 from lbs.services.deal_book import DealBook
+from lbs.services.deal_patterns import EPOCH
 from lbs.services.deal_reads import DealReads
 from lbs.services.hours import merchant_hours, open_at
 from lbs.services.live_index import LiveIndex
 from lbs.services.nearby_deals import search_offers
 from lbs.services.nearby_pages import (
-    EPOCH,
     NearbyItem,
     NearbyPage,
     NearbyQuery,

@@ -10,11 +10,11 @@ from sqlalchemy.orm import Session
 
 from lbs.geo.distance import chord2_to_m
 from lbs.services.deal_offers import deal_summary
+from lbs.services.deal_patterns import EPOCH, micros
 from lbs.services.deal_reads import DealReads
 from lbs.services.hours import open_at
 from lbs.services.live_index import LiveIndex
 from lbs.services.nearby_pages import (
-    EPOCH,
     NearbyItem,
     NearbyPage,
     NearbyQuery,
@@ -86,7 +86,7 @@ def search_offers(
             float(chord2[last]),
             int(ids[last]),
             int(ends[last]) if ending else None,
-            (at - EPOCH) // timedelta(microseconds=1) if ending else None,
+            micros(at) if ending else None,
             rating=float(values[last]) if by_rating else None,
         )
     ranking = "deal_ending" if ending else "rating" if by_rating else "distance"

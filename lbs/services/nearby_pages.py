@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -16,6 +16,7 @@ from lbs.geo.distance import chord2_to_m
 from lbs.search.words import TextQuery
 from lbs.services import cursors
 from lbs.services.deal_offers import MerchantOffer, deal_summary
+from lbs.services.deal_patterns import micros
 from lbs.services.deal_schedule import EARLIEST, LATEST
 from lbs.services.hours import UNKNOWN, Hours
 
@@ -23,7 +24,6 @@ if TYPE_CHECKING:  # the searches hand them in
     from lbs.services.deal_reads import DealReads
     from lbs.services.live_index import LiveIndex
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_OFFSET = 1_000_000
 
 
@@ -159,10 +159,6 @@ def decode_cursor(query: NearbyQuery, token: str) -> PageCursor:
 def ranks_by_text(query: NearbyQuery) -> bool:
     """Whether the page is ranked by text relevance (lbs.services.nearby_text)."""
     return query.text is not None and query.sort == "relevance" and not query.has_deal
-
-
-def micros(instant: datetime) -> int:
-    return (instant - EPOCH) // timedelta(microseconds=1)
 
 
 def item(

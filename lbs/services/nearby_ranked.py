@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 from lbs.geo.distance import chord2_to_m
 from lbs.geo.h3index import NearbyHits
 from lbs.services import relevance
+from lbs.services.deal_patterns import EPOCH, micros
 from lbs.services.deal_reads import DealReads
 from lbs.services.live_index import LiveIndex
-from lbs.services.nearby_pages import EPOCH, NearbyPage, NearbyQuery, PageCursor, encode_cursor, item, micros
+from lbs.services.nearby_pages import NearbyPage, NearbyQuery, PageCursor, encode_cursor, item
 from lbs.services.visit_histories import VisitHistories
 from recommender.model import Model
 

@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 from lbs.errors import InvalidParameter, NotFound
 from lbs.models import Deal, Merchant, Review, Voucher
 from lbs.services import cursors
+from lbs.services.deal_patterns import EPOCH, micros
 from lbs.services.reviews import EDIT_WINDOW
 
 ReviewSort = Literal["newest", "rating"]
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Public reviews name no user: a reviewer has no public name in lbs, only a token.
 AUTHOR = "a verified customer"
 
@@ -54,10 +54,6 @@ def _row(found: Any) -> ReviewRow:
     return ReviewRow(review, title, redeemed_at, zone)
 
 
-def _micros(instant: datetime) -> int:
-    return (instant - EPOCH) // timedelta(microseconds=1)
-
-
 def merchant_reviews(
     session: Session, merchant_id: int, sort: ReviewSort, limit: int, after: ReviewKey | None
 ) -> tuple[list[ReviewRow], ReviewKey | None]:
@@ -80,7 +76,7 @@ def merchant_reviews(
     if len(found) <= limit:
         return page, None
     last = page[-1].review
-    return page, ReviewKey(_micros(last.created_at), last.id, last.rating if sort == "rating" else None)
+    return page, ReviewKey(micros(last.created_at), last.id, last.rating if sort == "rating" else None)
 
 
 def user_reviews(
@@ -164,7 +160,7 @@ def decode_key(token: str, merchant_id: int, sort: ReviewSort) -> ReviewKey:
         )
     if (
         not 0 <= key.id <= 2**63 - 1
-        or not 0 <= key.created_us <= _micros(datetime(9999, 1, 1, tzinfo=UTC))
+        or not 0 <= key.created_us <= micros(datetime(9999, 1, 1, tzinfo=UTC))
         or (sort == "rating") != (key.rating is not None)
         or (key.rating is not None and not 1 <= key.rating <= 5)
     ):

@@ -165,30 +165,27 @@ def merchant_insights(
         wanted.append((dim, [scope]))
     rows = rows_in_range(session, merchant_id, wanted, first, last)
     counter = DistinctCounter()
-    reviews = _review_counts(session, merchant_id, tz, first, last)
-
-    def reviews_where(keep: Any) -> int:
-        return sum(n for (deal_id, day), n in reviews.items() if keep(deal_id, day))
-
     listed = {d.id for d in deals}
-    total_rows = [r for r in rows if r.dim == "total" and r.deal_id == scope]
+    by_day = query.by in ("day", "weekday")
+    reviews_of: dict[int, int] = defaultdict(int)  # per deal
+    reviews_in: dict[str, int] = defaultdict(int)  # per day or weekday, of the deals listed
+    for (deal_id, day), n in _review_counts(session, merchant_id, tz, first, last).items():
+        reviews_of[deal_id] += n
+        if by_day and deal_id in listed:
+            reviews_in[_day_key(query.by, day)] += n
+    grouped: dict[tuple[str, int], list[DayRow]] = defaultdict(list)
+    for r in rows:
+        grouped[r.dim, r.deal_id].append(r)
+    total_rows = grouped["total", scope]
     total = _sum(total_rows, counter)
-    total.reviews = reviews_where(lambda deal_id, _: deal_id in listed)
+    total.reviews = sum(reviews_of[d] for d in listed)
     deal_sums = []
     for deal in deals:
-        deal_sums.append(_sum((r for r in rows if r.dim == "total" and r.deal_id == deal.id), counter))
-        deal_sums[-1].reviews = reviews_where(lambda deal_id, _, d=deal.id: deal_id == d)
-    keys, bucket_sums = _buckets(
-        query.by, total_rows, [r for r in rows if r.dim == dim and r.deal_id == scope], first, last, counter
-    )
-    if query.by in ("day", "weekday"):
-        for key, s in zip(keys, bucket_sums, strict=True):
-            s.reviews = reviews_where(
-                lambda deal_id, day, key=key: deal_id in listed and _day_key(query.by, day) == key
-            )
-    else:
-        for s in bucket_sums:
-            s.reviews = None  # reviews are not placed in hours, areas or sources
+        deal_sums.append(_sum(grouped["total", deal.id], counter))
+        deal_sums[-1].reviews = reviews_of[deal.id]
+    keys, bucket_sums = _buckets(query.by, total_rows, grouped[dim, scope], first, last, counter)
+    for key, s in zip(keys, bucket_sums, strict=True):
+        s.reviews = reviews_in[key] if by_day else None  # not placed in hours, areas or sources
 
     def together(groups: list[_Sum]) -> Callable[[list[int]], int]:
         return lambda indexes: counter.count(p for i in indexes for p in groups[i].parts)
